@@ -1,0 +1,232 @@
+"""Named workloads for the pickling benchmarks.
+
+Each workload builds one object; the benchmark times ``dumps(obj, protocol)``
+for each implementation (this project's ``cloudpickle.dumps``, the standard
+``pickle.dumps`` and the reference cloudpickle's ``dumps``) on the same object.
+
+This file is imported as the top-level module ``workloads`` (``benches/`` is on
+``sys.path`` when the benchmark scripts run), so the classes defined here are
+importable and every implementation pickles them *by reference*.
+
+Adding a workload: write a function returning the object and decorate it with
+``@workload(...)``. For objects the standard ``pickle`` cannot serialize
+(closures, classes defined at run time), pass ``pickle_ok=False``: the pickle
+column then shows "n/a" and only the project and the reference are compared.
+Pass ``same=`` when ``==`` cannot tell whether a loaded copy is right (functions,
+classes); pass ``timer=`` to time something other than ``dumps(obj, protocol)``.
+"""
+
+import dataclasses
+import math
+import random
+from time import perf_counter
+
+__all__ = ["WORKLOADS", "Point", "Record", "Workload", "time_dumps", "workload"]
+
+
+def time_dumps(loops, dumps, obj, protocol):
+    """Default timer: ``loops`` calls of ``dumps(obj, protocol)``, in seconds."""
+    range_it = range(loops)
+    t0 = perf_counter()
+    for _ in range_it:
+        dumps(obj, protocol)
+    return perf_counter() - t0
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    name: str
+    make: object  # () -> the object to pickle
+    doc: str = ""
+    # Target for time(project) / time(pickle.dumps), or None (information only).
+    target: object = None
+    # False when the standard pickle cannot serialize the object at all.
+    pickle_ok: bool = True
+    # (original, loaded) -> bool; None means ``original == loaded``.
+    same: object = None
+    # (loops, dumps, obj, protocol) -> seconds; None means ``time_dumps``.
+    timer: object = None
+    # Groups let the driver select several workloads at once (--workloads by_value).
+    groups: tuple = ()
+
+
+WORKLOADS = {}
+
+
+def workload(doc="", *, target=None, pickle_ok=True, same=None, timer=None, groups=()):
+    """Register the decorated function as the workload of the same name."""
+
+    def register(make):
+        name = make.__name__
+        if name in WORKLOADS:
+            raise ValueError(f"duplicate workload {name!r}")
+        WORKLOADS[name] = Workload(
+            name=name,
+            make=make,
+            doc=doc,
+            target=target,
+            pickle_ok=pickle_ok,
+            same=same,
+            timer=timer,
+            groups=tuple(groups),
+        )
+        return make
+
+    return register
+
+
+# ---------------------------------------------------------------------------
+# Importable classes (pickled by reference by every implementation).
+# ---------------------------------------------------------------------------
+
+
+class Point:
+    """An ordinary class with three instance attributes."""
+
+    def __init__(self, x, y, label):
+        self.x = x
+        self.y = y
+        self.label = label
+
+    def __eq__(self, other):
+        return type(other) is Point and self.__dict__ == other.__dict__
+
+    __hash__ = None
+
+
+@dataclasses.dataclass
+class Record:
+    """An ordinary dataclass with three fields."""
+
+    ident: int
+    score: float
+    name: str
+
+
+# ---------------------------------------------------------------------------
+# Builtin data and instances: pickle can do these, the targets apply.
+# ---------------------------------------------------------------------------
+
+
+@workload(
+    "dict of 50,000 small lists of ints, floats, strs and tuples",
+    target=0.5,
+    groups=("data",),
+)
+def nested_data():
+    return {f"key{i}": [i, i * 0.25, f"value {i}", (i, -i)] for i in range(50_000)}
+
+
+@workload("one tiny tuple (1, 2.0, 'abc'), per dumps call", target=0.6, groups=("data",))
+def tiny_tuple():
+    return (1, 2.0, "abc")
+
+
+@workload(
+    "list of 50,000 instances of an importable class with 3 attributes",
+    target=0.8,
+    groups=("instances",),
+)
+def instances():
+    return [Point(i, i * 0.5, f"p{i}") for i in range(50_000)]
+
+
+@workload(
+    "list of 50,000 instances of an importable dataclass with 3 fields",
+    target=0.8,
+    groups=("instances",),
+)
+def dataclass_instances():
+    return [Record(i, i / 3.0, f"r{i}") for i in range(50_000)]
+
+
+@workload("list of 1,000,000 ints and floats, alternating", groups=("data",))
+def list_of_ints_floats():
+    return [i if i % 2 else i * 0.5 for i in range(1_000_000)]
+
+
+@workload("list of 10,000 distinct 1 KiB bytes objects", groups=("data",))
+def bytes_10k():
+    rng = random.Random(1234)
+    return [rng.getrandbits(8 * 1024).to_bytes(1024, "little") for _ in range(10_000)]
+
+
+# ---------------------------------------------------------------------------
+# Code pickled by value: the standard pickle cannot do these ("n/a").
+# ---------------------------------------------------------------------------
+
+
+def _make_closure():
+    offset = 3
+    scale = 2.5
+
+    def scaled_floor(x):
+        return math.floor(x * scale) + offset
+
+    return scaled_floor
+
+
+def _same_closure(original, loaded):
+    return all(original(x) == loaded(x) for x in (0, 1.5, -7))
+
+
+@workload(
+    "a closure (2 cells, uses a module global), pickled by value",
+    pickle_ok=False,
+    same=_same_closure,
+    groups=("by_value",),
+)
+def closure():
+    return _make_closure()
+
+
+def _make_dynamic_class():
+    class Dynamic:
+        kind = "dynamic"
+
+        def __init__(self, x):
+            self.x = x
+
+        def double(self):
+            return 2 * self.x
+
+    return Dynamic
+
+
+def _same_class(original, loaded):
+    return loaded.__name__ == original.__name__ and loaded(21).double() == 42
+
+
+@workload(
+    "a class defined inside a function, pickled by value",
+    pickle_ok=False,
+    same=_same_class,
+    groups=("by_value",),
+)
+def dynamic_class():
+    return _make_dynamic_class()
+
+
+DEFAULT_WORKLOADS = tuple(WORKLOADS)
+
+
+def select(spec):
+    """Workload names for ``spec``: 'all', or a comma-separated list of
+    workload names and group names."""
+    if spec in (None, "", "all"):
+        return list(DEFAULT_WORKLOADS)
+    names = []
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if part in WORKLOADS:
+            matched = [part]
+        else:
+            matched = [n for n, w in WORKLOADS.items() if part in w.groups]
+        if not matched:
+            groups = sorted({g for w in WORKLOADS.values() for g in w.groups})
+            known = ", ".join(list(WORKLOADS) + groups)
+            raise ValueError(f"unknown workload or group {part!r} (known: {known})")
+        names.extend(n for n in matched if n not in names)
+    return names

@@ -1,0 +1,184 @@
+"""Pickle Python objects that the standard ``pickle`` cannot, by value.
+
+The pickling itself is done by the Rust engine in :mod:`cloudpickle._engine`:
+it walks the object graph, memoizes, frames and writes the opcodes. This module
+is the thin Python face of it: the public API, the :class:`Pickler` class as
+seen from Python, and the by-value registry.
+
+Payloads are standard pickles: :func:`loads` *is* :func:`pickle.loads`.
+"""
+
+import copyreg
+import pickle
+import sys
+import threading
+import types
+from collections import ChainMap
+
+from . import _engine
+
+__all__ = [
+    "DEFAULT_PROTOCOL",
+    "Pickler",
+    "CloudPickler",
+    "dumps",
+    "dump",
+    "loads",
+    "load",
+    "register_pickle_by_value",
+    "unregister_pickle_by_value",
+    "list_registry_pickle_by_value",
+]
+
+#: Protocol used when none is given: the highest the running Python supports,
+#: which favours speed between processes running the same Python version.
+DEFAULT_PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+# Loading is plain pickle: the reconstructors referenced by payloads are
+# ordinary importable functions.
+load, loads = pickle.load, pickle.loads
+
+PYPY = sys.implementation.name == "pypy"
+
+# ---------------------------------------------------------------------------
+# Modules whose functions and classes are pickled by value on request.
+# ---------------------------------------------------------------------------
+
+_PICKLE_BY_VALUE_MODULES = set()
+_PICKLE_BY_VALUE_LOCK = threading.Lock()
+
+
+def register_pickle_by_value(module):
+    """Pickle the functions and classes of ``module`` (and of its submodules
+    when it is a package) by value instead of by reference."""
+    if not isinstance(module, types.ModuleType):
+        raise ValueError(f"Input should be a module object, got {str(module)} instead")
+    # The module must be imported (in sys.modules) under its own name, so
+    # that the name recorded here designates it unambiguously.
+    if module.__name__ not in sys.modules:
+        raise ValueError(
+            f"{module} was not imported correctly, have you used an "
+            "`import` statement to access it?"
+        )
+    with _PICKLE_BY_VALUE_LOCK:
+        _PICKLE_BY_VALUE_MODULES.add(module.__name__)
+
+
+def unregister_pickle_by_value(module):
+    """Undo :func:`register_pickle_by_value`."""
+    if not isinstance(module, types.ModuleType):
+        raise ValueError(f"Input should be a module object, got {str(module)} instead")
+    with _PICKLE_BY_VALUE_LOCK:
+        if module.__name__ not in _PICKLE_BY_VALUE_MODULES:
+            raise ValueError(f"{module} is not registered for pickle by value")
+        _PICKLE_BY_VALUE_MODULES.remove(module.__name__)
+
+
+def list_registry_pickle_by_value():
+    """The names of the modules registered for pickling by value."""
+    with _PICKLE_BY_VALUE_LOCK:
+        return _PICKLE_BY_VALUE_MODULES.copy()
+
+
+# ---------------------------------------------------------------------------
+# The Pickler class.
+# ---------------------------------------------------------------------------
+
+
+class Pickler(pickle.Pickler):
+    """A ``pickle.Pickler`` whose ``dump`` is done by the Rust engine.
+
+    Subclasses may override ``reducer_override`` (calling
+    ``super().reducer_override(obj)`` for everything they do not handle),
+    ``persistent_id``, or set ``self.dispatch_table`` in ``__init__``, exactly
+    as with ``pickle.Pickler``. The memo persists across ``dump`` calls on one
+    instance.
+    """
+
+    # Reducers defined by cloudpickle itself (private); chained in front of
+    # copyreg's table so `Pickler.dispatch_table[T] = f` and
+    # `copyreg.pickle(T, f)` both take effect.
+    _dispatch_table = {}
+    dispatch_table = ChainMap(_dispatch_table, copyreg.dispatch_table)
+    # Older alias, still mutated by some clients.
+    dispatch = dispatch_table
+
+    def __init__(self, file, protocol=None, buffer_callback=None):
+        if protocol is None:
+            protocol = DEFAULT_PROTOCOL
+        # pickle.Pickler validates the file, the protocol and the callback
+        # and raises the errors users expect.
+        super().__init__(file, protocol=protocol, buffer_callback=buffer_callback)
+        # Maps id(func.__globals__) to the globals dict shipped for it, so
+        # functions sharing globals share them after loading.
+        self.globals_ref = {}
+        self.proto = int(protocol)
+        self._cp_write = file.write
+        self._cp_buffer_callback = buffer_callback
+        # Engine-side state (memo) that persists across dump() calls.
+        self._cp_state = _engine.PicklerState()
+
+    def dump(self, obj):
+        """Write the pickled representation of ``obj`` to the file."""
+        cls = type(self)
+        override = None
+        if cls.reducer_override is not Pickler.reducer_override or (
+            "reducer_override" in self.__dict__
+        ):
+            override = self.reducer_override
+        persistent_id = getattr(self, "persistent_id", None)
+        if persistent_id is not None and _is_default_persistent_id(persistent_id):
+            persistent_id = None
+        return _engine.pickler_dump(
+            self._cp_state,
+            obj,
+            self._cp_write,
+            self.proto,
+            self._cp_buffer_callback,
+            override,
+            persistent_id,
+            self.dispatch_table,
+        )
+
+    def clear_memo(self):
+        """Forget the objects pickled so far by this instance."""
+        self._cp_state.clear_memo()
+        super().clear_memo()
+
+    def reducer_override(self, obj):
+        """Type-agnostic reducer consulted before the dispatch table.
+
+        Returns a reduce tuple for objects cloudpickle pickles specially
+        (functions and classes that must go by value), ``NotImplemented``
+        for everything else so that the regular pickle rules apply.
+        """
+        return _engine.reducer_override(self, obj)
+
+
+def _is_default_persistent_id(method):
+    """True when ``method`` is pickle.Pickler's own default ``persistent_id``
+    (CPython 3.13 added one that always returns None), not a user's."""
+    return (
+        type(method) is types.BuiltinMethodType
+        and method.__name__ == "persistent_id"
+        and isinstance(method.__self__, pickle.Pickler)
+    )
+
+
+#: Older name of :class:`Pickler`.
+CloudPickler = Pickler
+
+
+def dumps(obj, protocol=None, buffer_callback=None):
+    """Serialize ``obj`` to a ``bytes`` object (a standard pickle)."""
+    return _engine.dumps(obj, protocol, buffer_callback)
+
+
+def dump(obj, file, protocol=None, buffer_callback=None):
+    """Serialize ``obj`` as bytes streamed into ``file``."""
+    return _engine.dump(obj, file, protocol, buffer_callback)
+
+
+# The engine needs the Pickler class (its class-level dispatch table and the
+# reducer it consults) and pickle's error classes.
+_engine._configure(Pickler, Pickler.dispatch_table)

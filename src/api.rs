@@ -1,0 +1,230 @@
+//! The functions and class the Python package calls.
+
+use std::cell::Cell;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::errors::wrap_recursion;
+use crate::pickler::{DispatchSource, Engine, Options, State};
+
+const HIGHEST_PROTOCOL: i64 = 5;
+
+thread_local! {
+    /// A state (buffer, memo, type cache) kept between one-shot dumps on
+    /// this thread. Taken out while in use, so a dump started from inside a
+    /// reducer simply gets a fresh one.
+    static SCRATCH: Cell<Option<Box<State>>> = const { Cell::new(None) };
+}
+
+fn take_scratch() -> Box<State> {
+    SCRATCH.with(|s| s.take()).unwrap_or_default()
+}
+
+fn return_scratch(state: Box<State>) {
+    SCRATCH.with(|s| s.set(Some(state)));
+}
+
+/// The protocol number pickle would use for `protocol`.
+fn resolve_protocol(protocol: Option<&Bound<'_, PyAny>>) -> PyResult<u8> {
+    let Some(protocol) = protocol.filter(|p| !p.is_none()) else {
+        return Ok(HIGHEST_PROTOCOL as u8);
+    };
+    let p: i64 = protocol.extract().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "'{}' object cannot be interpreted as an integer",
+            crate::errors::type_name(protocol)
+        ))
+    })?;
+    if p < 0 {
+        Ok(HIGHEST_PROTOCOL as u8)
+    } else if p > HIGHEST_PROTOCOL {
+        Err(PyValueError::new_err(format!(
+            "pickle protocol must be <= {HIGHEST_PROTOCOL}"
+        )))
+    } else {
+        Ok(p as u8)
+    }
+}
+
+fn check_callback(proto: u8, buffer_callback: &Option<Bound<'_, PyAny>>) -> PyResult<()> {
+    if buffer_callback.is_some() && proto < 5 {
+        return Err(PyValueError::new_err("buffer_callback needs protocol >= 5"));
+    }
+    Ok(())
+}
+
+fn none_to_option(obj: Option<Bound<'_, PyAny>>) -> Option<Bound<'_, PyAny>> {
+    obj.filter(|o| !o.is_none())
+}
+
+/// Runs a one-shot dump with the thread's scratch state.
+fn one_shot<'py, T>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+    opts: Options<'py>,
+    finish: impl FnOnce(&State) -> PyResult<T>,
+) -> PyResult<T> {
+    let mut state = take_scratch();
+    let result = {
+        let mut engine = Engine::new(py, &mut state, opts);
+        engine.dump(obj)
+    };
+    let result = result.and_then(|()| finish(&state));
+    // SAFETY: the GIL is held; the memo's references are released here,
+    // after the engine is gone.
+    unsafe { state.memo.clear() };
+    state.out.reset();
+    return_scratch(state);
+    result.map_err(|e| wrap_recursion(py, e))
+}
+
+/// `cloudpickle.dumps(obj, protocol=None, buffer_callback=None)`.
+#[pyfunction]
+#[pyo3(signature = (obj, protocol=None, buffer_callback=None))]
+pub fn dumps<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+    protocol: Option<&Bound<'py, PyAny>>,
+    buffer_callback: Option<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let proto = resolve_protocol(protocol)?;
+    let buffer_callback = none_to_option(buffer_callback);
+    check_callback(proto, &buffer_callback)?;
+    let opts = Options {
+        proto,
+        write: None,
+        buffer_callback,
+        reducer_override: None,
+        persistent_id: None,
+        dispatch_table: DispatchSource::PicklerClass,
+        transient_memo: true,
+    };
+    one_shot(py, obj, opts, |state| Ok(PyBytes::new(py, &state.out.buf)))
+}
+
+/// `cloudpickle.dump(obj, file, protocol=None, buffer_callback=None)`.
+#[pyfunction]
+#[pyo3(signature = (obj, file, protocol=None, buffer_callback=None))]
+pub fn dump<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+    file: &Bound<'py, PyAny>,
+    protocol: Option<&Bound<'py, PyAny>>,
+    buffer_callback: Option<Bound<'py, PyAny>>,
+) -> PyResult<()> {
+    let proto = resolve_protocol(protocol)?;
+    let buffer_callback = none_to_option(buffer_callback);
+    check_callback(proto, &buffer_callback)?;
+    let write = file
+        .getattr_opt("write")?
+        .ok_or_else(|| PyTypeError::new_err("file must have a 'write' attribute"))?;
+    let opts = Options {
+        proto,
+        write: Some(write),
+        buffer_callback,
+        reducer_override: None,
+        persistent_id: None,
+        dispatch_table: DispatchSource::PicklerClass,
+        transient_memo: true,
+    };
+    one_shot(py, obj, opts, |_| Ok(()))
+}
+
+/// The engine state of one `cloudpickle.Pickler` instance: its memo
+/// persists across `dump` calls, as pickle's does.
+#[pyclass(module = "cloudpickle._engine", unsendable)]
+pub struct PicklerState {
+    state: Box<State>,
+}
+
+#[pymethods]
+impl PicklerState {
+    #[new]
+    fn new() -> Self {
+        PicklerState {
+            state: Box::default(),
+        }
+    }
+
+    /// Forgets every object pickled so far.
+    fn clear_memo(&mut self) {
+        // SAFETY: methods of a pyclass run with the GIL held.
+        unsafe { self.state.memo.clear() };
+    }
+
+    /// Number of memo entries.
+    fn memo_len(&self) -> usize {
+        self.state.memo.len()
+    }
+}
+
+/// `Pickler.dump(obj)` for a `cloudpickle.Pickler` instance, configured by
+/// the instance's attributes.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (state, obj, write, protocol, buffer_callback, reducer_override, persistent_id, dispatch_table))]
+pub fn pickler_dump<'py>(
+    py: Python<'py>,
+    mut state: PyRefMut<'py, PicklerState>,
+    obj: &Bound<'py, PyAny>,
+    write: Bound<'py, PyAny>,
+    protocol: Option<&Bound<'py, PyAny>>,
+    buffer_callback: Option<Bound<'py, PyAny>>,
+    reducer_override: Option<Bound<'py, PyAny>>,
+    persistent_id: Option<Bound<'py, PyAny>>,
+    dispatch_table: Option<Bound<'py, PyAny>>,
+) -> PyResult<()> {
+    let proto = resolve_protocol(protocol)?;
+    let buffer_callback = none_to_option(buffer_callback);
+    check_callback(proto, &buffer_callback)?;
+    let opts = Options {
+        proto,
+        write: Some(write),
+        buffer_callback,
+        reducer_override: none_to_option(reducer_override),
+        persistent_id: none_to_option(persistent_id),
+        dispatch_table: match none_to_option(dispatch_table) {
+            Some(t) => DispatchSource::Given(t),
+            None => DispatchSource::PicklerClass,
+        },
+        transient_memo: false,
+    };
+    let result = {
+        let mut engine = Engine::new(py, &mut state.state, opts);
+        engine.dump(obj)
+    };
+    state.state.out.reset();
+    result.map_err(|e| wrap_recursion(py, e))
+}
+
+/// `Pickler.reducer_override(obj)` as seen by subclasses calling
+/// `super().reducer_override(obj)`: cloudpickle's reduction for `obj`, or
+/// NotImplemented.
+#[pyfunction]
+pub fn reducer_override<'py>(
+    py: Python<'py>,
+    _pickler: &Bound<'py, PyAny>,
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: `obj` is alive for the call and the GIL is held.
+    match unsafe { crate::reduce::reducer_override(py, obj.as_ptr())? } {
+        Some(rv) => Ok(rv),
+        None => Ok(py.NotImplemented().into_bound(py)),
+    }
+}
+
+/// Registers the Python `Pickler` class and its default dispatch table.
+#[pyfunction]
+#[pyo3(name = "_configure")]
+pub fn configure(pickler_class: &Bound<'_, PyAny>, default_table: &Bound<'_, PyAny>) {
+    let _ = crate::pickler::dispatch_registered().set(crate::pickler::Registered {
+        pickler_class: pickler_class.clone().unbind(),
+        default_table: default_table.clone().unbind(),
+    });
+}
+
+#[allow(dead_code)]
+fn _assert_gil(_: *mut ffi::PyObject) {}

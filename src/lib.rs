@@ -1,0 +1,23 @@
+//! The Rust engine of the `cloudpickle` package, exposed to Python as
+//! `cloudpickle._engine`.
+
+mod api;
+mod errors;
+mod pickler;
+mod py;
+mod reduce;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+#[pyo3(name = "_engine")]
+fn engine_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    py::init(m.py())?;
+    m.add_function(wrap_pyfunction!(api::dumps, m)?)?;
+    m.add_function(wrap_pyfunction!(api::dump, m)?)?;
+    m.add_function(wrap_pyfunction!(api::pickler_dump, m)?)?;
+    m.add_function(wrap_pyfunction!(api::reducer_override, m)?)?;
+    m.add_function(wrap_pyfunction!(api::configure, m)?)?;
+    m.add_class::<api::PicklerState>()?;
+    Ok(())
+}

@@ -1,0 +1,341 @@
+//! Atoms and strings: None/bool/int/float (never memoized), str and bytes.
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+
+use super::opcodes::*;
+use super::output::FRAME_SIZE_TARGET;
+use super::Engine;
+use crate::errors::{fetch, owned};
+
+impl<'s, 'py> Engine<'s, 'py> {
+    pub(super) unsafe fn save_bool(&mut self, obj: *mut ffi::PyObject) {
+        let is_true = obj == ffi::Py_True();
+        if self.proto >= 2 {
+            self.out.byte(if is_true { NEWTRUE } else { NEWFALSE });
+        } else {
+            self.out.bytes(if is_true { b"I01\n" } else { b"I00\n" });
+        }
+    }
+
+    pub(super) unsafe fn save_long(&mut self, obj: *mut ffi::PyObject) -> PyResult<()> {
+        let mut overflow = 0;
+        let value = ffi::PyLong_AsLongAndOverflow(obj, &mut overflow);
+        if value == -1 && overflow == 0 && !ffi::PyErr_Occurred().is_null() {
+            return Err(fetch(self.py));
+        }
+        let value = value as i64;
+        if overflow == 0 && (i32::MIN as i64..=i32::MAX as i64).contains(&value) {
+            if self.bin {
+                if (0..=0xff).contains(&value) {
+                    self.out.op_u8(BININT1, value as u8);
+                } else if (0..=0xffff).contains(&value) {
+                    let v = (value as u16).to_le_bytes();
+                    self.out.bytes(&[BININT2, v[0], v[1]]);
+                } else {
+                    self.out.op_u32(BININT, value as i32 as u32);
+                }
+            } else {
+                self.out.byte(INT);
+                self.out.bytes(itoa(value).as_bytes());
+                self.out.byte(b'\n');
+            }
+            return Ok(());
+        }
+        if self.proto >= 2 {
+            if overflow == 0 {
+                let (bytes, n) = encode_i64(value);
+                self.write_long_bytes(&bytes[..n]);
+            } else {
+                let encoded = self.encode_big_long(obj)?;
+                self.write_long_bytes(&encoded);
+            }
+        } else {
+            self.out.byte(LONG);
+            if overflow == 0 {
+                self.out.bytes(itoa(value).as_bytes());
+            } else {
+                let text = owned(self.py, ffi::PyObject_Repr(obj))?;
+                let text = text.cast_into::<pyo3::types::PyString>()?;
+                self.out.bytes(text.to_str()?.as_bytes());
+            }
+            self.out.bytes(b"L\n");
+        }
+        Ok(())
+    }
+
+    fn write_long_bytes(&mut self, data: &[u8]) {
+        if data.len() < 256 {
+            self.out.op_u8(LONG1, data.len() as u8);
+        } else {
+            self.out.op_u32(LONG4, data.len() as u32);
+        }
+        self.out.bytes(data);
+    }
+
+    /// Little-endian two's complement of an int beyond 64 bits, as short as
+    /// pickle's `encode_long` makes it. Uses `int` methods (C code only, the
+    /// object being an exact int).
+    unsafe fn encode_big_long(&mut self, obj: *mut ffi::PyObject) -> PyResult<Vec<u8>> {
+        let int = super::borrowed(self.py, obj);
+        let nbits: usize = int.call_method0("bit_length")?.extract()?;
+        let nbytes = (nbits >> 3) + 1;
+        let kwargs = pyo3::types::PyDict::new(self.py);
+        kwargs.set_item("signed", true)?;
+        let bytes = int.call_method("to_bytes", (nbytes, "little"), Some(&kwargs))?;
+        let mut data: Vec<u8> = bytes.extract()?;
+        let negative = data.last().is_some_and(|b| b & 0x80 != 0);
+        if negative
+            && data.len() > 1
+            && data[data.len() - 1] == 0xff
+            && data[data.len() - 2] & 0x80 != 0
+        {
+            data.pop();
+        }
+        Ok(data)
+    }
+
+    pub(super) unsafe fn save_float(&mut self, obj: *mut ffi::PyObject) {
+        let x = ffi::PyFloat_AS_DOUBLE(obj);
+        if self.bin {
+            let b = x.to_be_bytes();
+            self.out
+                .bytes(&[BINFLOAT, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+        } else {
+            self.out.byte(FLOAT);
+            // The repr CPython writes: shortest round-trip, with ".0" added.
+            let text = ffi::PyOS_double_to_string(
+                x,
+                b'r' as std::os::raw::c_char,
+                0,
+                ffi::Py_DTSF_ADD_DOT_0,
+                std::ptr::null_mut(),
+            );
+            if !text.is_null() {
+                self.out
+                    .bytes(std::ffi::CStr::from_ptr(text).to_bytes());
+                ffi::PyMem_Free(text as *mut std::ffi::c_void);
+            }
+            self.out.byte(b'\n');
+        }
+    }
+
+    pub(super) unsafe fn save_str(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
+        if self.bin {
+            let mut size: ffi::Py_ssize_t = 0;
+            let data = ffi::PyUnicode_AsUTF8AndSize(obj, &mut size);
+            // Lone surrogates cannot be UTF-8 encoded strictly: pickle falls
+            // back on "surrogatepass".
+            let (encoded, data, size) = if data.is_null() {
+                ffi::PyErr_Clear();
+                let encoded = owned(
+                    self.py,
+                    ffi::PyUnicode_AsEncodedString(obj, c"utf-8".as_ptr(), c"surrogatepass".as_ptr()),
+                )?;
+                let data = ffi::PyBytes_AsString(encoded.as_ptr()) as *const u8;
+                let size = ffi::PyBytes_Size(encoded.as_ptr());
+                (Some(encoded), data, size)
+            } else {
+                (None, data as *const u8, size)
+            };
+            let size = size as usize;
+            // SAFETY: `data` points at `size` bytes owned by `obj` (its
+            // cached UTF-8) or by `encoded`, both alive until the end of
+            // this function.
+            let slice = std::slice::from_raw_parts(data as *const u8, size);
+            if size <= 0xff && self.proto >= 4 {
+                self.out.op_u8(SHORT_BINUNICODE, size as u8);
+                self.out.bytes(slice);
+            } else if size <= u32::MAX as usize {
+                let payload = encoded.as_ref().map(|e| e.as_ptr());
+                self.write_bytes_like(&header_u32(BINUNICODE, size as u32), slice, payload)?;
+            } else if self.proto >= 4 {
+                let payload = encoded.as_ref().map(|e| e.as_ptr());
+                self.write_bytes_like(&header_u64(BINUNICODE8, size as u64), slice, payload)?;
+            } else {
+                return Err(pyo3::exceptions::PyOverflowError::new_err(
+                    "serializing a string larger than 4 GiB requires pickle protocol 4 or higher",
+                ));
+            }
+        } else {
+            self.out.byte(UNICODE);
+            let escaped = raw_unicode_escape(self.py, obj)?;
+            self.out.bytes(&escaped);
+            self.out.byte(b'\n');
+        }
+        self.memo_put(obj, transient)
+    }
+
+    pub(super) unsafe fn save_bytes(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
+        let size = ffi::PyBytes_Size(obj) as usize;
+        if self.proto < 3 {
+            // No bytes opcode: pickle reduces to codecs.encode(latin1 str)
+            // (or bytes() when empty), which Python 2 can load too.
+            let rv = if size == 0 {
+                (
+                    super::borrowed(self.py, std::ptr::addr_of_mut!(ffi::PyBytes_Type).cast()),
+                    pyo3::types::PyTuple::empty(self.py).into_any(),
+                )
+                    .into_pyobject(self.py)?
+            } else {
+                let text = owned(
+                    self.py,
+                    ffi::PyUnicode_DecodeLatin1(ffi::PyBytes_AsString(obj), size as ffi::Py_ssize_t, std::ptr::null()),
+                )?;
+                let latin1 = super::borrowed(self.py, self.c.s_latin1);
+                let args = pyo3::types::PyTuple::new(self.py, [text, latin1])?;
+                (super::borrowed(self.py, self.c.codecs_encode), args.into_any())
+                    .into_pyobject(self.py)?
+            };
+            return self.save_reduce(rv.as_ptr(), Some(obj));
+        }
+        // SAFETY: the bytes object owns `size` bytes at this address and is
+        // kept alive by the caller.
+        let data = std::slice::from_raw_parts(ffi::PyBytes_AsString(obj) as *const u8, size);
+        self.save_bytes_data(obj, data, transient)
+    }
+
+    /// The bytes opcodes for `data`, then memoizes `obj` (a bytes object or
+    /// the PickleBuffer it came from).
+    pub(super) unsafe fn save_bytes_data(
+        &mut self,
+        obj: *mut ffi::PyObject,
+        data: &[u8],
+        transient: bool,
+    ) -> PyResult<()> {
+        let size = data.len();
+        if size <= 0xff {
+            self.out.op_u8(SHORT_BINBYTES, size as u8);
+            self.out.bytes(data);
+        } else if size <= u32::MAX as usize {
+            self.write_bytes_like(&header_u32(BINBYTES, size as u32), data, Some(obj))?;
+        } else if self.proto >= 4 {
+            self.write_bytes_like(&header_u64(BINBYTES8, size as u64), data, Some(obj))?;
+        } else {
+            return Err(pyo3::exceptions::PyOverflowError::new_err(
+                "serializing a bytes object larger than 4 GiB requires pickle protocol 4 or higher",
+            ));
+        }
+        self.memo_put(obj, transient)
+    }
+
+    /// Writes a header and a payload; payloads of 64 KiB or more bypass
+    /// framing (and the buffer, when writing to a file), as in `_pickle.c`.
+    /// `payload` is the object handed to `file.write` in that case.
+    pub(super) unsafe fn write_bytes_like(
+        &mut self,
+        header: &[u8],
+        data: &[u8],
+        payload: Option<*mut ffi::PyObject>,
+    ) -> PyResult<()> {
+        let bypass = data.len() >= FRAME_SIZE_TARGET;
+        let framing = self.out.framing();
+        if bypass {
+            self.out.commit_frame();
+            self.out.set_framing(false);
+        }
+        self.out.bytes(header);
+        if bypass && self.write.is_some() {
+            self.flush_to_file()?;
+            let write = self.write.clone().expect("checked above");
+            let chunk = match payload {
+                Some(p) => super::borrowed(self.py, p),
+                None => pyo3::types::PyBytes::new(self.py, data).into_any(),
+            };
+            write.call1((chunk,))?;
+        } else {
+            self.out.bytes(data);
+        }
+        self.out.set_framing(framing);
+        Ok(())
+    }
+}
+
+pub(super) fn header_u32(op: u8, n: u32) -> [u8; 5] {
+    let b = n.to_le_bytes();
+    [op, b[0], b[1], b[2], b[3]]
+}
+
+pub(super) fn header_u64(op: u8, n: u64) -> [u8; 9] {
+    let mut h = [0u8; 9];
+    h[0] = op;
+    h[1..].copy_from_slice(&n.to_le_bytes());
+    h
+}
+
+fn itoa(v: i64) -> String {
+    v.to_string()
+}
+
+/// Minimal little-endian two's complement bytes of `v`, as pickle's
+/// `encode_long` (0 encodes as no bytes).
+pub fn encode_i64(v: i64) -> ([u8; 16], usize) {
+    let bytes = (v as i128).to_le_bytes();
+    if v == 0 {
+        return (bytes, 0);
+    }
+    let nbits = 64 - v.unsigned_abs().leading_zeros() as usize;
+    let mut n = (nbits >> 3) + 1;
+    if v < 0 && n > 1 && bytes[n - 1] == 0xff && bytes[n - 2] & 0x80 != 0 {
+        n -= 1;
+    }
+    (bytes, n)
+}
+
+/// Protocol 0's text encoding of a str: Latin-1 bytes as they are, other
+/// characters and the ones that would break the line-based format as
+/// `\uXXXX` / `\UXXXXXXXX` escapes (same as `_pickle.c`).
+unsafe fn raw_unicode_escape(py: Python<'_>, obj: *mut ffi::PyObject) -> PyResult<Vec<u8>> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let len = ffi::PyUnicode_GetLength(obj);
+    if len < 0 {
+        return Err(fetch(py));
+    }
+    let chars = ffi::PyUnicode_AsUCS4Copy(obj);
+    if chars.is_null() {
+        return Err(fetch(py));
+    }
+    // SAFETY: PyUnicode_AsUCS4Copy returns `len` code points plus a NUL,
+    // allocated with PyMem_Malloc and owned by us until freed below.
+    let code_points = std::slice::from_raw_parts(chars, len as usize);
+    let mut out = Vec::with_capacity(code_points.len());
+    for &ch in code_points {
+        if ch >= 0x10000 {
+            out.extend_from_slice(b"\\U");
+            for shift in (0..8).rev() {
+                out.push(HEX[((ch >> (shift * 4)) & 0xf) as usize]);
+            }
+        } else if ch >= 256 || ch == b'\\' as u32 || ch == 0 || ch == b'\n' as u32 || ch == b'\r' as u32 || ch == 0x1a {
+            out.extend_from_slice(b"\\u");
+            for shift in (0..4).rev() {
+                out.push(HEX[((ch >> (shift * 4)) & 0xf) as usize]);
+            }
+        } else {
+            out.push(ch as u8);
+        }
+    }
+    ffi::PyMem_Free(chars as *mut std::ffi::c_void);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encode_i64;
+
+    fn enc(v: i64) -> Vec<u8> {
+        let (b, n) = encode_i64(v);
+        b[..n].to_vec()
+    }
+
+    #[test]
+    fn encode_long_matches_pickle() {
+        assert_eq!(enc(0), b"");
+        assert_eq!(enc(255), vec![0xff, 0x00]);
+        assert_eq!(enc(-1), vec![0xff]);
+        assert_eq!(enc(-128), vec![0x80]);
+        assert_eq!(enc(-129), vec![0x7f, 0xff]);
+        assert_eq!(enc(1 << 31), vec![0, 0, 0, 0x80, 0]);
+        assert_eq!(enc(i64::MAX), vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+        assert_eq!(enc(i64::MIN), vec![0, 0, 0, 0, 0, 0, 0, 0x80]);
+    }
+}

@@ -1,0 +1,300 @@
+//! Lists, dicts, tuples, sets and frozensets, batched exactly as `_pickle.c`
+//! batches them.
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::ffi;
+use pyo3::prelude::*;
+
+use super::opcodes::*;
+use super::Engine;
+use crate::errors::{fetch, owned};
+
+/// Saves a container's child, holding a reference to it meanwhile: Python
+/// code run while saving it may drop the container's own reference.
+macro_rules! save_child {
+    ($self:ident, $item:expr, $transient:expr) => {{
+        let item = $item;
+        ffi::Py_INCREF(item);
+        let r = $self.save(item, $transient);
+        ffi::Py_DECREF(item);
+        r
+    }};
+}
+
+impl<'s, 'py> Engine<'s, 'py> {
+    /// Whether a child held only by the container being traversed may be
+    /// parked rather than memoized (see `memo`).
+    #[inline(always)]
+    fn is_transient(&self, item: *mut ffi::PyObject) -> bool {
+        // SAFETY: `item` is alive (held by its container).
+        self.transient_memo && unsafe { ffi::Py_REFCNT(item) } == 1
+    }
+
+    pub(super) unsafe fn save_list(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
+        if self.bin {
+            self.out.byte(EMPTY_LIST);
+        } else {
+            self.out.bytes(&[MARK, LIST]);
+        }
+        self.memo_put(obj, transient)?;
+        let len = ffi::PyList_GET_SIZE(obj);
+        if len == 0 {
+            return Ok(());
+        }
+        if !self.bin {
+            // Protocol 0 has no APPENDS.
+            let mut i = 0;
+            while i < ffi::PyList_GET_SIZE(obj) {
+                let item = ffi::PyList_GET_ITEM(obj, i);
+                let t = self.is_transient(item);
+                save_child!(self, item, t)?;
+                self.out.byte(APPEND);
+                i += 1;
+            }
+            return Ok(());
+        }
+        if len == 1 {
+            let item = ffi::PyList_GET_ITEM(obj, 0);
+            let t = self.is_transient(item);
+            save_child!(self, item, t)?;
+            self.out.byte(APPEND);
+            return Ok(());
+        }
+        let mut total = 0;
+        loop {
+            self.out.byte(MARK);
+            let mut batch = 0;
+            while total < ffi::PyList_GET_SIZE(obj) {
+                let item = ffi::PyList_GET_ITEM(obj, total);
+                let t = self.is_transient(item);
+                save_child!(self, item, t)?;
+                total += 1;
+                batch += 1;
+                if batch == BATCHSIZE {
+                    break;
+                }
+            }
+            self.out.byte(APPENDS);
+            if total >= ffi::PyList_GET_SIZE(obj) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) unsafe fn save_dict(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
+        if self.bin {
+            self.out.byte(EMPTY_DICT);
+        } else {
+            self.out.bytes(&[MARK, DICT]);
+        }
+        self.memo_put(obj, transient)?;
+        let size = ffi::PyDict_Size(obj);
+        if size == 0 {
+            return Ok(());
+        }
+        let mut pos: ffi::Py_ssize_t = 0;
+        let mut key = std::ptr::null_mut();
+        let mut value = std::ptr::null_mut();
+        if !self.bin {
+            while ffi::PyDict_Next(obj, &mut pos, &mut key, &mut value) != 0 {
+                self.save_item_pair(key, value)?;
+                self.out.byte(SETITEM);
+                if ffi::PyDict_Size(obj) != size {
+                    return Err(PyRuntimeError::new_err("dictionary changed size during iteration"));
+                }
+            }
+            return Ok(());
+        }
+        if size == 1 {
+            ffi::PyDict_Next(obj, &mut pos, &mut key, &mut value);
+            self.save_item_pair(key, value)?;
+            self.out.byte(SETITEM);
+            return Ok(());
+        }
+        loop {
+            self.out.byte(MARK);
+            let mut batch = 0;
+            while ffi::PyDict_Next(obj, &mut pos, &mut key, &mut value) != 0 {
+                self.save_item_pair(key, value)?;
+                batch += 1;
+                if batch == BATCHSIZE {
+                    break;
+                }
+            }
+            self.out.byte(SETITEMS);
+            if ffi::PyDict_Size(obj) != size {
+                return Err(PyRuntimeError::new_err("dictionary changed size during iteration"));
+            }
+            // As in `_pickle.c`, a full batch is always followed by another
+            // one, even if empty.
+            if batch != BATCHSIZE {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// A dict entry: the key is never transient (keys of split-table
+    /// dicts are shared between dicts), the value may be.
+    #[inline(always)]
+    unsafe fn save_item_pair(&mut self, key: *mut ffi::PyObject, value: *mut ffi::PyObject) -> PyResult<()> {
+        ffi::Py_INCREF(key);
+        ffi::Py_INCREF(value);
+        let t = self.is_transient_value(value);
+        let r = self.save(key, false).and_then(|()| self.save(value, t));
+        ffi::Py_DECREF(key);
+        ffi::Py_DECREF(value);
+        r
+    }
+
+    /// `is_transient` for a dict value we already hold one reference to.
+    #[inline(always)]
+    fn is_transient_value(&self, value: *mut ffi::PyObject) -> bool {
+        // SAFETY: `value` is alive (we hold a reference).
+        self.transient_memo && unsafe { ffi::Py_REFCNT(value) } == 2
+    }
+
+    pub(super) unsafe fn save_tuple(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
+        let len = ffi::PyTuple_GET_SIZE(obj);
+        if len == 0 {
+            if self.bin {
+                self.out.byte(EMPTY_TUPLE);
+            } else {
+                self.out.bytes(&[MARK, TUPLE]);
+            }
+            return Ok(());
+        }
+        let small = len <= 3 && self.proto >= 2;
+        if !small {
+            self.out.byte(MARK);
+        }
+        for i in 0..len {
+            // Tuple items are not transient: a recursive tuple is traversed
+            // twice (see below).
+            self.save(ffi::PyTuple_GET_ITEM(obj, i), false)?;
+        }
+        // Saving the items memoized the tuple itself: it is recursive, so
+        // drop what was pushed and fetch it from the memo.
+        if let Some(idx) = self.memo.get(obj) {
+            if small {
+                for _ in 0..len {
+                    self.out.byte(POP);
+                }
+            } else if self.bin {
+                self.out.byte(POP_MARK);
+            } else {
+                for _ in 0..=len {
+                    self.out.byte(POP);
+                }
+            }
+            return self.memo_get(idx);
+        }
+        if small {
+            self.out.byte([EMPTY_TUPLE, TUPLE1, TUPLE2, TUPLE3][len as usize]);
+        } else {
+            self.out.byte(TUPLE);
+        }
+        self.memo_put(obj, transient)
+    }
+
+    pub(super) unsafe fn save_set(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
+        if self.proto < 4 {
+            return self.save_set_by_reduce(obj, std::ptr::addr_of_mut!(ffi::PySet_Type));
+        }
+        self.out.byte(EMPTY_SET);
+        self.memo_put(obj, transient)?;
+        let size = ffi::PySet_Size(obj);
+        if size == 0 {
+            return Ok(());
+        }
+        let iter = owned(self.py, ffi::PyObject_GetIter(obj))?;
+        loop {
+            self.out.byte(MARK);
+            let mut batch = 0;
+            loop {
+                let item = ffi::PyIter_Next(iter.as_ptr());
+                if item.is_null() {
+                    if !ffi::PyErr_Occurred().is_null() {
+                        return Err(fetch(self.py));
+                    }
+                    break;
+                }
+                let item = Bound::from_owned_ptr(self.py, item);
+                self.save(item.as_ptr(), false)?;
+                batch += 1;
+                if batch == BATCHSIZE {
+                    break;
+                }
+            }
+            self.out.byte(ADDITEMS);
+            if ffi::PySet_Size(obj) != size {
+                return Err(PyRuntimeError::new_err("set changed size during iteration"));
+            }
+            if batch != BATCHSIZE {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Protocols < 4 have no set opcodes: `(set, (list(obj),))`.
+    unsafe fn save_set_by_reduce(&mut self, obj: *mut ffi::PyObject, tp: *mut ffi::PyTypeObject) -> PyResult<()> {
+        let items = owned(self.py, ffi::PySequence_List(obj))?;
+        let args = pyo3::types::PyTuple::new(self.py, [items])?;
+        let rv = (super::borrowed(self.py, tp.cast()), args).into_pyobject(self.py)?;
+        self.save_reduce(rv.as_ptr(), Some(obj))
+    }
+
+    pub(super) unsafe fn save_frozenset(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
+        if self.proto < 4 {
+            return self.save_set_by_reduce(obj, std::ptr::addr_of_mut!(ffi::PyFrozenSet_Type));
+        }
+        self.out.byte(MARK);
+        let iter = owned(self.py, ffi::PyObject_GetIter(obj))?;
+        loop {
+            let item = ffi::PyIter_Next(iter.as_ptr());
+            if item.is_null() {
+                if !ffi::PyErr_Occurred().is_null() {
+                    return Err(fetch(self.py));
+                }
+                break;
+            }
+            let item = Bound::from_owned_ptr(self.py, item);
+            self.save(item.as_ptr(), false)?;
+        }
+        if let Some(idx) = self.memo.get(obj) {
+            self.out.byte(POP_MARK);
+            return self.memo_get(idx);
+        }
+        self.out.byte(FROZENSET);
+        self.memo_put(obj, transient)
+    }
+
+    /// Bytearrays: BYTEARRAY8 at protocol 5, `bytearray(bytes)` below.
+    pub(super) unsafe fn save_bytearray(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
+        let size = ffi::PyByteArray_Size(obj) as usize;
+        if self.proto < 5 {
+            let tp = super::borrowed(self.py, std::ptr::addr_of_mut!(ffi::PyByteArray_Type).cast());
+            let args = if size == 0 {
+                pyo3::types::PyTuple::empty(self.py)
+            } else {
+                let bytes = owned(self.py, ffi::PyBytes_FromObject(obj))?;
+                pyo3::types::PyTuple::new(self.py, [bytes])?
+            };
+            let rv = (tp, args).into_pyobject(self.py)?;
+            return self.save_reduce(rv.as_ptr(), Some(obj));
+        }
+        let data = ffi::PyByteArray_AsString(obj) as *const u8;
+        let data = if size == 0 {
+            &[][..]
+        } else {
+            // SAFETY: the bytearray owns `size` bytes there; no Python code
+            // runs before they are copied (except file.write on the bypass
+            // path, which receives the bytearray itself, not this slice).
+            std::slice::from_raw_parts(data, size)
+        };
+        self.write_bytes_like(&super::atoms::header_u64(BYTEARRAY8, size as u64), data, Some(obj))?;
+        self.memo_put(obj, transient)
+    }
+}

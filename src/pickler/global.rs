@@ -1,0 +1,372 @@
+//! Objects pickled by reference: `module` + qualified name (`save_global`),
+//! and the singleton types.
+
+use pyo3::exceptions::PyAttributeError;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+
+use super::opcodes::*;
+use super::{borrowed, Engine};
+use crate::errors::{fetch, owned, repr};
+use crate::py::_PyType_Lookup;
+
+/// The dotted path of a qualified name, and the module name to import.
+struct Located<'py> {
+    module_name: Bound<'py, PyString>,
+    /// The components of the qualified name.
+    path: Bound<'py, PyList>,
+    module: Bound<'py, PyAny>,
+    parent: Bound<'py, PyAny>,
+}
+
+impl<'s, 'py> Engine<'s, 'py> {
+    /// Types whose `__qualname__` and `__module__` are read by C getters,
+    /// so looking them up runs no Python code.
+    unsafe fn has_native_names(&self, obj: *mut ffi::PyObject) -> bool {
+        let tp = ffi::Py_TYPE(obj);
+        tp == std::ptr::addr_of_mut!(ffi::PyType_Type)
+            || tp == std::ptr::addr_of_mut!(ffi::PyFunction_Type)
+            || tp == std::ptr::addr_of_mut!(ffi::PyCFunction_Type)
+    }
+
+    pub(super) unsafe fn save_type(&mut self, obj: *mut ffi::PyObject) -> PyResult<()> {
+        let singleton = if obj == ffi::Py_TYPE(ffi::Py_None()).cast() {
+            Some(ffi::Py_None())
+        } else if obj == ffi::Py_TYPE(ffi::Py_Ellipsis()).cast() {
+            Some(ffi::Py_Ellipsis())
+        } else if obj == ffi::Py_TYPE(ffi::Py_NotImplemented()).cast() {
+            Some(ffi::Py_NotImplemented())
+        } else {
+            None
+        };
+        match singleton {
+            Some(value) => {
+                let py = self.py;
+                let args = PyTuple::new(py, [borrowed(py, value)])?;
+                let rv = (borrowed(py, std::ptr::addr_of_mut!(ffi::PyType_Type).cast()), args)
+                    .into_pyobject(py)?;
+                self.save_reduce(rv.as_ptr(), Some(obj))
+            }
+            None => self.save_global(obj, None),
+        }
+    }
+
+    /// Pickles `obj` as a reference to `module.qualname`, after checking
+    /// that importing finds this very object, as pickle does.
+    pub(super) unsafe fn save_global(
+        &mut self,
+        obj: *mut ffi::PyObject,
+        name: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<()> {
+        let py = self.py;
+        if !self.has_native_names(obj) {
+            self.before_python();
+        }
+        let object = borrowed(py, obj);
+        let global_name: Bound<'py, PyAny> = match name {
+            Some(n) => n.clone(),
+            None => match object.getattr_opt(super::name(py, self.c.s_qualname))? {
+                Some(q) => q,
+                None => object.getattr(super::name(py, self.c.s_name))?,
+            },
+        };
+        let global_name = global_name.cast_into::<PyString>().map_err(|e| {
+            self.pickling_error(format!("Can't pickle {}: its name is not a string ({})", repr(&object), e))
+        })?;
+        let located = self.locate(&object, &global_name)?;
+        let Located { module_name, path, module, parent } = located;
+        let last = path.get_item(path.len() - 1)?;
+
+        if self.proto >= 2 && ffi::PyDict_Size(self.c.extension_registry) > 0 {
+            let key = PyTuple::new(py, [module_name.as_any(), global_name.as_any()])?;
+            let code = ffi::PyDict_GetItemWithError(self.c.extension_registry, key.as_ptr());
+            if !code.is_null() {
+                let code = borrowed(py, code);
+                let code: i64 = code.extract().map_err(|_| {
+                    self.pickling_error(format!("Can't pickle {}: extension code {} isn't an integer", repr(&object), repr(&code)))
+                })?;
+                if code <= 0 || code > 0x7fff_ffff {
+                    return Err(self.pickling_error(format!(
+                        "Can't pickle {}: extension code {} is out of range",
+                        repr(&object),
+                        code
+                    )));
+                }
+                if code <= 0xff {
+                    self.out.op_u8(EXT1, code as u8);
+                } else if code <= 0xffff {
+                    let b = (code as u16).to_le_bytes();
+                    self.out.bytes(&[EXT2, b[0], b[1]]);
+                } else {
+                    self.out.op_u32(EXT4, code as u32);
+                }
+                return Ok(());
+            } else if !ffi::PyErr_Occurred().is_null() {
+                return Err(fetch(py));
+            }
+        }
+
+        let global_name: Bound<'py, PyString> = if parent.is(&module) {
+            last.clone().cast_into::<PyString>()?
+        } else {
+            global_name
+        };
+        if self.proto >= 4 {
+            self.save(module_name.as_ptr(), false)?;
+            self.save(global_name.as_ptr(), false)?;
+            self.out.byte(STACK_GLOBAL);
+        } else if !parent.is(&module) {
+            // A nested name: getattr(parent, last) rebuilds it.
+            let args = PyTuple::new(py, [parent, last])?;
+            let rv = (borrowed(py, self.c.builtins_getattr), args).into_pyobject(py)?;
+            self.save_reduce(rv.as_ptr(), None)?;
+        } else {
+            let (mut module_name, mut global_name) = (module_name, global_name);
+            if self.proto < 3 {
+                (module_name, global_name) = self.fix_imports(module_name, global_name)?;
+            }
+            self.out.byte(GLOBAL);
+            let m = self.encode_identifier(&module_name)?;
+            self.out.bytes(&m);
+            self.out.byte(b'\n');
+            let n = self.encode_identifier(&global_name)?;
+            self.out.bytes(&n);
+            self.out.byte(b'\n');
+        }
+        self.memo_put(obj, false)
+    }
+
+    /// Module names and qualified names in GLOBAL: UTF-8 for protocol 3,
+    /// ASCII (for Python 2) below.
+    fn encode_identifier(&mut self, s: &Bound<'py, PyString>) -> PyResult<Vec<u8>> {
+        let text = s.to_cow()?;
+        if self.proto != 3 && !text.is_ascii() {
+            return Err(self.pickling_error(format!(
+                "can't pickle module identifier '{}' using pickle protocol {}",
+                text, self.proto
+            )));
+        }
+        Ok(text.as_bytes().to_vec())
+    }
+
+    /// Python 3 names mapped back to Python 2 ones (`_compat_pickle`), for
+    /// protocols < 3.
+    unsafe fn fix_imports(
+        &mut self,
+        module_name: Bound<'py, PyString>,
+        global_name: Bound<'py, PyString>,
+    ) -> PyResult<(Bound<'py, PyString>, Bound<'py, PyString>)> {
+        let py = self.py;
+        let key = PyTuple::new(py, [module_name.as_any(), global_name.as_any()])?;
+        let names = borrowed(py, self.c.name_mapping_3to2).cast_into::<PyDict>()?;
+        if let Some(item) = names.get_item(&key)? {
+            let pair = item.cast_into::<PyTuple>().ok().filter(|t| t.len() == 2).ok_or_else(|| {
+                pyo3::exceptions::PyRuntimeError::new_err(
+                    "_compat_pickle.REVERSE_NAME_MAPPING values should be 2-tuples",
+                )
+            })?;
+            let m = pair.get_item(0)?.cast_into::<PyString>()?;
+            let n = pair.get_item(1)?.cast_into::<PyString>()?;
+            return Ok((m, n));
+        }
+        let imports = borrowed(py, self.c.import_mapping_3to2).cast_into::<PyDict>()?;
+        if let Some(item) = imports.get_item(&module_name)? {
+            let m = item.cast_into::<PyString>().map_err(|_| {
+                pyo3::exceptions::PyRuntimeError::new_err(
+                    "_compat_pickle.REVERSE_IMPORT_MAPPING values should be strings",
+                )
+            })?;
+            return Ok((m, global_name));
+        }
+        Ok((module_name, global_name))
+    }
+
+    /// Finds the module of `obj` and checks that `module.<dotted name>` is
+    /// `obj`, as `_pickle.c` does (same errors).
+    unsafe fn locate(
+        &mut self,
+        object: &Bound<'py, PyAny>,
+        global_name: &Bound<'py, PyString>,
+    ) -> PyResult<Located<'py>> {
+        let py = self.py;
+        let path = owned(py, ffi::PyUnicode_Split(global_name.as_ptr(), dot(py).as_ptr(), -1))?
+            .cast_into::<PyList>()?;
+        for part in path.iter() {
+            if part.cast::<PyString>()?.to_cow()? == "<locals>" {
+                self.before_python();
+                return Err(PyAttributeError::new_err(format!(
+                    "Can't pickle local object {}",
+                    repr(global_name.as_any())
+                )));
+            }
+        }
+        let module_name = self.whichmodule(object, &path)?;
+        let module = match self.imported_module(&module_name) {
+            Some(m) => m,
+            None => {
+                self.before_python();
+                let imported = ffi::PyImport_Import(module_name.as_ptr());
+                if imported.is_null() {
+                    let cause = fetch(py);
+                    let err = self.pickling_error(format!(
+                        "Can't pickle {}: import of module {} failed",
+                        repr(object),
+                        repr(module_name.as_any())
+                    ));
+                    err.set_cause(py, Some(cause));
+                    return Err(err);
+                }
+                drop(Bound::from_owned_ptr(py, imported));
+                match self.imported_module(&module_name) {
+                    Some(m) => m,
+                    None => {
+                        return Err(self.pickling_error(format!(
+                            "Can't pickle {}: import of module {} failed",
+                            repr(object),
+                            repr(module_name.as_any())
+                        )))
+                    }
+                }
+            }
+        };
+        let (found, parent) = match self.deep_getattr(&module, &path) {
+            Ok(v) => v,
+            Err(_) => {
+                self.before_python();
+                return Err(self.pickling_error(format!(
+                    "Can't pickle {}: attribute lookup {} on {} failed",
+                    repr(object),
+                    global_name,
+                    module_name
+                )));
+            }
+        };
+        if !found.is(object) {
+            self.before_python();
+            return Err(self.pickling_error(format!(
+                "Can't pickle {}: it's not the same object as {}.{}",
+                repr(object),
+                module_name,
+                global_name
+            )));
+        }
+        Ok(Located { module_name, path, module, parent })
+    }
+
+    /// `sys.modules[name]` if present.
+    unsafe fn imported_module(&mut self, name: &Bound<'py, PyString>) -> Option<Bound<'py, PyAny>> {
+        let modules = ffi::PyImport_GetModuleDict();
+        let m = ffi::PyDict_GetItemWithError(modules, name.as_ptr());
+        if m.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        let m = borrowed(self.py, m);
+        (!m.is_none()).then_some(m)
+    }
+
+    /// The module named by `obj.__module__`, or else the first module in
+    /// `sys.modules` holding `obj` under its dotted path, or `__main__`.
+    unsafe fn whichmodule(
+        &mut self,
+        object: &Bound<'py, PyAny>,
+        path: &Bound<'py, PyList>,
+    ) -> PyResult<Bound<'py, PyString>> {
+        let py = self.py;
+        if let Some(m) = object.getattr_opt(super::name(py, self.c.s_module))? {
+            if !m.is_none() {
+                return m.cast_into::<PyString>().map_err(|_| {
+                    self.pickling_error(format!("Can't pickle {}: its __module__ is not a string", repr(object)))
+                });
+            }
+        }
+        self.before_python();
+        let modules = borrowed(py, ffi::PyImport_GetModuleDict()).cast_into::<PyDict>()?;
+        let main = intern(py, self.c.s_main);
+        for (name, module) in modules.copy()?.iter() {
+            if name.eq(&main)? || module.is_none() {
+                continue;
+            }
+            let Ok(name) = name.cast_into::<PyString>() else {
+                continue;
+            };
+            match self.deep_getattr(&module, path) {
+                Ok((candidate, _)) if candidate.is(object) => return Ok(name),
+                Ok(_) => {}
+                Err(e) if e.is_instance_of::<PyAttributeError>(py) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(main.cast_into::<PyString>()?)
+    }
+
+    /// Follows `path` from `module`; returns the object and its parent.
+    /// Plain module and class attributes are read from their dicts (no
+    /// Python code); anything else goes through `getattr`.
+    unsafe fn deep_getattr(
+        &mut self,
+        module: &Bound<'py, PyAny>,
+        path: &Bound<'py, PyList>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        let mut parent = module.clone();
+        let mut current = module.clone();
+        for part in path.iter() {
+            parent = current;
+            current = match self.plain_attr(&parent, &part) {
+                Some(v) => v,
+                None => {
+                    self.before_python();
+                    parent.getattr(part.cast::<PyString>()?)?
+                }
+            };
+        }
+        Ok((current, parent))
+    }
+
+    /// `owner.<name>` when it can be read without running Python code: an
+    /// entry of a module's dict, or a class attribute that is not a
+    /// descriptor on a class whose metaclass is `type`.
+    unsafe fn plain_attr(&mut self, owner: &Bound<'py, PyAny>, name: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
+        let py = self.py;
+        let tp = ffi::Py_TYPE(owner.as_ptr());
+        if tp == self.c.module_type {
+            let dict = ffi::PyModule_GetDict(owner.as_ptr());
+            if dict.is_null() {
+                ffi::PyErr_Clear();
+                return None;
+            }
+            let v = ffi::PyDict_GetItemWithError(dict, name.as_ptr());
+            if v.is_null() {
+                ffi::PyErr_Clear();
+                return None;
+            }
+            return Some(borrowed(py, v));
+        }
+        if tp == std::ptr::addr_of_mut!(ffi::PyType_Type) {
+            // A name also defined on `type` itself would win over the
+            // class's own attribute: let getattr decide then.
+            if !_PyType_Lookup(tp, name.as_ptr()).is_null() {
+                return None;
+            }
+            let v = _PyType_Lookup(owner.as_ptr().cast(), name.as_ptr());
+            if v.is_null() {
+                return None;
+            }
+            if (*ffi::Py_TYPE(v)).tp_descr_get.is_some() {
+                return None;
+            }
+            return Some(borrowed(py, v));
+        }
+        None
+    }
+}
+
+fn intern<'py>(py: Python<'py>, s: *mut ffi::PyObject) -> Bound<'py, PyAny> {
+    // SAFETY: the cached strings are immortal strong references.
+    unsafe { borrowed(py, s) }
+}
+
+fn dot(py: Python<'_>) -> Bound<'_, PyString> {
+    pyo3::intern!(py, ".").clone()
+}

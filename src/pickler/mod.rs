@@ -1,0 +1,424 @@
+//! The pickling engine: walks the object graph and writes opcodes.
+//!
+//! `save` follows the order of CPython's `_pickle.c` `save()` exactly, so
+//! that `persistent_id`, `reducer_override`, the dispatch tables and the memo
+//! behave as with `pickle`, and builtin data pickles to the same bytes:
+//! persistent_id, atoms (not memoized), the memo, str/bytes, containers,
+//! `reducer_override`, type-specific savers and dispatch tables, then
+//! `__reduce_ex__` / `__reduce__`.
+//!
+//! The engine works on borrowed raw object pointers on its hot path. Every
+//! function taking one requires the GIL to be held (the engine only exists
+//! inside a `Python<'py>` token's lifetime) and the object to be alive for
+//! the duration of the call, which callers guarantee by holding a reference
+//! (their own, or their container's while no Python code can run).
+
+pub mod memo;
+pub mod opcodes;
+pub mod output;
+
+mod atoms;
+mod buffer;
+mod containers;
+mod dispatch;
+mod global;
+mod instance;
+mod reduce;
+
+use pyo3::exceptions::PyRecursionError;
+use pyo3::ffi;
+use pyo3::prelude::*;
+
+use crate::errors::fetch;
+use crate::py::{cache, Cache};
+pub use dispatch::{DispatchSource, Registered};
+
+/// Where the Python package registers its `Pickler` class.
+pub fn dispatch_registered() -> &'static std::sync::OnceLock<Registered> {
+    &dispatch::REGISTERED
+}
+use dispatch::Dispatch;
+pub use instance::TypeCache;
+use memo::Memo;
+use opcodes::*;
+use output::Output;
+
+/// How a dump is configured; mirrors the attributes of a `pickle.Pickler`.
+pub struct Options<'py> {
+    pub proto: u8,
+    /// `file.write`, when pickling to a file.
+    pub write: Option<Bound<'py, PyAny>>,
+    pub buffer_callback: Option<Bound<'py, PyAny>>,
+    /// A Python-level `reducer_override` (a subclass's); `None` means the
+    /// engine's own.
+    pub reducer_override: Option<Bound<'py, PyAny>>,
+    pub persistent_id: Option<Bound<'py, PyAny>>,
+    pub dispatch_table: DispatchSource<'py>,
+    /// Allow the transient-object memo shortcut (one-shot dumps only: a
+    /// persistent memo must hold every object, as pickle's does).
+    pub transient_memo: bool,
+}
+
+/// The mutable state an engine run borrows: reused across calls.
+#[derive(Default)]
+pub struct State {
+    pub out: Output,
+    pub memo: Memo,
+    pub types: TypeCache,
+}
+
+pub struct Engine<'s, 'py> {
+    py: Python<'py>,
+    c: &'static Cache,
+    out: &'s mut Output,
+    memo: &'s mut Memo,
+    types: &'s mut TypeCache,
+    proto: u8,
+    /// Binary protocol (>= 1).
+    bin: bool,
+    write: Option<Bound<'py, PyAny>>,
+    buffer_callback: Option<Bound<'py, PyAny>>,
+    reducer_override: Option<Bound<'py, PyAny>>,
+    persistent_id: Option<Bound<'py, PyAny>>,
+    dispatch: Dispatch<'py>,
+    /// Whether refcount-1 objects may be parked instead of memoized; turned
+    /// off for good the first time Python code is about to run.
+    transient_memo: bool,
+    /// Lowest stack address the engine may recurse down to.
+    stack_floor: usize,
+}
+
+/// Stack kept free below the engine's deepest frame, for CPython calls made
+/// from there and for error handling.
+const STACK_MARGIN: usize = 256 * 1024;
+
+#[inline(always)]
+fn stack_pointer() -> usize {
+    let marker = 0u8;
+    std::ptr::addr_of!(marker) as usize
+}
+
+impl<'s, 'py> Engine<'s, 'py> {
+    pub fn new(py: Python<'py>, state: &'s mut State, opts: Options<'py>) -> Self {
+        let sp = stack_pointer();
+        let stack_floor = match stacker::remaining_stack() {
+            Some(remaining) if remaining > 2 * STACK_MARGIN => sp - remaining + STACK_MARGIN,
+            // Unknown stack size: allow 1 MiB, a size every thread has.
+            _ => sp.saturating_sub(1024 * 1024),
+        };
+        Engine {
+            py,
+            c: cache(),
+            out: &mut state.out,
+            memo: &mut state.memo,
+            types: &mut state.types,
+            proto: opts.proto,
+            bin: opts.proto >= 1,
+            write: opts.write,
+            buffer_callback: opts.buffer_callback,
+            reducer_override: opts.reducer_override,
+            transient_memo: opts.transient_memo && opts.persistent_id.is_none(),
+            persistent_id: opts.persistent_id,
+            dispatch: Dispatch::new(opts.dispatch_table),
+            stack_floor,
+        }
+    }
+
+    /// Pickles `obj` into the output, from PROTO to STOP.
+    pub fn dump(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
+        self.out.reset();
+        if self.proto >= 2 {
+            self.out.bytes(&[PROTO, self.proto]);
+            if self.proto >= 4 {
+                self.out.set_framing(true);
+            }
+        }
+        // SAFETY: `obj` is alive (borrowed from the caller) and the GIL is
+        // held (we have `self.py`).
+        let result = unsafe { self.save(obj.as_ptr(), false) };
+        let result = result.map(|()| {
+            self.out.byte(STOP);
+            self.out.commit_frame();
+        });
+        self.out.set_framing(false);
+        self.memo.drop_pending();
+        result?;
+        if self.write.is_some() {
+            self.flush_to_file()?;
+        }
+        Ok(())
+    }
+
+    /// Called before anything that may run Python code: parked transient
+    /// objects go into the memo for real (they are still alive, since no
+    /// Python code ran since they were parked), and no more are parked.
+    #[inline(always)]
+    fn before_python(&mut self) {
+        if self.transient_memo {
+            self.transient_memo = false;
+            // SAFETY: no Python code has run while objects were parked (this
+            // is the first call that may run some), so they are all alive.
+            unsafe { self.memo.flush_pending() };
+        }
+    }
+
+    /// Hands the committed output to `file.write` and empties the buffer.
+    fn flush_to_file(&mut self) -> PyResult<()> {
+        let Some(write) = self.write.clone() else {
+            return Ok(());
+        };
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        self.before_python();
+        let data = self.out.take_committed();
+        let chunk = pyo3::types::PyBytes::new(self.py, &data);
+        // Reuse the allocation for the next frames.
+        self.out.buf = data;
+        self.out.buf.clear();
+        write.call1((chunk,))?;
+        Ok(())
+    }
+
+    /// The opcode boundary at the start of every `save`: commit a full
+    /// frame, and stream it out when pickling to a file.
+    #[inline(always)]
+    fn boundary(&mut self) -> PyResult<()> {
+        if self.out.frame_full() {
+            self.out.commit_frame();
+            if self.write.is_some() {
+                self.flush_to_file()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Guards recursion into containers and reductions: Python's recursion
+    /// limit (as pickle does) and the native stack actually left.
+    #[inline(always)]
+    fn enter(&mut self) -> PyResult<()> {
+        if stack_pointer() < self.stack_floor {
+            return Err(PyRecursionError::new_err(
+                "maximum recursion depth exceeded while pickling an object",
+            ));
+        }
+        // SAFETY: GIL held; the message is a static C string.
+        if unsafe { ffi::Py_EnterRecursiveCall(crate::py::WHILE_PICKLING.as_ptr()) } != 0 {
+            return Err(fetch(self.py));
+        }
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn leave(&mut self) {
+        // SAFETY: paired with a successful `enter`.
+        unsafe { ffi::Py_LeaveRecursiveCall() };
+    }
+
+    /// Writes the memo index of `obj` (MEMOIZE, BINPUT, LONG_BINPUT or PUT)
+    /// and records it.
+    ///
+    /// # Safety
+    /// GIL held, `obj` alive.
+    #[inline(always)]
+    unsafe fn memo_put(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
+        let idx = self.memo.put(obj, transient && self.transient_memo);
+        if self.proto >= 4 {
+            self.out.byte(MEMOIZE);
+        } else if self.bin {
+            if idx < 256 {
+                self.out.op_u8(BINPUT, idx as u8);
+            } else if idx <= u32::MAX as usize {
+                self.out.op_u32(LONG_BINPUT, idx as u32);
+            } else {
+                return Err(self.pickling_error("memo id too large for LONG_BINPUT"));
+            }
+        } else {
+            self.out.byte(PUT);
+            self.out.bytes(idx.to_string().as_bytes());
+            self.out.byte(b'\n');
+        }
+        Ok(())
+    }
+
+    /// Writes a reference to memo entry `idx`.
+    fn memo_get(&mut self, idx: usize) -> PyResult<()> {
+        if !self.bin {
+            self.out.byte(GET);
+            self.out.bytes(idx.to_string().as_bytes());
+            self.out.byte(b'\n');
+        } else if idx < 256 {
+            self.out.op_u8(BINGET, idx as u8);
+        } else if idx <= u32::MAX as usize {
+            self.out.op_u32(LONG_BINGET, idx as u32);
+        } else {
+            return Err(self.pickling_error("memo id too large for LONG_BINGET"));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn pickling_error(&mut self, msg: impl Into<String>) -> PyErr {
+        crate::errors::pickling_error(self.py, msg)
+    }
+
+    /// Pickles one object. `transient` tells that `obj` is referenced only
+    /// by a list or dict being traversed (see `memo`).
+    ///
+    /// # Safety
+    /// GIL held; `obj` alive for the whole call.
+    pub(crate) unsafe fn save(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
+        self.boundary()?;
+        if self.persistent_id.is_some() && self.save_pers(obj)? {
+            return Ok(());
+        }
+        self.save_body(obj, transient)
+    }
+
+    /// `save` without the persistent_id hook (for persistent ids themselves).
+    unsafe fn save_body(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
+        let tp = ffi::Py_TYPE(obj);
+        // Atoms: never memoized.
+        if obj == ffi::Py_None() {
+            self.out.byte(NONE);
+            return Ok(());
+        }
+        if tp == std::ptr::addr_of_mut!(ffi::PyBool_Type) {
+            self.save_bool(obj);
+            return Ok(());
+        }
+        if tp == std::ptr::addr_of_mut!(ffi::PyLong_Type) {
+            return self.save_long(obj);
+        }
+        if tp == std::ptr::addr_of_mut!(ffi::PyFloat_Type) {
+            self.save_float(obj);
+            return Ok(());
+        }
+        if let Some(idx) = self.memo.get(obj) {
+            return self.memo_get(idx);
+        }
+        if tp == std::ptr::addr_of_mut!(ffi::PyBytes_Type) {
+            return self.save_bytes(obj, transient);
+        }
+        if tp == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) {
+            return self.save_str(obj, transient);
+        }
+        self.enter()?;
+        let result = self.save_compound(obj, tp, transient);
+        self.leave();
+        result
+    }
+
+    unsafe fn save_compound(
+        &mut self,
+        obj: *mut ffi::PyObject,
+        tp: *mut ffi::PyTypeObject,
+        transient: bool,
+    ) -> PyResult<()> {
+        if tp == std::ptr::addr_of_mut!(ffi::PyDict_Type) {
+            return self.save_dict(obj, transient);
+        }
+        if tp == std::ptr::addr_of_mut!(ffi::PyList_Type) {
+            return self.save_list(obj, transient);
+        }
+        if tp == std::ptr::addr_of_mut!(ffi::PyTuple_Type) {
+            return self.save_tuple(obj, transient);
+        }
+        if tp == std::ptr::addr_of_mut!(ffi::PySet_Type) {
+            return self.save_set(obj, transient);
+        }
+        if tp == std::ptr::addr_of_mut!(ffi::PyFrozenSet_Type) {
+            return self.save_frozenset(obj, transient);
+        }
+        if tp == std::ptr::addr_of_mut!(ffi::PyByteArray_Type) {
+            return self.save_bytearray(obj, transient);
+        }
+        if tp == self.c.picklebuffer_type {
+            return self.save_picklebuffer(obj);
+        }
+        self.save_other(obj, tp, transient)
+    }
+
+    /// Everything that is not builtin data: reducer_override, types and
+    /// functions by reference, dispatch tables, the reduce protocol.
+    unsafe fn save_other(
+        &mut self,
+        obj: *mut ffi::PyObject,
+        tp: *mut ffi::PyTypeObject,
+        transient: bool,
+    ) -> PyResult<()> {
+        // reducer_override comes first, as in pickle.
+        if let Some(reducer_override) = self.reducer_override.clone() {
+            self.before_python();
+            let rv = reducer_override.call1((borrowed(self.py, obj),))?;
+            if !rv.is(&self.py.NotImplemented()) {
+                return self.save_reduce_value(obj, &rv);
+            }
+        } else if let Some(rv) = crate::reduce::reducer_override(self.py, obj)? {
+            self.before_python();
+            return self.save_reduce_value(obj, &rv);
+        }
+        if tp == std::ptr::addr_of_mut!(ffi::PyType_Type) {
+            return self.save_type(obj);
+        }
+        if tp == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
+            return self.save_global(obj, None);
+        }
+        if let Some(reducer) = self.dispatch_lookup(tp)? {
+            self.before_python();
+            let rv = reducer.call1((borrowed(self.py, obj),))?;
+            return self.save_reduce_value(obj, &rv);
+        }
+        if ffi::PyType_IsSubtype(tp, std::ptr::addr_of_mut!(ffi::PyType_Type)) != 0 {
+            return self.save_global(obj, None);
+        }
+        if self.proto >= 2 && self.save_plain_instance(obj, tp, transient)? {
+            return Ok(());
+        }
+        self.save_by_reduce_ex(obj, tp)
+    }
+
+    /// Calls persistent_id(obj); writes the id and returns true if it is
+    /// not None.
+    unsafe fn save_pers(&mut self, obj: *mut ffi::PyObject) -> PyResult<bool> {
+        let Some(persistent_id) = self.persistent_id.clone() else {
+            return Ok(false);
+        };
+        self.before_python();
+        let pid = persistent_id.call1((borrowed(self.py, obj),))?;
+        if pid.is_none() {
+            return Ok(false);
+        }
+        if self.bin {
+            self.boundary()?;
+            self.save_body(pid.as_ptr(), false)?;
+            self.out.byte(BINPERSID);
+        } else {
+            let text = pid.str()?;
+            let text = text.to_str().ok().filter(|s| s.is_ascii()).ok_or_else(|| {
+                self.pickling_error("persistent IDs in protocol 0 must be ASCII strings")
+            })?;
+            self.out.byte(PERSID);
+            self.out.bytes(text.as_bytes());
+            self.out.byte(b'\n');
+        }
+        Ok(true)
+    }
+}
+
+/// A `Bound` view of a borrowed pointer, for passing to Python calls.
+///
+/// # Safety
+/// `obj` must be alive and the GIL held.
+#[inline(always)]
+pub(crate) unsafe fn borrowed<'py>(py: Python<'py>, obj: *mut ffi::PyObject) -> Bound<'py, PyAny> {
+    Bound::from_borrowed_ptr(py, obj)
+}
+
+/// A cached interned name as a `PyString`.
+///
+/// # Safety
+/// `s` must be one of the cache's interned strings.
+#[inline(always)]
+pub(crate) unsafe fn name<'py>(py: Python<'py>, s: *mut ffi::PyObject) -> Bound<'py, pyo3::types::PyString> {
+    Bound::from_borrowed_ptr(py, s).cast_into_unchecked()
+}

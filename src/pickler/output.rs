@@ -1,0 +1,193 @@
+//! The output buffer and the protocol-4 framer.
+//!
+//! Framing follows CPython's `_pickle.c` exactly, since the output must be
+//! byte-identical to `pickle.dumps`: a frame is opened lazily by the first
+//! write after the previous one was committed, committed at the start of a
+//! `save` once it holds at least `FRAME_SIZE_TARGET` bytes, and a frame of
+//! fewer than `FRAME_SIZE_MIN` bytes is written without its header. Large
+//! bytes-like payloads bypass framing altogether.
+
+use super::opcodes::FRAME;
+
+pub const FRAME_SIZE_TARGET: usize = 64 * 1024;
+const FRAME_SIZE_MIN: usize = 4;
+const FRAME_HEADER_SIZE: usize = 9;
+const NO_FRAME: usize = usize::MAX;
+
+/// Scratch buffers above this capacity are released after a call instead of
+/// being kept for the next one.
+const KEEP_CAPACITY: usize = 1 << 20;
+
+#[derive(Debug)]
+pub struct Output {
+    pub buf: Vec<u8>,
+    /// Offset of the open frame's header in `buf`, or `NO_FRAME`.
+    frame_start: usize,
+    /// Whether frames are being written (protocol >= 4, outside bypasses).
+    framing: bool,
+}
+
+impl Default for Output {
+    fn default() -> Self {
+        Output {
+            buf: Vec::with_capacity(256),
+            frame_start: NO_FRAME,
+            framing: false,
+        }
+    }
+}
+
+impl Output {
+    /// Prepares for a new pickle.
+    pub fn reset(&mut self) {
+        if self.buf.capacity() > KEEP_CAPACITY {
+            self.buf = Vec::with_capacity(256);
+        } else {
+            self.buf.clear();
+        }
+        self.frame_start = NO_FRAME;
+        self.framing = false;
+    }
+
+    pub fn set_framing(&mut self, on: bool) {
+        self.framing = on;
+    }
+
+    pub fn framing(&self) -> bool {
+        self.framing
+    }
+
+    #[inline(always)]
+    fn open_frame_if_needed(&mut self, extra: usize) {
+        if self.framing && self.frame_start == NO_FRAME {
+            self.buf.reserve(FRAME_HEADER_SIZE + extra);
+            self.frame_start = self.buf.len();
+            self.buf.extend_from_slice(&[0xFE; FRAME_HEADER_SIZE]);
+        }
+    }
+
+    #[inline(always)]
+    pub fn byte(&mut self, b: u8) {
+        self.open_frame_if_needed(1);
+        self.buf.push(b);
+    }
+
+    #[inline(always)]
+    pub fn bytes(&mut self, data: &[u8]) {
+        self.open_frame_if_needed(data.len());
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Writes an opcode followed by a 1-byte argument.
+    #[inline(always)]
+    pub fn op_u8(&mut self, op: u8, arg: u8) {
+        self.open_frame_if_needed(2);
+        self.buf.extend_from_slice(&[op, arg]);
+    }
+
+    /// Writes an opcode followed by a little-endian u32 argument.
+    #[inline(always)]
+    pub fn op_u32(&mut self, op: u8, arg: u32) {
+        let a = arg.to_le_bytes();
+        self.bytes(&[op, a[0], a[1], a[2], a[3]]);
+    }
+
+    /// Writes an opcode followed by a little-endian u64 argument.
+    #[inline(always)]
+    pub fn op_u64(&mut self, op: u8, arg: u64) {
+        let mut h = [0u8; 9];
+        h[0] = op;
+        h[1..].copy_from_slice(&arg.to_le_bytes());
+        self.bytes(&h);
+    }
+
+    /// True when the open frame is large enough to be committed at this
+    /// opcode boundary.
+    #[inline(always)]
+    pub fn frame_full(&self) -> bool {
+        self.frame_start != NO_FRAME
+            && self.buf.len() - self.frame_start - FRAME_HEADER_SIZE >= FRAME_SIZE_TARGET
+    }
+
+    /// Closes the open frame, if any: fills in its header, or removes the
+    /// header when the frame is too small to be worth one.
+    pub fn commit_frame(&mut self) {
+        if !self.framing || self.frame_start == NO_FRAME {
+            return;
+        }
+        let start = self.frame_start;
+        let frame_len = self.buf.len() - start - FRAME_HEADER_SIZE;
+        if frame_len >= FRAME_SIZE_MIN {
+            self.buf[start] = FRAME;
+            self.buf[start + 1..start + FRAME_HEADER_SIZE]
+                .copy_from_slice(&(frame_len as u64).to_le_bytes());
+        } else {
+            self.buf.drain(start..start + FRAME_HEADER_SIZE);
+        }
+        self.frame_start = NO_FRAME;
+    }
+
+    /// Bytes that are complete (outside any open frame) and may be handed to
+    /// a file. Only valid right after `commit_frame` or when not framing.
+    pub fn take_committed(&mut self) -> Vec<u8> {
+        debug_assert!(self.frame_start == NO_FRAME);
+        std::mem::take(&mut self.buf)
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_frame_loses_its_header() {
+        let mut o = Output::default();
+        o.set_framing(true);
+        o.bytes(b"ab");
+        o.commit_frame();
+        assert_eq!(o.buf, b"ab");
+    }
+
+    #[test]
+    fn frame_header_holds_length() {
+        let mut o = Output::default();
+        o.set_framing(true);
+        o.bytes(b"abcdef");
+        o.commit_frame();
+        assert_eq!(o.buf[0], FRAME);
+        assert_eq!(&o.buf[1..9], &6u64.to_le_bytes());
+        assert_eq!(&o.buf[9..], b"abcdef");
+    }
+
+    #[test]
+    fn frame_full_after_target() {
+        let mut o = Output::default();
+        o.set_framing(true);
+        o.bytes(&vec![0u8; FRAME_SIZE_TARGET - 1]);
+        assert!(!o.frame_full());
+        o.byte(0);
+        assert!(o.frame_full());
+        o.commit_frame();
+        // The next write opens a new frame.
+        o.byte(1);
+        assert!(!o.frame_full());
+        o.commit_frame();
+        assert_eq!(o.len(), 9 + FRAME_SIZE_TARGET + 1);
+    }
+
+    #[test]
+    fn no_frames_when_not_framing() {
+        let mut o = Output::default();
+        o.bytes(b"abcdef");
+        o.commit_frame();
+        assert_eq!(o.buf, b"abcdef");
+    }
+}

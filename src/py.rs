@@ -1,0 +1,166 @@
+//! Python objects the engine needs on every call, looked up once when the
+//! extension module is initialised: interned attribute names, type objects,
+//! pickle's error class and tables.
+
+use std::ffi::CStr;
+use std::sync::OnceLock;
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+
+extern "C" {
+    /// Exported by CPython 3.9 to 3.14 (`Include/cpython/object.h`); looks an
+    /// attribute up along a type's MRO without calling any Python code.
+    pub fn _PyType_Lookup(tp: *mut ffi::PyTypeObject, name: *mut ffi::PyObject)
+        -> *mut ffi::PyObject;
+    /// Public since 3.8 (`Include/cpython/picklebufobject.h`).
+    pub static mut PyPickleBuffer_Type: ffi::PyTypeObject;
+    pub fn PyPickleBuffer_GetBuffer(obj: *mut ffi::PyObject) -> *const ffi::Py_buffer;
+}
+
+/// Strong references kept for the life of the process; raw pointers so the
+/// hot path compares and passes them without reference-count traffic.
+pub struct Cache {
+    pub s_reduce_ex: *mut ffi::PyObject,
+    pub s_reduce: *mut ffi::PyObject,
+    pub s_getstate: *mut ffi::PyObject,
+    pub s_getnewargs_ex: *mut ffi::PyObject,
+    pub s_getnewargs: *mut ffi::PyObject,
+    pub s_slots: *mut ffi::PyObject,
+    pub s_slotnames: *mut ffi::PyObject,
+    pub s_class: *mut ffi::PyObject,
+    pub s_qualname: *mut ffi::PyObject,
+    pub s_name: *mut ffi::PyObject,
+    pub s_module: *mut ffi::PyObject,
+    pub s_new: *mut ffi::PyObject,
+    pub s_main: *mut ffi::PyObject,
+    pub s_latin1: *mut ffi::PyObject,
+    pub s_items: *mut ffi::PyObject,
+    pub s_maps: *mut ffi::PyObject,
+    pub s_newobj: *mut ffi::PyObject,
+    pub s_newobj_ex: *mut ffi::PyObject,
+    pub s_write: *mut ffi::PyObject,
+    pub s_bit_length: *mut ffi::PyObject,
+    pub s_to_bytes: *mut ffi::PyObject,
+    pub s_little: *mut ffi::PyObject,
+
+    /// `object.__reduce_ex__`, `object.__reduce__`, `object.__getstate__`
+    /// (null before 3.11) and `object.__class__`, as found in `object`'s dict.
+    pub object_reduce_ex: *mut ffi::PyObject,
+    pub object_reduce: *mut ffi::PyObject,
+    pub object_getstate: *mut ffi::PyObject,
+    pub object_class: *mut ffi::PyObject,
+
+    pub pickling_error: *mut ffi::PyObject,
+    pub copyreg_dispatch_table: *mut ffi::PyObject,
+    pub extension_registry: *mut ffi::PyObject,
+    pub name_mapping_3to2: *mut ffi::PyObject,
+    pub import_mapping_3to2: *mut ffi::PyObject,
+    pub codecs_encode: *mut ffi::PyObject,
+    pub builtins_getattr: *mut ffi::PyObject,
+    pub partial: *mut ffi::PyObject,
+    pub sys_modules: *mut ffi::PyObject,
+    pub empty_tuple: *mut ffi::PyObject,
+    pub picklebuffer_type: *mut ffi::PyTypeObject,
+    pub module_type: *mut ffi::PyTypeObject,
+}
+
+// SAFETY: every pointer is a strong reference that is never released, to an
+// object only used with the GIL held.
+unsafe impl Send for Cache {}
+unsafe impl Sync for Cache {}
+
+static CACHE: OnceLock<Cache> = OnceLock::new();
+
+/// The cache. Only callable after module initialisation.
+#[inline(always)]
+pub fn cache() -> &'static Cache {
+    // SAFETY of unwrap_unchecked-like use: module init fills the cache before
+    // any function of the module can be called.
+    CACHE.get().expect("cloudpickle._engine used before initialisation")
+}
+
+fn intern(py: Python<'_>, s: &str) -> *mut ffi::PyObject {
+    PyString::intern(py, s).into_any().unbind().into_ptr()
+}
+
+fn attr(py: Python<'_>, module: &str, name: &str) -> PyResult<*mut ffi::PyObject> {
+    Ok(py.import(module)?.getattr(name)?.unbind().into_ptr())
+}
+
+/// Looks `name` up on `object` without binding it.
+fn object_attr(name: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: the GIL is held during module init; `_PyType_Lookup` returns a
+    // borrowed reference (or null), which we turn into a strong one.
+    unsafe {
+        let found = _PyType_Lookup(std::ptr::addr_of_mut!(ffi::PyBaseObject_Type), name);
+        if !found.is_null() {
+            ffi::Py_INCREF(found);
+        }
+        found
+    }
+}
+
+pub fn init(py: Python<'_>) -> PyResult<()> {
+    if CACHE.get().is_some() {
+        return Ok(());
+    }
+    let s_reduce_ex = intern(py, "__reduce_ex__");
+    let s_reduce = intern(py, "__reduce__");
+    let s_getstate = intern(py, "__getstate__");
+    let s_class = intern(py, "__class__");
+    let compat = py.import("_compat_pickle")?;
+    let sys_modules = py.import("sys")?.getattr("modules")?;
+    if !sys_modules.is_exact_instance_of::<PyDict>() {
+        return Err(pyo3::exceptions::PyRuntimeError::new_err(
+            "sys.modules is not a dict",
+        ));
+    }
+    let cache = Cache {
+        s_reduce_ex,
+        s_reduce,
+        s_getstate,
+        s_getnewargs_ex: intern(py, "__getnewargs_ex__"),
+        s_getnewargs: intern(py, "__getnewargs__"),
+        s_slots: intern(py, "__slots__"),
+        s_slotnames: intern(py, "__slotnames__"),
+        s_class,
+        s_qualname: intern(py, "__qualname__"),
+        s_name: intern(py, "__name__"),
+        s_module: intern(py, "__module__"),
+        s_new: intern(py, "__new__"),
+        s_main: intern(py, "__main__"),
+        s_latin1: intern(py, "latin1"),
+        s_items: intern(py, "items"),
+        s_maps: intern(py, "maps"),
+        s_newobj: intern(py, "__newobj__"),
+        s_newobj_ex: intern(py, "__newobj_ex__"),
+        s_write: intern(py, "write"),
+        s_bit_length: intern(py, "bit_length"),
+        s_to_bytes: intern(py, "to_bytes"),
+        s_little: intern(py, "little"),
+        object_reduce_ex: object_attr(s_reduce_ex),
+        object_reduce: object_attr(s_reduce),
+        object_getstate: object_attr(s_getstate),
+        object_class: object_attr(s_class),
+        pickling_error: attr(py, "pickle", "PicklingError")?,
+        copyreg_dispatch_table: attr(py, "copyreg", "dispatch_table")?,
+        extension_registry: attr(py, "copyreg", "_extension_registry")?,
+        name_mapping_3to2: compat.getattr("REVERSE_NAME_MAPPING")?.unbind().into_ptr(),
+        import_mapping_3to2: compat.getattr("REVERSE_IMPORT_MAPPING")?.unbind().into_ptr(),
+        codecs_encode: attr(py, "codecs", "encode")?,
+        builtins_getattr: attr(py, "builtins", "getattr")?,
+        partial: attr(py, "functools", "partial")?,
+        sys_modules: sys_modules.unbind().into_ptr(),
+        // SAFETY: PyTuple_New(0) returns a new reference to the empty tuple.
+        empty_tuple: unsafe { ffi::PyTuple_New(0) },
+        picklebuffer_type: std::ptr::addr_of_mut!(PyPickleBuffer_Type),
+        module_type: std::ptr::addr_of_mut!(ffi::PyModule_Type),
+    };
+    let _ = CACHE.set(cache);
+    Ok(())
+}
+
+/// A C string for error messages and `Py_EnterRecursiveCall`.
+pub const WHILE_PICKLING: &CStr = c" while pickling an object";

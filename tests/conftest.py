@@ -1,0 +1,51 @@
+"""Shared pytest configuration for the cloudpickle test suite.
+
+Hypothesis profiles
+-------------------
+* ``ci`` (default): a moderate number of examples so that the whole suite
+  stays fast.
+* ``long``: many more examples, for soak runs::
+
+      HYPOTHESIS_PROFILE=long python -m pytest tests/test_identity_hypothesis.py
+
+* ``dev``: very few examples, for quick local iterations.
+"""
+
+import os
+
+import pytest
+
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # pragma: no cover - hypothesis is a test dependency
+    settings = None
+
+if settings is not None:
+    _common = dict(
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        print_blob=True,
+    )
+    settings.register_profile("ci", max_examples=200, **_common)
+    settings.register_profile("long", max_examples=20_000, **_common)
+    settings.register_profile("dev", max_examples=20, **_common)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_report_header(config):
+    import pickle
+    import sys
+
+    import cloudpickle
+
+    return [
+        f"cloudpickle {cloudpickle.__version__} from {os.path.dirname(cloudpickle.__file__)}",
+        f"pickle HIGHEST_PROTOCOL={pickle.HIGHEST_PROTOCOL}, python {sys.version.split()[0]}",
+        f"hypothesis profile: {os.environ.get('HYPOTHESIS_PROFILE', 'ci')}",
+    ]
+
+
+@pytest.fixture(params=range(0, 6), ids=lambda p: f"proto{p}")
+def protocol(request):
+    """Every pickle protocol, 0 to 5."""
+    return request.param
