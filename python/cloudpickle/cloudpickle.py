@@ -169,14 +169,11 @@ def _is_default_persistent_id(method):
 CloudPickler = Pickler
 
 
-def dumps(obj, protocol=None, buffer_callback=None):
-    """Serialize ``obj`` to a ``bytes`` object (a standard pickle)."""
-    return _engine.dumps(obj, protocol, buffer_callback)
-
-
-def dump(obj, file, protocol=None, buffer_callback=None):
-    """Serialize ``obj`` as bytes streamed into ``file``."""
-    return _engine.dump(obj, file, protocol, buffer_callback)
+# dumps and dump go straight to the engine: no Pickler object, no BytesIO,
+# no Python frame. They behave as `Pickler(file, protocol,
+# buffer_callback).dump(obj)` would, with the class-level dispatch table.
+dumps = _engine.dumps
+dump = _engine.dump
 
 
 # The engine needs the Pickler class (its class-level dispatch table and the

@@ -31,7 +31,7 @@ impl<'s, 'py> Engine<'s, 'py> {
                     self.out.op_u8(BININT1, value as u8);
                 } else if (0..=0xffff).contains(&value) {
                     let v = (value as u16).to_le_bytes();
-                    self.out.bytes(&[BININT2, v[0], v[1]]);
+                    self.out.array([BININT2, v[0], v[1]]);
                 } else {
                     self.out.op_u32(BININT, value as i32 as u32);
                 }
@@ -100,7 +100,7 @@ impl<'s, 'py> Engine<'s, 'py> {
         if self.bin {
             let b = x.to_be_bytes();
             self.out
-                .bytes(&[BINFLOAT, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+                .array([BINFLOAT, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
         } else {
             self.out.byte(FLOAT);
             // The repr CPython writes: shortest round-trip, with ".0" added.
@@ -144,8 +144,7 @@ impl<'s, 'py> Engine<'s, 'py> {
             // this function.
             let slice = std::slice::from_raw_parts(data as *const u8, size);
             if size <= 0xff && self.proto >= 4 {
-                self.out.op_u8(SHORT_BINUNICODE, size as u8);
-                self.out.bytes(slice);
+                self.out.short_string(SHORT_BINUNICODE, slice);
             } else if size <= u32::MAX as usize {
                 let payload = encoded.as_ref().map(|e| e.as_ptr());
                 self.write_bytes_like(&header_u32(BINUNICODE, size as u32), slice, payload)?;
@@ -205,8 +204,7 @@ impl<'s, 'py> Engine<'s, 'py> {
     ) -> PyResult<()> {
         let size = data.len();
         if size <= 0xff {
-            self.out.op_u8(SHORT_BINBYTES, size as u8);
-            self.out.bytes(data);
+            self.out.short_string(SHORT_BINBYTES, data);
         } else if size <= u32::MAX as usize {
             self.write_bytes_like(&header_u32(BINBYTES, size as u32), data, Some(obj))?;
         } else if self.proto >= 4 {

@@ -93,12 +93,14 @@ impl<'s, 'py> Engine<'s, 'py> {
         if size == 0 {
             return Ok(());
         }
+        // SAFETY: `obj` is an exact dict; reading its values pointer.
+        let combined = (*(obj as *mut ffi::PyDictObject)).ma_values.is_null();
         let mut pos: ffi::Py_ssize_t = 0;
         let mut key = std::ptr::null_mut();
         let mut value = std::ptr::null_mut();
         if !self.bin {
             while ffi::PyDict_Next(obj, &mut pos, &mut key, &mut value) != 0 {
-                self.save_item_pair(key, value)?;
+                self.save_item_pair(combined, key, value)?;
                 self.out.byte(SETITEM);
                 if ffi::PyDict_Size(obj) != size {
                     return Err(PyRuntimeError::new_err("dictionary changed size during iteration"));
@@ -108,7 +110,7 @@ impl<'s, 'py> Engine<'s, 'py> {
         }
         if size == 1 {
             ffi::PyDict_Next(obj, &mut pos, &mut key, &mut value);
-            self.save_item_pair(key, value)?;
+            self.save_item_pair(combined, key, value)?;
             self.out.byte(SETITEM);
             return Ok(());
         }
@@ -116,7 +118,7 @@ impl<'s, 'py> Engine<'s, 'py> {
             self.out.byte(MARK);
             let mut batch = 0;
             while ffi::PyDict_Next(obj, &mut pos, &mut key, &mut value) != 0 {
-                self.save_item_pair(key, value)?;
+                self.save_item_pair(combined, key, value)?;
                 batch += 1;
                 if batch == BATCHSIZE {
                     break;
@@ -135,14 +137,16 @@ impl<'s, 'py> Engine<'s, 'py> {
         Ok(())
     }
 
-    /// A dict entry: the key is never transient (keys of split-table
-    /// dicts are shared between dicts), the value may be.
+    /// A dict entry: the value may be transient, and so may the key of a
+    /// combined-table dict (a split-table dict shares its keys with other
+    /// dicts: its keys may be reached again).
     #[inline(always)]
-    unsafe fn save_item_pair(&mut self, key: *mut ffi::PyObject, value: *mut ffi::PyObject) -> PyResult<()> {
+    unsafe fn save_item_pair(&mut self, combined: bool, key: *mut ffi::PyObject, value: *mut ffi::PyObject) -> PyResult<()> {
         ffi::Py_INCREF(key);
         ffi::Py_INCREF(value);
+        let tk = combined && self.is_transient_value(key);
         let t = self.is_transient_value(value);
-        let r = self.save(key, false).and_then(|()| self.save(value, t));
+        let r = self.save(key, tk).and_then(|()| self.save(value, t));
         ffi::Py_DECREF(key);
         ffi::Py_DECREF(value);
         r

@@ -17,7 +17,7 @@ use pyo3::ffi;
 #[derive(Clone, Copy)]
 struct Slot {
     key: usize,
-    index: usize,
+    index: u32,
     generation: u32,
 }
 
@@ -28,7 +28,7 @@ const EMPTY: Slot = Slot {
 };
 
 /// Tables above this many slots are released when cleared.
-const KEEP_SLOTS: usize = 1 << 16;
+const KEEP_SLOTS: usize = 1 << 18;
 const MIN_SLOTS: usize = 64;
 
 pub struct Memo {
@@ -97,7 +97,7 @@ impl Memo {
                 return None;
             }
             if s.key == key {
-                return Some(s.index);
+                return Some(s.index as usize);
             }
             i = (i + 1) & mask;
         }
@@ -123,6 +123,9 @@ impl Memo {
     /// # Safety
     /// The GIL must be held and `obj` must be a live object.
     unsafe fn insert(&mut self, obj: *mut ffi::PyObject, index: usize) {
+        // Indices beyond u32 cannot be written by any opcode but MEMOIZE;
+        // the engine refuses them before getting here.
+        let index = index as u32;
         if (self.used + 1) * 2 > self.slots.len() {
             self.grow();
         }

@@ -102,9 +102,9 @@ impl<'s, 'py> Engine<'s, 'py> {
     pub fn new(py: Python<'py>, state: &'s mut State, opts: Options<'py>) -> Self {
         let sp = stack_pointer();
         let stack_floor = match stacker::remaining_stack() {
-            Some(remaining) if remaining > 2 * STACK_MARGIN => sp - remaining + STACK_MARGIN,
-            // Unknown stack size: allow 1 MiB, a size every thread has.
-            _ => sp.saturating_sub(1024 * 1024),
+            Some(remaining) => sp - remaining + STACK_MARGIN.min(remaining / 2),
+            // Unknown stack size: allow what the smallest threads have.
+            None => sp.saturating_sub(STACK_MARGIN),
         };
         Engine {
             py,
@@ -222,6 +222,9 @@ impl<'s, 'py> Engine<'s, 'py> {
     /// GIL held, `obj` alive.
     #[inline(always)]
     unsafe fn memo_put(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
+        if self.memo.len() >= u32::MAX as usize {
+            return Err(self.pickling_error("memo id too large for LONG_BINPUT"));
+        }
         let idx = self.memo.put(obj, transient && self.transient_memo);
         if self.proto >= 4 {
             self.out.byte(MEMOIZE);
@@ -293,8 +296,12 @@ impl<'s, 'py> Engine<'s, 'py> {
             self.save_float(obj);
             return Ok(());
         }
-        if let Some(idx) = self.memo.get(obj) {
-            return self.memo_get(idx);
+        // A transient object (only its container refers to it) cannot be
+        // in the memo, whose entries hold references.
+        if !transient {
+            if let Some(idx) = self.memo.get(obj) {
+                return self.memo_get(idx);
+            }
         }
         if tp == std::ptr::addr_of_mut!(ffi::PyBytes_Type) {
             return self.save_bytes(obj, transient);

@@ -68,8 +68,7 @@ impl Output {
 
     #[inline(always)]
     pub fn byte(&mut self, b: u8) {
-        self.open_frame_if_needed(1);
-        self.buf.push(b);
+        self.array([b]);
     }
 
     #[inline(always)]
@@ -78,18 +77,58 @@ impl Output {
         self.buf.extend_from_slice(data);
     }
 
+    /// Writes a few bytes known at compile time in size: no call to
+    /// memcpy, one capacity check.
+    #[inline(always)]
+    pub fn array<const N: usize>(&mut self, data: [u8; N]) {
+        self.open_frame_if_needed(N);
+        self.buf.reserve(N);
+        let len = self.buf.len();
+        // SAFETY: `reserve` guaranteed room for N more bytes, which are
+        // initialised by the write before the length is extended.
+        unsafe {
+            std::ptr::write_unaligned(self.buf.as_mut_ptr().add(len) as *mut [u8; N], data);
+            self.buf.set_len(len + N);
+        }
+    }
+
+    /// Writes `op`, a 1-byte length and `data` (at most 255 bytes).
+    #[inline(always)]
+    pub fn short_string(&mut self, op: u8, data: &[u8]) {
+        debug_assert!(data.len() <= 0xff);
+        let n = data.len();
+        self.open_frame_if_needed(n + 2);
+        self.buf.reserve(n + 2);
+        let len = self.buf.len();
+        // SAFETY: room for n + 2 bytes was reserved; all of them are
+        // written before the length is extended; `data` cannot overlap the
+        // spare capacity of our own buffer.
+        unsafe {
+            let p = self.buf.as_mut_ptr().add(len);
+            *p = op;
+            *p.add(1) = n as u8;
+            if n <= 16 {
+                for i in 0..n {
+                    *p.add(2 + i) = *data.get_unchecked(i);
+                }
+            } else {
+                std::ptr::copy_nonoverlapping(data.as_ptr(), p.add(2), n);
+            }
+            self.buf.set_len(len + n + 2);
+        }
+    }
+
     /// Writes an opcode followed by a 1-byte argument.
     #[inline(always)]
     pub fn op_u8(&mut self, op: u8, arg: u8) {
-        self.open_frame_if_needed(2);
-        self.buf.extend_from_slice(&[op, arg]);
+        self.array([op, arg]);
     }
 
     /// Writes an opcode followed by a little-endian u32 argument.
     #[inline(always)]
     pub fn op_u32(&mut self, op: u8, arg: u32) {
         let a = arg.to_le_bytes();
-        self.bytes(&[op, a[0], a[1], a[2], a[3]]);
+        self.array([op, a[0], a[1], a[2], a[3]]);
     }
 
     /// Writes an opcode followed by a little-endian u64 argument.
