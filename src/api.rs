@@ -5,7 +5,7 @@ use std::cell::Cell;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyDict, PySet};
 
 use crate::errors::wrap_recursion;
 use crate::pickler::{DispatchSource, Engine, Options, State};
@@ -81,7 +81,13 @@ fn one_shot<'py, T>(
     result.map_err(|e| wrap_recursion(py, e))
 }
 
-/// `cloudpickle.dumps(obj, protocol=None, buffer_callback=None)`.
+/// Serialize obj as a bytes object (a standard pickle).
+///
+/// protocol defaults to cloudpickle.DEFAULT_PROTOCOL, the highest protocol
+/// of the running Python, which favours speed between processes running the
+/// same Python version. buffer_callback (protocol 5) receives each
+/// pickle.PickleBuffer; if it returns a false value the buffer is written
+/// out of band. The payload loads with pickle.loads.
 #[pyfunction]
 #[pyo3(signature = (obj, protocol=None, buffer_callback=None))]
 pub fn dumps<'py>(
@@ -100,12 +106,14 @@ pub fn dumps<'py>(
         reducer_override: None,
         persistent_id: None,
         dispatch_table: DispatchSource::PicklerClass,
+        globals_ref: None,
         transient_memo: true,
     };
     one_shot(py, obj, opts, |state| Ok(PyBytes::new(py, &state.out.buf)))
 }
 
-/// `cloudpickle.dump(obj, file, protocol=None, buffer_callback=None)`.
+/// Serialize obj as bytes streamed into file (an object with a write
+/// method). Same arguments as dumps.
 #[pyfunction]
 #[pyo3(signature = (obj, file, protocol=None, buffer_callback=None))]
 pub fn dump<'py>(
@@ -128,6 +136,7 @@ pub fn dump<'py>(
         reducer_override: None,
         persistent_id: None,
         dispatch_table: DispatchSource::PicklerClass,
+        globals_ref: None,
         transient_memo: true,
     };
     one_shot(py, obj, opts, |_| Ok(()))
@@ -165,7 +174,7 @@ impl PicklerState {
 /// the instance's attributes.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (state, obj, write, protocol, buffer_callback, reducer_override, persistent_id, dispatch_table))]
+#[pyo3(signature = (state, obj, write, protocol, buffer_callback, reducer_override, persistent_id, dispatch_table, globals_ref))]
 pub fn pickler_dump<'py>(
     py: Python<'py>,
     mut state: PyRefMut<'py, PicklerState>,
@@ -176,6 +185,7 @@ pub fn pickler_dump<'py>(
     reducer_override: Option<Bound<'py, PyAny>>,
     persistent_id: Option<Bound<'py, PyAny>>,
     dispatch_table: Option<Bound<'py, PyAny>>,
+    globals_ref: Option<Bound<'py, PyDict>>,
 ) -> PyResult<()> {
     let proto = resolve_protocol(protocol)?;
     let buffer_callback = none_to_option(buffer_callback);
@@ -190,6 +200,7 @@ pub fn pickler_dump<'py>(
             Some(t) => DispatchSource::Given(t),
             None => DispatchSource::PicklerClass,
         },
+        globals_ref,
         transient_memo: false,
     };
     let result = {
@@ -206,11 +217,18 @@ pub fn pickler_dump<'py>(
 #[pyfunction]
 pub fn reducer_override<'py>(
     py: Python<'py>,
-    _pickler: &Bound<'py, PyAny>,
+    pickler: &Bound<'py, PyAny>,
     obj: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let mut globals_ref = match pickler.getattr_opt("globals_ref")? {
+        Some(g) => g.cast_into::<PyDict>().ok(),
+        None => None,
+    };
+    let ctx = crate::reduce::ReduceContext {
+        globals_ref: &mut globals_ref,
+    };
     // SAFETY: `obj` is alive for the call and the GIL is held.
-    match unsafe { crate::reduce::reducer_override(py, obj.as_ptr())? } {
+    match unsafe { crate::reduce::reducer_override(obj, ctx, &mut || {})? } {
         Some(rv) => Ok(rv),
         None => Ok(py.NotImplemented().into_bound(py)),
     }
@@ -219,11 +237,16 @@ pub fn reducer_override<'py>(
 /// Registers the Python `Pickler` class and its default dispatch table.
 #[pyfunction]
 #[pyo3(name = "_configure")]
-pub fn configure(pickler_class: &Bound<'_, PyAny>, default_table: &Bound<'_, PyAny>) {
+pub fn configure(
+    pickler_class: &Bound<'_, PyAny>,
+    default_table: &Bound<'_, PyAny>,
+    by_value_registry: &Bound<'_, PySet>,
+) {
     let _ = crate::pickler::dispatch_registered().set(crate::pickler::Registered {
         pickler_class: pickler_class.clone().unbind(),
         default_table: default_table.clone().unbind(),
     });
+    let _ = crate::by_value::REGISTRY.set(by_value_registry.clone().unbind());
 }
 
 #[allow(dead_code)]

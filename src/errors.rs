@@ -8,8 +8,7 @@ use crate::py::cache;
 
 /// The exception CPython set after a C API call returned an error.
 pub fn fetch(py: Python<'_>) -> PyErr {
-    PyErr::take(py)
-        .unwrap_or_else(|| PySystemError::new_err("error return without exception set"))
+    PyErr::take(py).unwrap_or_else(|| PySystemError::new_err("error return without exception set"))
 }
 
 /// A `pickle.PicklingError` with `msg`.

@@ -2,7 +2,9 @@
 //! `cloudpickle._engine`.
 
 mod api;
+mod by_value;
 mod errors;
+mod lookup;
 mod pickler;
 mod py;
 mod reduce;

@@ -12,8 +12,10 @@ use pyo3::types::{PyDict, PyString};
 extern "C" {
     /// Exported by CPython 3.9 to 3.14 (`Include/cpython/object.h`); looks an
     /// attribute up along a type's MRO without calling any Python code.
-    pub fn _PyType_Lookup(tp: *mut ffi::PyTypeObject, name: *mut ffi::PyObject)
-        -> *mut ffi::PyObject;
+    pub fn _PyType_Lookup(
+        tp: *mut ffi::PyTypeObject,
+        name: *mut ffi::PyObject,
+    ) -> *mut ffi::PyObject;
     /// Public since 3.8 (`Include/cpython/picklebufobject.h`).
     pub static mut PyPickleBuffer_Type: ffi::PyTypeObject;
     pub fn PyPickleBuffer_GetBuffer(obj: *mut ffi::PyObject) -> *const ffi::Py_buffer;
@@ -36,14 +38,6 @@ pub struct Cache {
     pub s_new: *mut ffi::PyObject,
     pub s_main: *mut ffi::PyObject,
     pub s_latin1: *mut ffi::PyObject,
-    pub s_items: *mut ffi::PyObject,
-    pub s_maps: *mut ffi::PyObject,
-    pub s_newobj: *mut ffi::PyObject,
-    pub s_newobj_ex: *mut ffi::PyObject,
-    pub s_write: *mut ffi::PyObject,
-    pub s_bit_length: *mut ffi::PyObject,
-    pub s_to_bytes: *mut ffi::PyObject,
-    pub s_little: *mut ffi::PyObject,
 
     /// `object.__reduce_ex__`, `object.__reduce__`, `object.__getstate__`
     /// (null before 3.11) and `object.__class__`, as found in `object`'s dict.
@@ -60,7 +54,6 @@ pub struct Cache {
     pub codecs_encode: *mut ffi::PyObject,
     pub builtins_getattr: *mut ffi::PyObject,
     pub partial: *mut ffi::PyObject,
-    pub sys_modules: *mut ffi::PyObject,
     pub empty_tuple: *mut ffi::PyObject,
     pub picklebuffer_type: *mut ffi::PyTypeObject,
     pub module_type: *mut ffi::PyTypeObject,
@@ -78,7 +71,9 @@ static CACHE: OnceLock<Cache> = OnceLock::new();
 pub fn cache() -> &'static Cache {
     // SAFETY of unwrap_unchecked-like use: module init fills the cache before
     // any function of the module can be called.
-    CACHE.get().expect("cloudpickle._engine used before initialisation")
+    CACHE
+        .get()
+        .expect("cloudpickle._engine used before initialisation")
 }
 
 fn intern(py: Python<'_>, s: &str) -> *mut ffi::PyObject {
@@ -132,14 +127,6 @@ pub fn init(py: Python<'_>) -> PyResult<()> {
         s_new: intern(py, "__new__"),
         s_main: intern(py, "__main__"),
         s_latin1: intern(py, "latin1"),
-        s_items: intern(py, "items"),
-        s_maps: intern(py, "maps"),
-        s_newobj: intern(py, "__newobj__"),
-        s_newobj_ex: intern(py, "__newobj_ex__"),
-        s_write: intern(py, "write"),
-        s_bit_length: intern(py, "bit_length"),
-        s_to_bytes: intern(py, "to_bytes"),
-        s_little: intern(py, "little"),
         object_reduce_ex: object_attr(s_reduce_ex),
         object_reduce: object_attr(s_reduce),
         object_getstate: object_attr(s_getstate),
@@ -148,11 +135,13 @@ pub fn init(py: Python<'_>) -> PyResult<()> {
         copyreg_dispatch_table: attr(py, "copyreg", "dispatch_table")?,
         extension_registry: attr(py, "copyreg", "_extension_registry")?,
         name_mapping_3to2: compat.getattr("REVERSE_NAME_MAPPING")?.unbind().into_ptr(),
-        import_mapping_3to2: compat.getattr("REVERSE_IMPORT_MAPPING")?.unbind().into_ptr(),
+        import_mapping_3to2: compat
+            .getattr("REVERSE_IMPORT_MAPPING")?
+            .unbind()
+            .into_ptr(),
         codecs_encode: attr(py, "codecs", "encode")?,
         builtins_getattr: attr(py, "builtins", "getattr")?,
         partial: attr(py, "functools", "partial")?,
-        sys_modules: sys_modules.unbind().into_ptr(),
         // SAFETY: PyTuple_New(0) returns a new reference to the empty tuple.
         empty_tuple: unsafe { ffi::PyTuple_New(0) },
         picklebuffer_type: std::ptr::addr_of_mut!(PyPickleBuffer_Type),

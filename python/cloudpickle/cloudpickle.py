@@ -138,6 +138,7 @@ class Pickler(pickle.Pickler):
             override,
             persistent_id,
             self.dispatch_table,
+            self.globals_ref,
         )
 
     def clear_memo(self):
@@ -178,4 +179,4 @@ dump = _engine.dump
 
 # The engine needs the Pickler class (its class-level dispatch table and the
 # reducer it consults) and pickle's error classes.
-_engine._configure(Pickler, Pickler.dispatch_table)
+_engine._configure(Pickler, Pickler.dispatch_table, _PICKLE_BY_VALUE_MODULES)

@@ -112,15 +112,18 @@ impl<'s, 'py> Engine<'s, 'py> {
                 std::ptr::null_mut(),
             );
             if !text.is_null() {
-                self.out
-                    .bytes(std::ffi::CStr::from_ptr(text).to_bytes());
+                self.out.bytes(std::ffi::CStr::from_ptr(text).to_bytes());
                 ffi::PyMem_Free(text as *mut std::ffi::c_void);
             }
             self.out.byte(b'\n');
         }
     }
 
-    pub(super) unsafe fn save_str(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
+    pub(super) unsafe fn save_str(
+        &mut self,
+        obj: *mut ffi::PyObject,
+        transient: bool,
+    ) -> PyResult<()> {
         if self.bin {
             let mut size: ffi::Py_ssize_t = 0;
             let data = ffi::PyUnicode_AsUTF8AndSize(obj, &mut size);
@@ -130,7 +133,11 @@ impl<'s, 'py> Engine<'s, 'py> {
                 ffi::PyErr_Clear();
                 let encoded = owned(
                     self.py,
-                    ffi::PyUnicode_AsEncodedString(obj, c"utf-8".as_ptr(), c"surrogatepass".as_ptr()),
+                    ffi::PyUnicode_AsEncodedString(
+                        obj,
+                        c"utf-8".as_ptr(),
+                        c"surrogatepass".as_ptr(),
+                    ),
                 )?;
                 let data = ffi::PyBytes_AsString(encoded.as_ptr()) as *const u8;
                 let size = ffi::PyBytes_Size(encoded.as_ptr());
@@ -142,7 +149,7 @@ impl<'s, 'py> Engine<'s, 'py> {
             // SAFETY: `data` points at `size` bytes owned by `obj` (its
             // cached UTF-8) or by `encoded`, both alive until the end of
             // this function.
-            let slice = std::slice::from_raw_parts(data as *const u8, size);
+            let slice = std::slice::from_raw_parts(data, size);
             if size <= 0xff && self.proto >= 4 {
                 self.out.short_string(SHORT_BINUNICODE, slice);
             } else if size <= u32::MAX as usize {
@@ -165,7 +172,11 @@ impl<'s, 'py> Engine<'s, 'py> {
         self.memo_put(obj, transient)
     }
 
-    pub(super) unsafe fn save_bytes(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
+    pub(super) unsafe fn save_bytes(
+        &mut self,
+        obj: *mut ffi::PyObject,
+        transient: bool,
+    ) -> PyResult<()> {
         let size = ffi::PyBytes_Size(obj) as usize;
         if self.proto < 3 {
             // No bytes opcode: pickle reduces to codecs.encode(latin1 str)
@@ -179,11 +190,18 @@ impl<'s, 'py> Engine<'s, 'py> {
             } else {
                 let text = owned(
                     self.py,
-                    ffi::PyUnicode_DecodeLatin1(ffi::PyBytes_AsString(obj), size as ffi::Py_ssize_t, std::ptr::null()),
+                    ffi::PyUnicode_DecodeLatin1(
+                        ffi::PyBytes_AsString(obj),
+                        size as ffi::Py_ssize_t,
+                        std::ptr::null(),
+                    ),
                 )?;
                 let latin1 = super::borrowed(self.py, self.c.s_latin1);
                 let args = pyo3::types::PyTuple::new(self.py, [text, latin1])?;
-                (super::borrowed(self.py, self.c.codecs_encode), args.into_any())
+                (
+                    super::borrowed(self.py, self.c.codecs_encode),
+                    args.into_any(),
+                )
                     .into_pyobject(self.py)?
             };
             return self.save_reduce(rv.as_ptr(), Some(obj));
@@ -303,7 +321,13 @@ unsafe fn raw_unicode_escape(py: Python<'_>, obj: *mut ffi::PyObject) -> PyResul
             for shift in (0..8).rev() {
                 out.push(HEX[((ch >> (shift * 4)) & 0xf) as usize]);
             }
-        } else if ch >= 256 || ch == b'\\' as u32 || ch == 0 || ch == b'\n' as u32 || ch == b'\r' as u32 || ch == 0x1a {
+        } else if ch >= 256
+            || ch == b'\\' as u32
+            || ch == 0
+            || ch == b'\n' as u32
+            || ch == b'\r' as u32
+            || ch == 0x1a
+        {
             out.extend_from_slice(b"\\u");
             for shift in (0..4).rev() {
                 out.push(HEX[((ch >> (shift * 4)) & 0xf) as usize]);
@@ -333,7 +357,10 @@ mod tests {
         assert_eq!(enc(-128), vec![0x80]);
         assert_eq!(enc(-129), vec![0x7f, 0xff]);
         assert_eq!(enc(1 << 31), vec![0, 0, 0, 0x80, 0]);
-        assert_eq!(enc(i64::MAX), vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+        assert_eq!(
+            enc(i64::MAX),
+            vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]
+        );
         assert_eq!(enc(i64::MIN), vec![0, 0, 0, 0, 0, 0, 0, 0x80]);
     }
 }

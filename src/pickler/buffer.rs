@@ -22,7 +22,9 @@ impl<'s, 'py> Engine<'s, 'py> {
         let mut in_band = true;
         if let Some(callback) = self.buffer_callback.clone() {
             self.before_python();
-            in_band = callback.call1((super::borrowed(self.py, obj),))?.is_truthy()?;
+            in_band = callback
+                .call1((super::borrowed(self.py, obj),))?
+                .is_truthy()?;
         }
         // The callback may have released the buffer: look the view up again.
         let view = self.picklebuffer_view(obj)?;
@@ -41,7 +43,11 @@ impl<'s, 'py> Engine<'s, 'py> {
             if readonly {
                 self.save_bytes_data(obj, data, false)
             } else {
-                self.write_bytes_like(&super::atoms::header_u64(BYTEARRAY8, len as u64), data, Some(obj))?;
+                self.write_bytes_like(
+                    &super::atoms::header_u64(BYTEARRAY8, len as u64),
+                    data,
+                    Some(obj),
+                )?;
                 self.memo_put(obj, false)
             }
         } else {
@@ -53,7 +59,10 @@ impl<'s, 'py> Engine<'s, 'py> {
         }
     }
 
-    unsafe fn picklebuffer_view(&mut self, obj: *mut ffi::PyObject) -> PyResult<*const ffi::Py_buffer> {
+    unsafe fn picklebuffer_view(
+        &mut self,
+        obj: *mut ffi::PyObject,
+    ) -> PyResult<*const ffi::Py_buffer> {
         let view = PyPickleBuffer_GetBuffer(obj);
         if view.is_null() {
             return Err(fetch(self.py));

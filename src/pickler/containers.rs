@@ -30,7 +30,11 @@ impl<'s, 'py> Engine<'s, 'py> {
         self.transient_memo && unsafe { ffi::Py_REFCNT(item) } == 1
     }
 
-    pub(super) unsafe fn save_list(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
+    pub(super) unsafe fn save_list(
+        &mut self,
+        obj: *mut ffi::PyObject,
+        transient: bool,
+    ) -> PyResult<()> {
         if self.bin {
             self.out.byte(EMPTY_LIST);
         } else {
@@ -82,7 +86,11 @@ impl<'s, 'py> Engine<'s, 'py> {
         Ok(())
     }
 
-    pub(super) unsafe fn save_dict(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
+    pub(super) unsafe fn save_dict(
+        &mut self,
+        obj: *mut ffi::PyObject,
+        transient: bool,
+    ) -> PyResult<()> {
         if self.bin {
             self.out.byte(EMPTY_DICT);
         } else {
@@ -103,7 +111,9 @@ impl<'s, 'py> Engine<'s, 'py> {
                 self.save_item_pair(combined, key, value)?;
                 self.out.byte(SETITEM);
                 if ffi::PyDict_Size(obj) != size {
-                    return Err(PyRuntimeError::new_err("dictionary changed size during iteration"));
+                    return Err(PyRuntimeError::new_err(
+                        "dictionary changed size during iteration",
+                    ));
                 }
             }
             return Ok(());
@@ -126,7 +136,9 @@ impl<'s, 'py> Engine<'s, 'py> {
             }
             self.out.byte(SETITEMS);
             if ffi::PyDict_Size(obj) != size {
-                return Err(PyRuntimeError::new_err("dictionary changed size during iteration"));
+                return Err(PyRuntimeError::new_err(
+                    "dictionary changed size during iteration",
+                ));
             }
             // As in `_pickle.c`, a full batch is always followed by another
             // one, even if empty.
@@ -141,7 +153,12 @@ impl<'s, 'py> Engine<'s, 'py> {
     /// combined-table dict (a split-table dict shares its keys with other
     /// dicts: its keys may be reached again).
     #[inline(always)]
-    unsafe fn save_item_pair(&mut self, combined: bool, key: *mut ffi::PyObject, value: *mut ffi::PyObject) -> PyResult<()> {
+    unsafe fn save_item_pair(
+        &mut self,
+        combined: bool,
+        key: *mut ffi::PyObject,
+        value: *mut ffi::PyObject,
+    ) -> PyResult<()> {
         ffi::Py_INCREF(key);
         ffi::Py_INCREF(value);
         let tk = combined && self.is_transient_value(key);
@@ -159,7 +176,11 @@ impl<'s, 'py> Engine<'s, 'py> {
         self.transient_memo && unsafe { ffi::Py_REFCNT(value) } == 2
     }
 
-    pub(super) unsafe fn save_tuple(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
+    pub(super) unsafe fn save_tuple(
+        &mut self,
+        obj: *mut ffi::PyObject,
+        transient: bool,
+    ) -> PyResult<()> {
         let len = ffi::PyTuple_GET_SIZE(obj);
         if len == 0 {
             if self.bin {
@@ -195,14 +216,19 @@ impl<'s, 'py> Engine<'s, 'py> {
             return self.memo_get(idx);
         }
         if small {
-            self.out.byte([EMPTY_TUPLE, TUPLE1, TUPLE2, TUPLE3][len as usize]);
+            self.out
+                .byte([EMPTY_TUPLE, TUPLE1, TUPLE2, TUPLE3][len as usize]);
         } else {
             self.out.byte(TUPLE);
         }
         self.memo_put(obj, transient)
     }
 
-    pub(super) unsafe fn save_set(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
+    pub(super) unsafe fn save_set(
+        &mut self,
+        obj: *mut ffi::PyObject,
+        transient: bool,
+    ) -> PyResult<()> {
         if self.proto < 4 {
             return self.save_set_by_reduce(obj, std::ptr::addr_of_mut!(ffi::PySet_Type));
         }
@@ -243,14 +269,22 @@ impl<'s, 'py> Engine<'s, 'py> {
     }
 
     /// Protocols < 4 have no set opcodes: `(set, (list(obj),))`.
-    unsafe fn save_set_by_reduce(&mut self, obj: *mut ffi::PyObject, tp: *mut ffi::PyTypeObject) -> PyResult<()> {
+    unsafe fn save_set_by_reduce(
+        &mut self,
+        obj: *mut ffi::PyObject,
+        tp: *mut ffi::PyTypeObject,
+    ) -> PyResult<()> {
         let items = owned(self.py, ffi::PySequence_List(obj))?;
         let args = pyo3::types::PyTuple::new(self.py, [items])?;
         let rv = (super::borrowed(self.py, tp.cast()), args).into_pyobject(self.py)?;
         self.save_reduce(rv.as_ptr(), Some(obj))
     }
 
-    pub(super) unsafe fn save_frozenset(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
+    pub(super) unsafe fn save_frozenset(
+        &mut self,
+        obj: *mut ffi::PyObject,
+        transient: bool,
+    ) -> PyResult<()> {
         if self.proto < 4 {
             return self.save_set_by_reduce(obj, std::ptr::addr_of_mut!(ffi::PyFrozenSet_Type));
         }
@@ -276,10 +310,17 @@ impl<'s, 'py> Engine<'s, 'py> {
     }
 
     /// Bytearrays: BYTEARRAY8 at protocol 5, `bytearray(bytes)` below.
-    pub(super) unsafe fn save_bytearray(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
+    pub(super) unsafe fn save_bytearray(
+        &mut self,
+        obj: *mut ffi::PyObject,
+        transient: bool,
+    ) -> PyResult<()> {
         let size = ffi::PyByteArray_Size(obj) as usize;
         if self.proto < 5 {
-            let tp = super::borrowed(self.py, std::ptr::addr_of_mut!(ffi::PyByteArray_Type).cast());
+            let tp = super::borrowed(
+                self.py,
+                std::ptr::addr_of_mut!(ffi::PyByteArray_Type).cast(),
+            );
             let args = if size == 0 {
                 pyo3::types::PyTuple::empty(self.py)
             } else {
@@ -298,7 +339,11 @@ impl<'s, 'py> Engine<'s, 'py> {
             // path, which receives the bytearray itself, not this slice).
             std::slice::from_raw_parts(data, size)
         };
-        self.write_bytes_like(&super::atoms::header_u64(BYTEARRAY8, size as u64), data, Some(obj))?;
+        self.write_bytes_like(
+            &super::atoms::header_u64(BYTEARRAY8, size as u64),
+            data,
+            Some(obj),
+        )?;
         self.memo_put(obj, transient)
     }
 }

@@ -8,8 +8,7 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use super::opcodes::*;
 use super::{borrowed, Engine};
-use crate::errors::{fetch, owned, repr};
-use crate::py::_PyType_Lookup;
+use crate::errors::{fetch, repr};
 
 /// The dotted path of a qualified name, and the module name to import.
 struct Located<'py> {
@@ -44,7 +43,10 @@ impl<'s, 'py> Engine<'s, 'py> {
             Some(value) => {
                 let py = self.py;
                 let args = PyTuple::new(py, [borrowed(py, value)])?;
-                let rv = (borrowed(py, std::ptr::addr_of_mut!(ffi::PyType_Type).cast()), args)
+                let rv = (
+                    borrowed(py, std::ptr::addr_of_mut!(ffi::PyType_Type).cast()),
+                    args,
+                )
                     .into_pyobject(py)?;
                 self.save_reduce(rv.as_ptr(), Some(obj))
             }
@@ -72,10 +74,19 @@ impl<'s, 'py> Engine<'s, 'py> {
             },
         };
         let global_name = global_name.cast_into::<PyString>().map_err(|e| {
-            self.pickling_error(format!("Can't pickle {}: its name is not a string ({})", repr(&object), e))
+            self.pickling_error(format!(
+                "Can't pickle {}: its name is not a string ({})",
+                repr(&object),
+                e
+            ))
         })?;
         let located = self.locate(&object, &global_name)?;
-        let Located { module_name, path, module, parent } = located;
+        let Located {
+            module_name,
+            path,
+            module,
+            parent,
+        } = located;
         let last = path.get_item(path.len() - 1)?;
 
         if self.proto >= 2 && ffi::PyDict_Size(self.c.extension_registry) > 0 {
@@ -84,7 +95,11 @@ impl<'s, 'py> Engine<'s, 'py> {
             if !code.is_null() {
                 let code = borrowed(py, code);
                 let code: i64 = code.extract().map_err(|_| {
-                    self.pickling_error(format!("Can't pickle {}: extension code {} isn't an integer", repr(&object), repr(&code)))
+                    self.pickling_error(format!(
+                        "Can't pickle {}: extension code {} isn't an integer",
+                        repr(&object),
+                        repr(&code)
+                    ))
                 })?;
                 if code <= 0 || code > 0x7fff_ffff {
                     return Err(self.pickling_error(format!(
@@ -161,11 +176,15 @@ impl<'s, 'py> Engine<'s, 'py> {
         let key = PyTuple::new(py, [module_name.as_any(), global_name.as_any()])?;
         let names = borrowed(py, self.c.name_mapping_3to2).cast_into::<PyDict>()?;
         if let Some(item) = names.get_item(&key)? {
-            let pair = item.cast_into::<PyTuple>().ok().filter(|t| t.len() == 2).ok_or_else(|| {
-                pyo3::exceptions::PyRuntimeError::new_err(
-                    "_compat_pickle.REVERSE_NAME_MAPPING values should be 2-tuples",
-                )
-            })?;
+            let pair = item
+                .cast_into::<PyTuple>()
+                .ok()
+                .filter(|t| t.len() == 2)
+                .ok_or_else(|| {
+                    pyo3::exceptions::PyRuntimeError::new_err(
+                        "_compat_pickle.REVERSE_NAME_MAPPING values should be 2-tuples",
+                    )
+                })?;
             let m = pair.get_item(0)?.cast_into::<PyString>()?;
             let n = pair.get_item(1)?.cast_into::<PyString>()?;
             return Ok((m, n));
@@ -190,8 +209,7 @@ impl<'s, 'py> Engine<'s, 'py> {
         global_name: &Bound<'py, PyString>,
     ) -> PyResult<Located<'py>> {
         let py = self.py;
-        let path = owned(py, ffi::PyUnicode_Split(global_name.as_ptr(), dot(py).as_ptr(), -1))?
-            .cast_into::<PyList>()?;
+        let path = crate::lookup::dotted_path(global_name)?;
         for part in path.iter() {
             if part.cast::<PyString>()?.to_cow()? == "<locals>" {
                 self.before_python();
@@ -251,19 +269,12 @@ impl<'s, 'py> Engine<'s, 'py> {
                 global_name
             )));
         }
-        Ok(Located { module_name, path, module, parent })
-    }
-
-    /// `sys.modules[name]` if present.
-    unsafe fn imported_module(&mut self, name: &Bound<'py, PyString>) -> Option<Bound<'py, PyAny>> {
-        let modules = ffi::PyImport_GetModuleDict();
-        let m = ffi::PyDict_GetItemWithError(modules, name.as_ptr());
-        if m.is_null() {
-            ffi::PyErr_Clear();
-            return None;
-        }
-        let m = borrowed(self.py, m);
-        (!m.is_none()).then_some(m)
+        Ok(Located {
+            module_name,
+            path,
+            module,
+            parent,
+        })
     }
 
     /// The module named by `obj.__module__`, or else the first module in
@@ -277,7 +288,10 @@ impl<'s, 'py> Engine<'s, 'py> {
         if let Some(m) = object.getattr_opt(super::name(py, self.c.s_module))? {
             if !m.is_none() {
                 return m.cast_into::<PyString>().map_err(|_| {
-                    self.pickling_error(format!("Can't pickle {}: its __module__ is not a string", repr(object)))
+                    self.pickling_error(format!(
+                        "Can't pickle {}: its __module__ is not a string",
+                        repr(object)
+                    ))
                 });
             }
         }
@@ -301,72 +315,20 @@ impl<'s, 'py> Engine<'s, 'py> {
         Ok(main.cast_into::<PyString>()?)
     }
 
-    /// Follows `path` from `module`; returns the object and its parent.
-    /// Plain module and class attributes are read from their dicts (no
-    /// Python code); anything else goes through `getattr`.
+    unsafe fn imported_module(&mut self, name: &Bound<'py, PyString>) -> Option<Bound<'py, PyAny>> {
+        crate::lookup::imported_module(self.py, name)
+    }
+
     unsafe fn deep_getattr(
         &mut self,
         module: &Bound<'py, PyAny>,
         path: &Bound<'py, PyList>,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
-        let mut parent = module.clone();
-        let mut current = module.clone();
-        for part in path.iter() {
-            parent = current;
-            current = match self.plain_attr(&parent, &part) {
-                Some(v) => v,
-                None => {
-                    self.before_python();
-                    parent.getattr(part.cast::<PyString>()?)?
-                }
-            };
-        }
-        Ok((current, parent))
-    }
-
-    /// `owner.<name>` when it can be read without running Python code: an
-    /// entry of a module's dict, or a class attribute that is not a
-    /// descriptor on a class whose metaclass is `type`.
-    unsafe fn plain_attr(&mut self, owner: &Bound<'py, PyAny>, name: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
-        let py = self.py;
-        let tp = ffi::Py_TYPE(owner.as_ptr());
-        if tp == self.c.module_type {
-            let dict = ffi::PyModule_GetDict(owner.as_ptr());
-            if dict.is_null() {
-                ffi::PyErr_Clear();
-                return None;
-            }
-            let v = ffi::PyDict_GetItemWithError(dict, name.as_ptr());
-            if v.is_null() {
-                ffi::PyErr_Clear();
-                return None;
-            }
-            return Some(borrowed(py, v));
-        }
-        if tp == std::ptr::addr_of_mut!(ffi::PyType_Type) {
-            // A name also defined on `type` itself would win over the
-            // class's own attribute: let getattr decide then.
-            if !_PyType_Lookup(tp, name.as_ptr()).is_null() {
-                return None;
-            }
-            let v = _PyType_Lookup(owner.as_ptr().cast(), name.as_ptr());
-            if v.is_null() {
-                return None;
-            }
-            if (*ffi::Py_TYPE(v)).tp_descr_get.is_some() {
-                return None;
-            }
-            return Some(borrowed(py, v));
-        }
-        None
+        crate::lookup::deep_getattr(module, path, &mut || self.before_python())
     }
 }
 
 fn intern<'py>(py: Python<'py>, s: *mut ffi::PyObject) -> Bound<'py, PyAny> {
     // SAFETY: the cached strings are immortal strong references.
     unsafe { borrowed(py, s) }
-}
-
-fn dot(py: Python<'_>) -> Bound<'_, PyString> {
-    pyo3::intern!(py, ".").clone()
 }

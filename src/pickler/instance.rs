@@ -86,7 +86,9 @@ impl<'s, 'py> Engine<'s, 'py> {
         if t.tp_flags & ffi::Py_TPFLAGS_HEAPTYPE == 0
             || t.tp_itemsize != 0
             || t.tp_new.is_none()
-            || t.tp_getattro != Some(ffi::PyObject_GenericGetAttr)
+            || !t.tp_getattro.is_some_and(|f| {
+                std::ptr::fn_addr_eq(f, ffi::PyObject_GenericGetAttr as ffi::getattrofunc)
+            })
         {
             return false;
         }
@@ -110,7 +112,7 @@ impl<'s, 'py> Engine<'s, 'py> {
                 return false;
             }
             let dict = (*base).tp_dict;
-            if dict.is_null() || ffi::PyDict_GetItemWithError(dict, c.s_slots).is_null() == false {
+            if dict.is_null() || !ffi::PyDict_GetItemWithError(dict, c.s_slots).is_null() {
                 return false;
             }
             if !ffi::PyErr_Occurred().is_null() {

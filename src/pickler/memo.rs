@@ -71,18 +71,13 @@ impl Default for Memo {
 fn hash(key: usize, bits: u32) -> usize {
     // Object addresses are 16-byte aligned: drop the always-zero low bits,
     // then Fibonacci hashing spreads the rest over the table.
-    ((key >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize
+    (key >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)
 }
 
 impl Memo {
     #[inline]
     pub fn len(&self) -> usize {
         self.next_index
-    }
-
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.next_index == 0
     }
 
     /// The memo index of `obj`, if it is in the table.

@@ -54,6 +54,9 @@ pub struct Options<'py> {
     pub reducer_override: Option<Bound<'py, PyAny>>,
     pub persistent_id: Option<Bound<'py, PyAny>>,
     pub dispatch_table: DispatchSource<'py>,
+    /// The pickler's `globals_ref` (None for one-shot dumps: a fresh one is
+    /// made when first needed).
+    pub globals_ref: Option<Bound<'py, pyo3::types::PyDict>>,
     /// Allow the transient-object memo shortcut (one-shot dumps only: a
     /// persistent memo must hold every object, as pickle's does).
     pub transient_memo: bool,
@@ -81,6 +84,7 @@ pub struct Engine<'s, 'py> {
     reducer_override: Option<Bound<'py, PyAny>>,
     persistent_id: Option<Bound<'py, PyAny>>,
     dispatch: Dispatch<'py>,
+    globals_ref: Option<Bound<'py, pyo3::types::PyDict>>,
     /// Whether refcount-1 objects may be parked instead of memoized; turned
     /// off for good the first time Python code is about to run.
     transient_memo: bool,
@@ -120,6 +124,7 @@ impl<'s, 'py> Engine<'s, 'py> {
             transient_memo: opts.transient_memo && opts.persistent_id.is_none(),
             persistent_id: opts.persistent_id,
             dispatch: Dispatch::new(opts.dispatch_table),
+            globals_ref: opts.globals_ref,
             stack_floor,
         }
     }
@@ -357,12 +362,21 @@ impl<'s, 'py> Engine<'s, 'py> {
         if let Some(reducer_override) = self.reducer_override.clone() {
             self.before_python();
             let rv = reducer_override.call1((borrowed(self.py, obj),))?;
-            if !rv.is(&self.py.NotImplemented()) {
+            if !rv.is(self.py.NotImplemented()) {
                 return self.save_reduce_value(obj, &rv);
             }
-        } else if let Some(rv) = crate::reduce::reducer_override(self.py, obj)? {
-            self.before_python();
-            return self.save_reduce_value(obj, &rv);
+        } else {
+            let object = borrowed(self.py, obj);
+            let mut globals_ref = self.globals_ref.take();
+            let ctx = crate::reduce::ReduceContext {
+                globals_ref: &mut globals_ref,
+            };
+            let rv = crate::reduce::reducer_override(&object, ctx, &mut || self.before_python());
+            self.globals_ref = globals_ref;
+            if let Some(rv) = rv? {
+                self.before_python();
+                return self.save_reduce_value(obj, &rv);
+            }
         }
         if tp == std::ptr::addr_of_mut!(ffi::PyType_Type) {
             return self.save_type(obj);
@@ -426,6 +440,9 @@ pub(crate) unsafe fn borrowed<'py>(py: Python<'py>, obj: *mut ffi::PyObject) -> 
 /// # Safety
 /// `s` must be one of the cache's interned strings.
 #[inline(always)]
-pub(crate) unsafe fn name<'py>(py: Python<'py>, s: *mut ffi::PyObject) -> Bound<'py, pyo3::types::PyString> {
+pub(crate) unsafe fn name<'py>(
+    py: Python<'py>,
+    s: *mut ffi::PyObject,
+) -> Bound<'py, pyo3::types::PyString> {
     Bound::from_borrowed_ptr(py, s).cast_into_unchecked()
 }

@@ -131,15 +131,6 @@ impl Output {
         self.array([op, a[0], a[1], a[2], a[3]]);
     }
 
-    /// Writes an opcode followed by a little-endian u64 argument.
-    #[inline(always)]
-    pub fn op_u64(&mut self, op: u8, arg: u64) {
-        let mut h = [0u8; 9];
-        h[0] = op;
-        h[1..].copy_from_slice(&arg.to_le_bytes());
-        self.bytes(&h);
-    }
-
     /// True when the open frame is large enough to be committed at this
     /// opcode boundary.
     #[inline(always)]
@@ -171,10 +162,6 @@ impl Output {
     pub fn take_committed(&mut self) -> Vec<u8> {
         debug_assert!(self.frame_start == NO_FRAME);
         std::mem::take(&mut self.buf)
-    }
-
-    pub fn len(&self) -> usize {
-        self.buf.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -219,7 +206,7 @@ mod tests {
         o.byte(1);
         assert!(!o.frame_full());
         o.commit_frame();
-        assert_eq!(o.len(), 9 + FRAME_SIZE_TARGET + 1);
+        assert_eq!(o.buf.len(), 9 + FRAME_SIZE_TARGET + 1);
     }
 
     #[test]

@@ -65,9 +65,8 @@ impl<'s, 'py> Engine<'s, 'py> {
         let rv = borrowed(py, rv).cast_into::<PyTuple>()?;
         let size = rv.len();
         if !(2..=6).contains(&size) {
-            return Err(self.pickling_error(
-                "tuple returned by __reduce__ must contain 2 through 6 elements",
-            ));
+            return Err(self
+                .pickling_error("tuple returned by __reduce__ must contain 2 through 6 elements"));
         }
         let item = |i: usize| -> PyResult<Option<Bound<'py, PyAny>>> {
             if i < size {
@@ -211,7 +210,12 @@ impl<'s, 'py> Engine<'s, 'py> {
     }
 
     /// `obj.__class__ is cls`, or a PicklingError with `msg`.
-    unsafe fn check_class(&mut self, obj: *mut ffi::PyObject, cls: &Bound<'py, PyAny>, msg: &str) -> PyResult<()> {
+    unsafe fn check_class(
+        &mut self,
+        obj: *mut ffi::PyObject,
+        cls: &Bound<'py, PyAny>,
+        msg: &str,
+    ) -> PyResult<()> {
         self.before_python();
         let actual = borrowed(self.py, obj).getattr(super::name(self.py, self.c.s_class))?;
         if !actual.is(cls) {
@@ -220,7 +224,11 @@ impl<'s, 'py> Engine<'s, 'py> {
         Ok(())
     }
 
-    unsafe fn save_newobj_ex(&mut self, args: &Bound<'py, PyTuple>, obj: Option<*mut ffi::PyObject>) -> PyResult<()> {
+    unsafe fn save_newobj_ex(
+        &mut self,
+        args: &Bound<'py, PyTuple>,
+        obj: Option<*mut ffi::PyObject>,
+    ) -> PyResult<()> {
         let py = self.py;
         if args.len() != 3 {
             return Err(self.pickling_error(format!(
@@ -236,7 +244,11 @@ impl<'s, 'py> Engine<'s, 'py> {
             )));
         }
         if let Some(o) = obj {
-            self.check_class(o, &cls, "args[0] from __newobj_ex__ args has the wrong class")?;
+            self.check_class(
+                o,
+                &cls,
+                "args[0] from __newobj_ex__ args has the wrong class",
+            )?;
         }
         let cargs = args.get_item(1)?;
         if !cargs.is_instance_of::<PyTuple>() {
@@ -264,7 +276,8 @@ impl<'s, 'py> Engine<'s, 'py> {
             let mut items: Vec<Bound<'py, PyAny>> = vec![new, cls.clone()];
             items.extend(cargs.cast::<PyTuple>()?.iter());
             let pargs = PyTuple::new(py, items)?;
-            let partial = borrowed(py, self.c.partial).call(pargs, Some(kwargs.cast::<PyDict>()?))?;
+            let partial =
+                borrowed(py, self.c.partial).call(pargs, Some(kwargs.cast::<PyDict>()?))?;
             self.save(partial.as_ptr(), false)?;
             self.save(self.c.empty_tuple, false)?;
             self.out.byte(REDUCE);
@@ -336,7 +349,9 @@ impl<'s, 'py> Engine<'s, 'py> {
             let item = Bound::from_owned_ptr(engine.py, item);
             match item.cast_into::<PyTuple>() {
                 Ok(t) if t.len() == 2 => Ok(Some(t)),
-                _ => Err(PyTypeError::new_err("dict items iterator must return 2-tuples")),
+                _ => Err(PyTypeError::new_err(
+                    "dict items iterator must return 2-tuples",
+                )),
             }
         };
         let save_pair = |engine: &mut Self, pair: &Bound<'py, PyTuple>| -> PyResult<()> {
