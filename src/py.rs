@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::PyString;
 
 extern "C" {
     /// Exported by CPython 3.9 to 3.14 (`Include/cpython/object.h`); looks an
@@ -106,12 +106,6 @@ pub fn init(py: Python<'_>) -> PyResult<()> {
     let s_getstate = intern(py, "__getstate__");
     let s_class = intern(py, "__class__");
     let compat = py.import("_compat_pickle")?;
-    let sys_modules = py.import("sys")?.getattr("modules")?;
-    if !sys_modules.is_exact_instance_of::<PyDict>() {
-        return Err(pyo3::exceptions::PyRuntimeError::new_err(
-            "sys.modules is not a dict",
-        ));
-    }
     let cache = Cache {
         s_reduce_ex,
         s_reduce,

@@ -1,0 +1,530 @@
+"""Pickling-side helpers: deciding how a function travels and reducing it.
+
+Everything here is a plain function of the object being pickled (plus, for
+functions, the pickler's ``globals_ref`` mapping), so the Rust engine can call
+these helpers without a Python ``Pickler`` instance. The names and return
+values follow the pure-Python cloudpickle: the reduce tuples reference the
+reconstructors of :mod:`cloudpickle._reconstructors` (published as
+``cloudpickle.cloudpickle.<name>``), which makes the payloads interchangeable.
+"""
+
+import abc
+import itertools
+import opcode
+import sys
+import types
+import weakref
+
+from ._reconstructors import (
+    _empty_cell_value,
+    _function_setstate,
+    _get_cell_contents,
+    _get_or_create_tracker_id,
+    _make_cell,
+    _make_empty_cell,
+    _make_function,
+    dynamic_subimport,
+    subimport,
+)
+
+__all__ = [
+    "_REDUCERS",
+    "_cell_reduce",
+    "_class_getnewargs",
+    "_classmethod_reduce",
+    "_code_reduce",
+    "_dynamic_function_reduce",
+    "_enum_getnewargs",
+    "_extract_class_dict",
+    "_extract_code_globals",
+    "_extract_code_globals_cache",
+    "_find_imported_submodules",
+    "_function_getnewargs",
+    "_function_getstate",
+    "_function_reduce",
+    "_get_bases",
+    "_is_registered_pickle_by_value",
+    "_lookup_module_and_qualname",
+    "_method_reduce",
+    "_module_reduce",
+    "_should_pickle_by_reference",
+    "_walk_global_ops",
+    "_whichmodule",
+]
+
+
+# ---------------------------------------------------------------------------
+# By value or by reference?
+# ---------------------------------------------------------------------------
+
+
+def _is_registered_pickle_by_value(module):
+    """True when ``module``, or a package containing it, was registered with
+    ``register_pickle_by_value``."""
+    # Imported here: cloudpickle.cloudpickle imports this module.
+    from . import cloudpickle as _cp
+
+    registry = _cp._PICKLE_BY_VALUE_MODULES
+    if not registry:
+        return False
+    name = module.__name__
+    while True:
+        if name in registry:
+            return True
+        name, dot, _ = name.rpartition(".")
+        if not dot:
+            return False
+
+
+def _resolve_dotted(owner, dotted_name):
+    """``owner.a.b.c`` for ``dotted_name == "a.b.c"``, as pickle resolves a
+    qualified name: AttributeError when a step is missing or is the
+    ``<locals>`` of a function (such objects cannot be found by name)."""
+    value = owner
+    for part in dotted_name.split("."):
+        if part == "<locals>":
+            raise AttributeError(f"cannot reach a local object through {dotted_name!r}")
+        value = getattr(value, part)
+    return value
+
+
+def _whichmodule(obj, name):
+    """The name of the module ``obj`` belongs to, or None.
+
+    ``obj.__module__`` when the object has one (even ``"__main__"``);
+    otherwise the first imported module (other than the main one) where
+    ``name`` designates ``obj``. Unlike ``pickle.whichmodule`` it never
+    defaults to ``"__main__"``, and errors raised while probing modules are
+    ignored.
+    """
+    module_name = getattr(obj, "__module__", None)
+    if module_name is not None:
+        return module_name
+    # Iterate over a snapshot: probing attributes may import modules, and
+    # other threads may import concurrently.
+    for module_name, module in list(sys.modules.items()):
+        if module_name in ("__main__", "__mp_main__"):
+            continue
+        # Some tools store non-modules (or None) in sys.modules.
+        if not isinstance(module, types.ModuleType):
+            continue
+        try:
+            if _resolve_dotted(module, name) is obj:
+                return module_name
+        except Exception:  # noqa: BLE001, S112 - probing must never fail pickling
+            continue
+    return None
+
+
+def _lookup_module_and_qualname(obj, name=None):
+    """``(module, qualified name)`` under which ``obj`` can be imported by
+    the loading process, or None when it cannot be found that way.
+
+    ``name`` defaults to ``obj.__qualname__`` (then ``obj.__name__``). An
+    object is importable when its module is ``sys.modules``-registered
+    (and is not ``__main__``) and the name leads back to ``obj`` itself.
+    """
+    if name is None:
+        name = getattr(obj, "__qualname__", None)
+    if name is None:
+        name = getattr(obj, "__name__", None)
+
+    module_name = _whichmodule(obj, name)
+    if module_name is None or module_name == "__main__":
+        return None
+    # A module missing from sys.modules was created on the fly (or removed):
+    # the other side could not import it.
+    module = sys.modules.get(module_name)
+    if module is None:
+        return None
+    try:
+        found = _resolve_dotted(module, name)
+    except AttributeError:
+        return None
+    if found is not obj:
+        return None
+    return module, name
+
+
+def _should_pickle_by_reference(obj, name=None):
+    """Whether the function, class or module ``obj`` is pickled by reference
+    (re-imported by name when loading) rather than by value.
+
+    Functions and classes go by reference when they can be imported back
+    (see :func:`_lookup_module_and_qualname`) from a module that is not
+    registered for pickling by value. Modules go by reference when they are
+    in ``sys.modules`` and not registered for pickling by value. Any other
+    kind of object is a TypeError.
+    """
+    # issubclass(type(obj), type) rather than isinstance(obj, type): an
+    # object lying about its __class__ is not a class.
+    if isinstance(obj, types.FunctionType) or issubclass(type(obj), type):
+        found = _lookup_module_and_qualname(obj, name=name)
+        if found is None:
+            return False
+        return not _is_registered_pickle_by_value(found[0])
+    if isinstance(obj, types.ModuleType):
+        if _is_registered_pickle_by_value(obj):
+            return False
+        return obj.__name__ in sys.modules
+    raise TypeError(f"cannot check importability of {type(obj).__name__} instances")
+
+
+# ---------------------------------------------------------------------------
+# Names a code object uses.
+# ---------------------------------------------------------------------------
+
+_GLOBAL_OPCODES = frozenset(
+    opcode.opmap[op] for op in ("LOAD_GLOBAL", "STORE_GLOBAL", "DELETE_GLOBAL")
+)
+_LOAD_GLOBAL = opcode.opmap["LOAD_GLOBAL"]
+_EXTENDED_ARG = opcode.opmap["EXTENDED_ARG"]
+# From 3.11 on, the argument of LOAD_GLOBAL is the name index shifted left by
+# one (the low bit says whether a NULL is pushed too).
+_LOAD_GLOBAL_SHIFT = 1 if sys.version_info >= (3, 11) else 0
+
+
+def _walk_global_ops(code):
+    """Yield, in bytecode order, the name of every global read, written or
+    deleted by ``code`` itself (not by the code objects nested in it)."""
+    raw = code.co_code
+    names = code.co_names
+    extended = 0
+    # Word code: one byte of opcode, one byte of argument; EXTENDED_ARG
+    # prefixes supply the higher bytes of the next argument.
+    for i in range(0, len(raw), 2):
+        op = raw[i]
+        arg = raw[i + 1] | extended
+        if op == _EXTENDED_ARG:
+            extended = arg << 8
+            continue
+        extended = 0
+        if op in _GLOBAL_OPCODES:
+            if op == _LOAD_GLOBAL:
+                arg >>= _LOAD_GLOBAL_SHIFT
+            yield names[arg]
+
+
+#: Per code object, the names returned by :func:`_extract_code_globals`.
+_extract_code_globals_cache = weakref.WeakKeyDictionary()
+
+
+def _extract_code_globals(co):
+    """The global names used by the code object ``co`` or by any function or
+    class body nested in it, as a dict (keys in first-use order, values
+    None) so that payloads are deterministic.
+
+    The result is cached per code object; callers must not mutate it.
+    """
+    names = _extract_code_globals_cache.get(co)
+    if names is None:
+        names = dict.fromkeys(_walk_global_ops(co))
+        for const in co.co_consts:
+            if isinstance(const, types.CodeType):
+                names.update(_extract_code_globals(const))
+        _extract_code_globals_cache[co] = names
+    return names
+
+
+def _find_imported_submodules(code, top_level_dependencies):
+    """The already-imported submodules that ``code`` may reach as attributes
+    of the packages among ``top_level_dependencies``.
+
+    ``import xml.etree.ElementTree`` makes the global ``xml`` visible to the
+    code, which then uses ``xml.etree.ElementTree.parse``: only ``xml`` is a
+    global, yet loading the function must import the submodules too.
+    A submodule ``pkg.a.b`` qualifies when every part after the package name
+    (``a`` and ``b``) is among the names the code uses.
+    """
+    found = []
+    used_names = None
+    for dependency in top_level_dependencies:
+        if not isinstance(dependency, types.ModuleType):
+            continue
+        # Only packages (and their submodules) have a non-empty __package__.
+        if not getattr(dependency, "__package__", None):
+            continue
+        if used_names is None:
+            used_names = set(code.co_names)
+        prefix = dependency.__name__ + "."
+        # A snapshot: other threads may import meanwhile.
+        for module_name in list(sys.modules):
+            # Very old pytest versions put a None key in sys.modules.
+            if module_name is None or not module_name.startswith(prefix):
+                continue
+            if used_names.issuperset(module_name[len(prefix) :].split(".")):
+                found.append(sys.modules[module_name])
+    return found
+
+
+# ---------------------------------------------------------------------------
+# Functions.
+# ---------------------------------------------------------------------------
+
+
+def _function_getstate(func):
+    """The state of a function sent by value: ``(attributes, slotstate)``.
+
+    ``attributes`` is a copy of ``func.__dict__``. ``slotstate`` holds what
+    :func:`_function_setstate` restores: name, qualified name, annotations,
+    defaults, module, docstring, the closure cells, the globals the code
+    refers to (only those that exist) and the imported submodules it uses
+    (unpickling them imports them).
+    """
+    code = func.__code__
+    namespace = func.__globals__
+    closure = func.__closure__
+
+    # "".join(...) makes non-interned copies: whether a string is interned
+    # depends on the process history, and the memo works by identity, so
+    # copying keeps payloads deterministic.
+    slotstate = {
+        "__name__": "".join(func.__name__),
+        "__qualname__": "".join(func.__qualname__),
+        "__annotations__": func.__annotations__,
+        "__kwdefaults__": func.__kwdefaults__,
+        "__defaults__": func.__defaults__,
+        "__module__": func.__module__,
+        "__doc__": func.__doc__,
+        "__closure__": closure,
+    }
+
+    used_globals = {
+        name: namespace[name] for name in _extract_code_globals(code) if name in namespace
+    }
+    closure_values = () if closure is None else [_get_cell_contents(c) for c in closure]
+    slotstate["_cloudpickle_submodules"] = _find_imported_submodules(
+        code, itertools.chain(used_globals.values(), closure_values)
+    )
+    slotstate["__globals__"] = used_globals
+
+    attributes = {"".join(key): value for key, value in func.__dict__.items()}
+    return attributes, slotstate
+
+
+# Module attributes a function needs in its namespace to resolve relative
+# imports (and to report where it comes from).
+_MODULE_IDENTITY_KEYS = ("__package__", "__name__", "__path__", "__file__")
+
+
+def _function_getnewargs(func, globals_ref):
+    """Arguments of :func:`_make_function` for ``func``:
+    ``(code, base_globals, None, None, closure)``.
+
+    ``globals_ref`` maps ``id(func.__globals__)`` to the namespace shipped
+    for it, so functions that share globals when pickled (by one pickler)
+    share them again when loaded. A new namespace starts with the module's
+    identity (``__package__``, ``__name__``, ``__path__``, ``__file__``);
+    the globals the code uses are added by the state. ``closure`` is a tuple
+    of fresh empty cells (filled by the state, which breaks cycles through
+    recursive closures) or None.
+    """
+    code = func.__code__
+    namespace = func.__globals__
+    base_globals = globals_ref.setdefault(id(namespace), {})
+    if not base_globals:
+        for key in _MODULE_IDENTITY_KEYS:
+            if key in namespace:
+                base_globals[key] = namespace[key]
+
+    if func.__closure__ is None:
+        closure = None
+    else:
+        closure = tuple(_make_empty_cell() for _ in code.co_freevars)
+    return code, base_globals, None, None, closure
+
+
+def _dynamic_function_reduce(func, globals_ref):
+    """Reduce tuple pickling ``func`` by value:
+    ``(_make_function, newargs, state, None, None, _function_setstate)``."""
+    newargs = _function_getnewargs(func, globals_ref)
+    state = _function_getstate(func)
+    return (_make_function, newargs, state, None, None, _function_setstate)
+
+
+def _function_reduce(func, globals_ref):
+    """``NotImplemented`` when ``func`` goes by reference (pickle then saves
+    it as a global), otherwise its by-value reduce tuple."""
+    if _should_pickle_by_reference(func):
+        return NotImplemented
+    return _dynamic_function_reduce(func, globals_ref)
+
+
+# ---------------------------------------------------------------------------
+# Code objects, cells, methods, modules.
+# ---------------------------------------------------------------------------
+
+# The positional parameters of types.CodeType, per interpreter generation,
+# detected by attribute (as the pure-Python cloudpickle does).
+if hasattr(types.CodeType, "co_exceptiontable"):  # 3.11+
+    _CODE_FIELDS = (
+        "co_argcount", "co_posonlyargcount", "co_kwonlyargcount", "co_nlocals",
+        "co_stacksize", "co_flags", "co_code", "co_consts", "co_names",
+        "co_varnames", "co_filename", "co_name", "co_qualname", "co_firstlineno",
+        "co_linetable", "co_exceptiontable", "co_freevars", "co_cellvars",
+    )  # fmt: skip
+elif hasattr(types.CodeType, "co_linetable"):  # 3.10
+    _CODE_FIELDS = (
+        "co_argcount", "co_posonlyargcount", "co_kwonlyargcount", "co_nlocals",
+        "co_stacksize", "co_flags", "co_code", "co_consts", "co_names",
+        "co_varnames", "co_filename", "co_name", "co_firstlineno",
+        "co_linetable", "co_freevars", "co_cellvars",
+    )  # fmt: skip
+else:  # 3.8, 3.9
+    _CODE_FIELDS = (
+        "co_argcount", "co_posonlyargcount", "co_kwonlyargcount", "co_nlocals",
+        "co_stacksize", "co_flags", "co_code", "co_consts", "co_names",
+        "co_varnames", "co_filename", "co_name", "co_firstlineno",
+        "co_lnotab", "co_freevars", "co_cellvars",
+    )  # fmt: skip
+
+
+def _copy_tuple(value):
+    # A new tuple with the same items (tuple(t) would return t itself).
+    return tuple(iter(value))
+
+
+def _copy_str(value):
+    # A new, non-interned string with the same characters.
+    return "".join(value)
+
+
+# Fields copied before pickling so that a payload does not depend on which
+# objects the compiler happened to share or intern: the loading side builds
+# fresh ones, and re-pickling a loaded function must give the same bytes.
+_CODE_FIELD_COPIERS = {
+    "co_name": _copy_str,
+    "co_names": _copy_tuple,
+    "co_varnames": _copy_tuple,
+    "co_freevars": _copy_tuple,
+    "co_cellvars": _copy_tuple,
+}
+
+
+def _code_reduce(obj):
+    """``(types.CodeType, args)``: the constructor arguments of the running
+    interpreter rebuilding the code object ``obj``."""
+    args = []
+    for field in _CODE_FIELDS:
+        value = getattr(obj, field)
+        copier = _CODE_FIELD_COPIERS.get(field)
+        args.append(value if copier is None else copier(value))
+    return types.CodeType, tuple(args)
+
+
+def _cell_reduce(obj):
+    """A cell: ``_make_cell(value)``, or ``_make_empty_cell()`` when empty."""
+    value = _get_cell_contents(obj)
+    if value is _empty_cell_value:
+        return _make_empty_cell, ()
+    return _make_cell, (value,)
+
+
+def _classmethod_reduce(obj):
+    """A classmethod or staticmethod (or a subclass): rebuilt by calling its
+    type on the wrapped function."""
+    return type(obj), (obj.__func__,)
+
+
+def _method_reduce(obj):
+    """A bound method: ``types.MethodType(function, self)``."""
+    return types.MethodType, (obj.__func__, obj.__self__)
+
+
+def _module_reduce(obj):
+    """An importable module goes as ``subimport(name)``; another one (created
+    on the fly, or registered for pickling by value) goes with its namespace
+    as ``dynamic_subimport(name, namespace)``."""
+    if _should_pickle_by_reference(obj):
+        return subimport, (obj.__name__,)
+    # ``__builtins__`` may hold unpicklable things (some tools replace it);
+    # the loading side provides its own builtins instead.
+    namespace = {k: v for k, v in obj.__dict__.items() if k != "__builtins__"}
+    return dynamic_subimport, (obj.__name__, namespace)
+
+
+# ---------------------------------------------------------------------------
+# Classes (helpers shared with the class reducers).
+# ---------------------------------------------------------------------------
+
+
+def _get_bases(typ):
+    """The bases a class is rebuilt with: ``__orig_bases__`` when the class
+    itself defines it (generic subclasses, PEP 560), else ``__bases__``."""
+    if "__orig_bases__" in getattr(typ, "__dict__", {}):
+        return typ.__orig_bases__
+    return typ.__bases__
+
+
+def _extract_class_dict(cls):
+    """A copy of ``cls.__dict__`` (keys sorted, as non-interned copies)
+    without the entries that are the very same object in the bases'
+    namespaces (what the class merely inherits)."""
+    own = cls.__dict__
+    class_dict = {"".join(key): own[key] for key in sorted(own)}
+
+    bases = cls.__bases__
+    if len(bases) == 1:
+        inherited = bases[0].__dict__
+    else:
+        inherited = {}
+        # Earlier bases win, as in the method resolution order.
+        for base in reversed(bases):
+            inherited.update(base.__dict__)
+
+    _missing = object()
+    return {
+        key: value for key, value in class_dict.items() if inherited.get(key, _missing) is not value
+    }
+
+
+def _class_getnewargs(obj):
+    """Arguments of ``_make_skeleton_class`` for the class ``obj``."""
+    type_kwargs = {}
+    if "__module__" in obj.__dict__:
+        type_kwargs["__module__"] = obj.__module__
+    dict_descriptor = obj.__dict__.get("__dict__", None)
+    if isinstance(dict_descriptor, property):
+        type_kwargs["__dict__"] = dict_descriptor
+    return (
+        type(obj),
+        obj.__name__,
+        _get_bases(obj),
+        type_kwargs,
+        _get_or_create_tracker_id(obj),
+        None,
+    )
+
+
+def _enum_getnewargs(obj):
+    """Arguments of ``_make_skeleton_enum`` for the enum class ``obj``."""
+    members = {member.name: member.value for member in obj}
+    return (
+        obj.__bases__,
+        obj.__name__,
+        obj.__qualname__,
+        members,
+        obj.__module__,
+        _get_or_create_tracker_id(obj),
+        None,
+    )
+
+
+# ---------------------------------------------------------------------------
+# The reducers for function-related types, by exact type (merged into the
+# Pickler's dispatch table).
+# ---------------------------------------------------------------------------
+
+_REDUCERS = {
+    types.CodeType: _code_reduce,
+    types.CellType: _cell_reduce,
+    classmethod: _classmethod_reduce,
+    staticmethod: _classmethod_reduce,
+    types.MethodType: _method_reduce,
+    types.ModuleType: _module_reduce,
+}
+# Deprecated subclasses of classmethod and staticmethod, while they exist.
+for _legacy in ("abstractclassmethod", "abstractstaticmethod"):
+    if hasattr(abc, _legacy):
+        _REDUCERS[getattr(abc, _legacy)] = _classmethod_reduce
+del _legacy
