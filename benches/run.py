@@ -303,7 +303,7 @@ def build_report(args, results, versions, elapsed):
     lines.append("")
     lines.append(
         "| workload | pickle.dumps | project | reference | project / pickle | target "
-        "| reference / pickle | project vs reference |"
+        "| reference / pickle | speedup vs reference |"
     )
     lines.append("|---|---:|---:|---:|---:|---|---:|---:|")
     errors = []
@@ -334,7 +334,7 @@ def build_report(args, results, versions, elapsed):
         lines.append(
             f"| {name} | {cells[0]} | {cells[1]} | {cells[2]} "
             f"| {fmt_ratio(pp)} | {target} | {fmt_ratio(rp)} "
-            f"| {'' if speedup is None else f'{speedup:.2f}x faster'} |"
+            f"| {'' if speedup is None else f'{speedup:.2f}x'} |"
         )
     lines.append("")
     lines.append(
@@ -401,7 +401,8 @@ def main(argv=None):
         r = probe(pythons[impl], impl, name)
         info = r.get("info") or {}
         if impl != "pickle" and "cloudpickle_version" in info:
-            versions[impl] = f"cloudpickle {info['cloudpickle_version']}"
+            kind = "this project" if impl == "project" else "pure Python, own venv"
+            versions[impl] = f"cloudpickle {info['cloudpickle_version']} ({kind})"
         if r.get("status") == "setup-error":
             print(f"{prefix} cannot run: {r.get('error')}")
             setup_failed.add(impl)

@@ -32,12 +32,15 @@ fn resolve_protocol(protocol: Option<&Bound<'_, PyAny>>) -> PyResult<u8> {
     let Some(protocol) = protocol.filter(|p| !p.is_none()) else {
         return Ok(HIGHEST_PROTOCOL as u8);
     };
-    let p: i64 = protocol.extract().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "'{}' object cannot be interpreted as an integer",
-            crate::errors::type_name(protocol)
-        ))
-    })?;
+    // As pickle: any integer-like (`__index__`), C long range.
+    let py = protocol.py();
+    // SAFETY: GIL held; PyNumber_Index returns a new reference or null.
+    let index = unsafe { crate::errors::owned(py, ffi::PyNumber_Index(protocol.as_ptr()))? };
+    // SAFETY: `index` is an int.
+    let p = unsafe { ffi::PyLong_AsLong(index.as_ptr()) } as i64;
+    if p == -1 && PyErr::occurred(py) {
+        return Err(crate::errors::fetch(py));
+    }
     if p < 0 {
         Ok(HIGHEST_PROTOCOL as u8)
     } else if p > HIGHEST_PROTOCOL {
