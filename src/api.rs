@@ -147,7 +147,7 @@ pub fn dump<'py>(
 
 /// The engine state of one `cloudpickle.Pickler` instance: its memo
 /// persists across `dump` calls, as pickle's does.
-#[pyclass(module = "cloudpickle._engine", unsendable)]
+#[pyclass(module = "cloudpickle._engine")]
 pub struct PicklerState {
     state: Box<State>,
 }
@@ -206,6 +206,7 @@ pub fn pickler_dump<'py>(
         globals_ref,
         transient_memo: false,
     };
+    state.state.refresh_stack_limit();
     let result = {
         let mut engine = Engine::new(py, &mut state.state, opts);
         engine.dump(obj)

@@ -52,6 +52,9 @@ pub struct Memo {
 // that require the caller to hold the GIL; a Memo moves between threads only
 // inside the thread-local pool or a PyO3 object, both GIL-protected.
 unsafe impl Send for Memo {}
+// SAFETY: a shared `&Memo` only allows `get`, which reads addresses without
+// dereferencing them; everything touching objects takes `&mut self`.
+unsafe impl Sync for Memo {}
 
 impl Default for Memo {
     fn default() -> Self {

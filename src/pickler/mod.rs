@@ -62,12 +62,33 @@ pub struct Options<'py> {
     pub transient_memo: bool,
 }
 
-/// The mutable state an engine run borrows: reused across calls.
-#[derive(Default)]
+/// The mutable state an engine run borrows: reused across calls on one
+/// thread.
 pub struct State {
     pub out: Output,
     pub memo: Memo,
     pub types: TypeCache,
+    /// Lowest address of this thread's stack, if known.
+    stack_limit: Option<usize>,
+}
+
+impl State {
+    /// Records the current thread's stack bounds (a Pickler may be used
+    /// from another thread than the one that created it).
+    pub fn refresh_stack_limit(&mut self) {
+        self.stack_limit = stacker::remaining_stack().map(|r| stack_pointer() - r);
+    }
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            out: Output::default(),
+            memo: Memo::default(),
+            types: TypeCache::default(),
+            stack_limit: stacker::remaining_stack().map(|r| stack_pointer() - r),
+        }
+    }
 }
 
 pub struct Engine<'s, 'py> {
@@ -105,10 +126,10 @@ fn stack_pointer() -> usize {
 impl<'s, 'py> Engine<'s, 'py> {
     pub fn new(py: Python<'py>, state: &'s mut State, opts: Options<'py>) -> Self {
         let sp = stack_pointer();
-        let stack_floor = match stacker::remaining_stack() {
-            Some(remaining) => sp - remaining + STACK_MARGIN.min(remaining / 2),
+        let stack_floor = match state.stack_limit {
+            Some(limit) if limit < sp => limit + STACK_MARGIN.min((sp - limit) / 2),
             // Unknown stack size: allow what the smallest threads have.
-            None => sp.saturating_sub(STACK_MARGIN),
+            _ => sp.saturating_sub(STACK_MARGIN),
         };
         Engine {
             py,
@@ -140,7 +161,11 @@ impl<'s, 'py> Engine<'s, 'py> {
         }
         // SAFETY: `obj` is alive (borrowed from the caller) and the GIL is
         // held (we have `self.py`).
-        let result = unsafe { self.save(obj.as_ptr(), false) };
+        // A root tuple is memoized after its items and nothing follows it:
+        // its memo entry can never be looked up (for a one-shot dump).
+        let root_transient =
+            self.transient_memo && unsafe { ffi::PyTuple_CheckExact(obj.as_ptr()) } != 0;
+        let result = unsafe { self.save(obj.as_ptr(), root_transient) };
         let result = result.map(|()| {
             self.out.byte(STOP);
             self.out.commit_frame();
