@@ -28,6 +28,36 @@ def reconstruct_zero_copy(obj):
         return ZeroCopyBytearray(base)
 
 
+_TO_RELEASE = []
+
+
+def _pb(target):
+    """A ``pickle.PickleBuffer`` over ``target``, released after the test."""
+    if isinstance(target, memoryview):
+        _TO_RELEASE.append(target)
+    buf = pickle.PickleBuffer(target)
+    _TO_RELEASE.append(buf)
+    return buf
+
+
+@pytest.fixture(autouse=True)
+def _release_buffers():
+    """Release every PickleBuffer (then memoryview) a test created.
+
+    CPython's PickleBuffer can crash the garbage collector when it sits in a
+    reference cycle together with the memoryview it views (as happens when a
+    failing test's traceback keeps both alive): releasing them explicitly,
+    newest first, keeps a failing test from taking the whole session down.
+    """
+    yield
+    while _TO_RELEASE:
+        item = _TO_RELEASE.pop()
+        try:
+            item.release()
+        except Exception:  # still exported somewhere: nothing more to do
+            pass
+
+
 class Collector:
     """A buffer_callback recording buffers and answering a fixed value."""
 
@@ -49,14 +79,14 @@ def _both(obj, protocol=5, answer=False):
 
 
 BUFFER_OBJECTS = {
-    "readonly-bytes": lambda: pickle.PickleBuffer(b"immutable payload"),
-    "writable-bytearray": lambda: pickle.PickleBuffer(bytearray(b"mutable payload")),
-    "empty": lambda: pickle.PickleBuffer(b""),
-    "large": lambda: pickle.PickleBuffer(bytearray(200_000)),
-    "memoryview-slice": lambda: pickle.PickleBuffer(memoryview(b"0123456789")[2:7]),
-    "array": lambda: pickle.PickleBuffer(array.array("d", [1.0, 2.0, 3.0])),
-    "in-container": lambda: [1, pickle.PickleBuffer(b"a"), {"k": pickle.PickleBuffer(bytearray(b"b"))}],
-    "same-buffer-twice": lambda: [pickle.PickleBuffer(b"xy")] * 2,
+    "readonly-bytes": lambda: _pb(b"immutable payload"),
+    "writable-bytearray": lambda: _pb(bytearray(b"mutable payload")),
+    "empty": lambda: _pb(b""),
+    "large": lambda: _pb(bytearray(200_000)),
+    "memoryview-slice": lambda: _pb(memoryview(b"0123456789")[2:7]),
+    "array": lambda: _pb(array.array("d", [1.0, 2.0, 3.0])),
+    "in-container": lambda: [1, _pb(b"a"), {"k": _pb(bytearray(b"b"))}],
+    "same-buffer-twice": lambda: [_pb(b"xy")] * 2,
 }
 
 
@@ -94,7 +124,7 @@ def test_out_of_band(name, answer):
 
 def test_out_of_band_round_trip():
     """Out-of-band data loads back with ``pickle.loads(data, buffers=...)``."""
-    obj = {"ro": pickle.PickleBuffer(b"read-only"), "rw": pickle.PickleBuffer(bytearray(b"writable"))}
+    obj = {"ro": _pb(b"read-only"), "rw": _pb(bytearray(b"writable"))}
     collector = Collector(False)
     data = cloudpickle.dumps(obj, protocol=5, buffer_callback=collector)
     assert b"read-only" not in data and b"writable" not in data
@@ -124,7 +154,7 @@ def test_out_of_band_shares_memory_with_source():
     """The PickleBuffer handed to the callback views the source's memory."""
     source = bytearray(b"abcdef")
     collector = Collector(False)
-    data = cloudpickle.dumps(pickle.PickleBuffer(source), protocol=5, buffer_callback=collector)
+    data = cloudpickle.dumps(_pb(source), protocol=5, buffer_callback=collector)
     loaded = pickle.loads(data, buffers=collector.buffers)
     view = memoryview(loaded)
     view[0] = ord("Z")
@@ -140,7 +170,7 @@ def test_zero_copy_class_in_band_identity():
 
 def test_buffer_callback_with_dump_and_pickler():
     """``dump`` and ``Pickler`` accept ``buffer_callback`` too."""
-    obj = [pickle.PickleBuffer(b"one"), pickle.PickleBuffer(bytearray(b"two"))]
+    obj = [_pb(b"one"), _pb(bytearray(b"two"))]
     expected = pickle.dumps(obj, protocol=5, buffer_callback=lambda b: False)
 
     collector = Collector(False)
@@ -158,7 +188,7 @@ def test_buffer_callback_with_dump_and_pickler():
 
 def test_callback_called_per_occurrence():
     """The callback is called once per occurrence of a PickleBuffer, as pickle does."""
-    pb = pickle.PickleBuffer(b"shared")
+    pb = _pb(b"shared")
     obj = [pb, pb, (pb,)]
     for answer in (False, True):
         actual, expected, actual_cb, expected_cb = _both(obj, answer=answer)
@@ -169,7 +199,7 @@ def test_callback_called_per_occurrence():
 @pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4])
 def test_picklebuffer_needs_protocol_5(protocol):
     """Pickling a PickleBuffer below protocol 5 fails with pickle's exception type."""
-    obj = pickle.PickleBuffer(b"data")
+    obj = _pb(b"data")
     assert_same_outcome(
         lambda: cloudpickle.dumps(obj, protocol=protocol),
         lambda: pickle.dumps(obj, protocol=protocol),
@@ -191,7 +221,7 @@ def test_buffer_callback_needs_protocol_5(protocol):
 
 def test_non_contiguous_buffer():
     """A PickleBuffer over a non-contiguous view fails like pickle (in- and out-of-band)."""
-    obj = pickle.PickleBuffer(memoryview(bytearray(b"abcdefgh"))[::2])
+    obj = _pb(memoryview(bytearray(b"abcdefgh"))[::2])
     for callback in (None, lambda b: False, lambda b: True):
         assert_same_outcome(
             lambda: cloudpickle.dumps(obj, protocol=5, buffer_callback=callback),
@@ -209,7 +239,7 @@ def test_buffer_callback_exception_propagates():
         raise Boom("from callback")
 
     with pytest.raises(Boom, match="from callback"):
-        cloudpickle.dumps(pickle.PickleBuffer(b"x"), protocol=5, buffer_callback=callback)
+        cloudpickle.dumps(_pb(b"x"), protocol=5, buffer_callback=callback)
 
 
 def test_buffer_callback_not_called_without_buffers():

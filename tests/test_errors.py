@@ -90,6 +90,8 @@ BAD_REDUCE_VALUES = {
     "dictitems-lists": lambda: (ReducesTo, (1,), None, None, iter([[1, 2]])),
     "state-setter-not-callable": lambda: (ReducesTo, (1,), {"a": 1}, None, None, 42),
     "unknown-global-name": lambda: "no_such_global_in_this_module",
+    "global-naming-another-object": lambda: "ReducesTo",
+    "dotted-unknown-name": lambda: "ReducesTo.nothing_here",
 }
 
 
@@ -308,7 +310,7 @@ def test_protocol_overflowing():
     )
 
 
-@pytest.mark.parametrize("bad", ["x", "4", 4.0, [4], b"4"], ids=repr)
+@pytest.mark.parametrize("bad", ["x", "4", [4], b"4", None.__class__], ids=repr)
 def test_protocol_wrong_type(bad):
     """A non-integer protocol raises TypeError like pickle."""
     with pytest.raises(TypeError):
@@ -319,6 +321,17 @@ def test_protocol_wrong_type(bad):
         cloudpickle.dump(1, io.BytesIO(), protocol=bad)
     with pytest.raises(TypeError):
         cloudpickle.Pickler(io.BytesIO(), protocol=bad)
+
+
+def test_protocol_float():
+    """A float protocol: same outcome as pickle (deprecated then rejected across versions)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        assert_same_outcome(
+            lambda: cloudpickle.dumps([1], protocol=4.0), lambda: pickle.dumps([1], protocol=4.0)
+        )
 
 
 def test_protocol_bool_and_int_subclass():

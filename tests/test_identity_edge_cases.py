@@ -167,6 +167,7 @@ def _shared_structures():
         "equal-not-same": [[1, 2], [1, 2]],
         "empty-tuple-twice": [(), ()],
         "key-and-value": {shared_str: shared_str},
+        "empty-str-and-bytes-twice": ["", "", b"", b"", bytearray(), ()],
     }
 
 
@@ -446,3 +447,39 @@ def test_protocol_positional(protocol_arg):
     """The protocol may also be passed positionally."""
     obj = {"x": [1, 2]}
     assert_same_bytes(cloudpickle.dumps(obj, protocol_arg), pickle.dumps(obj, protocol_arg))
+
+
+@pytest.mark.parametrize("depth", [600, 900, 1500])
+@pytest.mark.parametrize("kind", ["list", "dict", "tuple"])
+def test_deeper_than_pickles_default_limit(kind, depth, protocol):
+    """Nesting deeper than pickle manages with the default recursion limit: cloudpickle
+    either raises its PicklingError or writes exactly what pickle writes when given
+    a higher recursion limit."""
+    obj = "leaf"
+    for _ in range(depth):
+        obj = [obj] if kind == "list" else ({"k": obj} if kind == "dict" else (obj,))
+    try:
+        actual = cloudpickle.dumps(obj, protocol=protocol)
+    except pickle.PicklingError as exc:
+        assert "recursion" in str(exc)
+        return
+    old_limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old_limit, 4 * depth + 1000))
+    try:
+        expected = pickle.dumps(obj, protocol=protocol)
+    except RecursionError:
+        pytest.skip("pickle cannot produce a reference pickle at this depth")
+    finally:
+        sys.setrecursionlimit(old_limit)
+    assert_same_bytes(actual, expected)
+    assert pickle.loads(actual) == obj
+
+
+@pytest.mark.parametrize("first", [65_000, 65_400, 65_500, 65_510, 65_520, 65_530])
+def test_frame_boundary_positions(first, protocol):
+    """Items ending right around the 64 KiB frame target: frames are cut at the same
+    opcode boundaries as pickle's."""
+    obj = ["a" * first, "b", "c" * 30, b"d" * 40, [1, 2], "e" * 70_000, "f"]
+    assert_dumps_like_pickle(obj, protocol)
+    obj2 = [("x" * 10, i) for i in range(first // 14)]
+    assert_dumps_like_pickle(obj2, protocol)

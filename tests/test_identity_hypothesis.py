@@ -6,11 +6,15 @@ The number of examples comes from the Hypothesis profile selected in
 
 import pickle
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import cloudpickle
 from _helpers import PROTOCOLS, assert_same_bytes, describe_difference
+
+# The repr of the recursive strategies is long; Hypothesis warns about it.
+pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
 
 # Leaves: every builtin scalar type, with the awkward values included.
 integers = st.one_of(

@@ -5,6 +5,7 @@ same thing: the bytes written must be identical.
 """
 
 import collections
+import collections.abc
 import copyreg
 import io
 import pickle
@@ -391,6 +392,9 @@ def test_persistent_id_assigned_on_instance(protocol):
     """A ``persistent_id`` callable assigned on the instance is honoured like pickle's."""
     obj = ["ref:abc", "other"]
 
+    class PlainPickleSubclass(pickle.Pickler):
+        pass  # has an instance __dict__, like cloudpickle.Pickler
+
     def run(cls):
         buf = io.BytesIO()
         pickler = cls(buf, protocol)
@@ -398,7 +402,7 @@ def test_persistent_id_assigned_on_instance(protocol):
         pickler.dump(obj)
         return buf.getvalue()
 
-    expected = run(pickle.Pickler)
+    expected = run(PlainPickleSubclass)
     actual = run(cloudpickle.Pickler)
     assert_same_bytes(actual, expected)
     assert actual != pickle.dumps(obj, protocol=protocol)
@@ -685,3 +689,138 @@ def test_pickler_many_dumps_in_a_row(protocol_arg):
         pickler.dump(obj)
         ref_pickler.dump(obj)
     assert_same_bytes(buf.getvalue(), ref.getvalue())
+
+
+class _FailsToReduce:
+    def __reduce__(self):
+        raise ValueError("cannot reduce")
+
+
+def test_failed_dump_then_reuse(protocol):
+    """After a dump fails, the Pickler's file and memo look exactly as with pickle.Pickler
+    (nothing of the failed pickle in the file; memo entries made before the failure kept)."""
+    shared = [1, 2]
+    text = "a string memoized before the failure"
+
+    def run(cls):
+        buf = io.BytesIO()
+        pickler = cls(buf, protocol)
+        with pytest.raises(ValueError, match="cannot reduce"):
+            pickler.dump([shared, text, _FailsToReduce()])
+        after_failure = buf.getvalue()
+        pickler.dump([shared, text])
+        return after_failure, buf.getvalue()
+
+    expected_failure, expected = run(pickle.Pickler)
+    actual_failure, actual = run(cloudpickle.Pickler)
+    assert_same_bytes(actual_failure, expected_failure)
+    assert_same_bytes(actual, expected)
+
+
+def test_failed_dump_after_large_frames(protocol):
+    """A dump failing after more than one frame was produced: the file content
+    matches what pickle.Pickler leaves behind."""
+    big = [f"item {i:08d}" for i in range(20_000)]
+
+    def run(cls):
+        buf = io.BytesIO()
+        pickler = cls(buf, protocol)
+        with pytest.raises(ValueError):
+            pickler.dump([big, b"z" * 100_000, _FailsToReduce()])
+        return buf.getvalue()
+
+    assert_same_bytes(run(cloudpickle.Pickler), run(pickle.Pickler))
+
+
+def test_closed_file(protocol):
+    """Dumping into a closed file fails like pickle (ValueError)."""
+    buf = io.BytesIO()
+    buf.close()
+    assert_same_outcome(
+        lambda: cloudpickle.dump([1], buf, protocol=protocol),
+        lambda: pickle.dump([1], buf, protocol=protocol),
+    )
+
+
+class CloudClassAttrTable(cloudpickle.Pickler):
+    dispatch_table = {Custom: reduce_custom}
+
+
+class PickleClassAttrTable(pickle.Pickler):
+    dispatch_table = {Custom: reduce_custom}
+
+
+def test_subclass_class_attribute_dispatch_table(protocol):
+    """A subclass replacing ``dispatch_table`` with its own class attribute uses it."""
+    obj = [Custom(4), Other()]
+    expected = _pickle_with(PickleClassAttrTable, obj, protocol)
+    actual = _pickle_with(CloudClassAttrTable, obj, protocol)
+    assert_same_bytes(actual, expected)
+    assert pickle.loads(actual)[0] == Custom(40)
+
+
+class LoggingMapping(collections.abc.Mapping):
+    """A read-only non-dict mapping used as a dispatch table."""
+
+    def __init__(self, data):
+        self.data = data
+        self.lookups = []
+
+    def __getitem__(self, key):
+        self.lookups.append(key)
+        return self.data[key]
+
+    def __iter__(self):
+        return iter(self.data)
+
+    def __len__(self):
+        return len(self.data)
+
+
+def test_non_dict_mapping_dispatch_table(protocol):
+    """Any mapping works as a per-instance dispatch table, like with pickle."""
+
+    def make(base):
+        class P(base):
+            def __init__(self, file, protocol=None):
+                self.dispatch_table = LoggingMapping({Custom: reduce_custom})
+                super().__init__(file, protocol)
+
+        return P
+
+    obj = [Custom(5), Other(), {"k": Custom(6)}]
+    expected = _pickle_with(make(pickle.Pickler), obj, protocol)
+    actual = _pickle_with(make(cloudpickle.Pickler), obj, protocol)
+    assert_same_bytes(actual, expected)
+    assert pickle.loads(actual)[0] == Custom(50)
+
+
+def test_dispatch_table_lookup_error_propagates(protocol):
+    """An exception (other than KeyError) raised by the dispatch table lookup propagates."""
+
+    class Exploding(collections.abc.Mapping):
+        def __getitem__(self, key):
+            if key is Custom:
+                raise ZeroDivisionError("lookup exploded")
+            raise KeyError(key)
+
+        def __iter__(self):
+            return iter(())
+
+        def __len__(self):
+            return 0
+
+    def make(base):
+        class P(base):
+            def __init__(self, file, protocol=None):
+                self.dispatch_table = Exploding()
+                super().__init__(file, protocol)
+
+        return P
+
+    assert_same_outcome(
+        lambda: _pickle_with(make(cloudpickle.Pickler), [Other(), Custom(1)], protocol),
+        lambda: _pickle_with(make(pickle.Pickler), [Other(), Custom(1)], protocol),
+    )
+    with pytest.raises(ZeroDivisionError):
+        _pickle_with(make(cloudpickle.Pickler), [Custom(1)], protocol)

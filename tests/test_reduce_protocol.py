@@ -631,3 +631,126 @@ def test_module_level_instance_of_test_class_round_trips_in_memory(protocol):
     data = assert_dumps_like_pickle(obj, protocol)
     loaded = pickle.loads(data)
     assert loaded["a"].a is loaded["b"][0] is loaded["b"][1].a
+
+
+# ---------------------------------------------------------------------------
+# Temporary objects created during pickling
+# ---------------------------------------------------------------------------
+
+
+class FreshArgs(EqByDict):
+    """Each ``__reduce__`` call builds brand-new argument objects.
+
+    The memo must keep them alive (as pickle's does): if a temporary were freed,
+    its id could be reused by the next temporary and turn into a bogus memo hit.
+    """
+
+    def __init__(self, n):
+        self.n = n
+
+    def __reduce__(self):
+        return (FreshArgs, (self.n,), {"n": self.n, "tmp_list": [self.n], "tmp_str": f"s{self.n}"})
+
+    def __eq__(self, other):
+        return type(other) is FreshArgs and other.n == self.n
+
+
+class FreshState(EqByDict):
+    """``__getstate__`` returning a fresh dict with fresh values each time."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __getstate__(self):
+        return {"n": self.n, "fresh": [self.n, str(self.n)], "pair": (self.n, [self.n])}
+
+    def __setstate__(self, state):
+        self.n = state["n"]
+
+
+class FreshItems(EqByDict):
+    """A dictitems iterator yielding freshly built pairs and values."""
+
+    def __init__(self, n):
+        self.mapping = {i: [i] for i in range(n)}
+
+    def __setitem__(self, key, value):
+        self.mapping[key] = value
+
+    def __reduce__(self):
+        return (FreshItems, (0,), None, None, ((k, list(v)) for k, v in self.mapping.items()))
+
+
+@pytest.mark.parametrize("cls", [FreshArgs, FreshState, FreshItems], ids=lambda c: c.__name__)
+def test_temporaries_created_during_reduce(cls, protocol):
+    """Objects created on the fly by reduce methods never alias each other in the memo."""
+    obj = [cls(i) for i in range(300)]
+    data = assert_dumps_like_pickle(obj, protocol)
+    assert pickle.loads(data) == obj
+
+
+class LiesAboutClass:
+    """``__class__`` reports another class: pickle's checks use ``obj.__class__``."""
+
+    @property
+    def __class__(self):
+        return Plain
+
+
+@pytest.mark.parametrize("protocol_", [0, 1, 2, 3, 4, 5])
+def test_object_lying_about_its_class(protocol_):
+    """An instance whose ``__class__`` differs from its type: same outcome as pickle."""
+    obj = LiesAboutClass()
+    obj.attr = 1
+    assert_dumps_like_pickle(obj, protocol_)
+
+
+class Member:
+    """Hashable by identity, with a ``__dict__``."""
+
+
+def test_frozenset_recursion_through_instance(protocol):
+    """A frozenset containing an object whose state refers back to the frozenset."""
+    member = Member()
+    fs = frozenset({member, "x"})
+    member.owner = fs
+    data = assert_dumps_like_pickle([fs, member], protocol)
+    if data is not None:
+        loaded_fs, loaded_member = pickle.loads(data)
+        assert loaded_member in loaded_fs
+
+
+def test_tuple_recursion_through_instance(protocol):
+    """A tuple containing an object whose state refers back to the tuple."""
+    member = Member()
+    tup = (member, "x", [member])
+    member.owner = tup
+    data = assert_dumps_like_pickle(tup, protocol)
+    if data is not None:
+        loaded = pickle.loads(data)
+        assert loaded[0].owner is loaded
+
+
+# ---------------------------------------------------------------------------
+# copyreg extension codes (EXT1 / EXT2 / EXT4)
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", [1, 255, 256, 65535, 65536, 0x7FFFFFFF], ids=lambda c: f"code{c}")
+def test_copyreg_extension_codes(code, protocol):
+    """Globals registered with ``copyreg.add_extension`` are written as EXT1/EXT2/EXT4
+    from protocol 2 on, exactly like pickle."""
+    key = ("_importable", "Point")
+    if key in copyreg._extension_registry or code in copyreg._inverted_registry:
+        pytest.skip("extension code already in use")
+    copyreg.add_extension(*key, code)
+    try:
+        obj = [_importable.Point(1, 2), _importable.Point, _importable.Point(3, 4)]
+        data = assert_dumps_like_pickle(obj, protocol)
+        assert pickle.loads(data) == obj
+        if protocol >= 2:
+            assert b"Point" not in data
+    finally:
+        copyreg.remove_extension(*key, code)
+    # Removed again: back to the plain global.
+    assert b"Point" in cloudpickle.dumps(_importable.Point, protocol=protocol)

@@ -9,6 +9,7 @@ reconstructors of :mod:`cloudpickle._reconstructors` (published as
 """
 
 import abc
+import dis
 import itertools
 import opcode
 import sys
@@ -184,9 +185,11 @@ _EXTENDED_ARG = opcode.opmap["EXTENDED_ARG"]
 _LOAD_GLOBAL_SHIFT = 1 if sys.version_info >= (3, 11) else 0
 
 
-def _walk_global_ops(code):
+def _walk_global_ops_raw(code):
     """Yield, in bytecode order, the name of every global read, written or
-    deleted by ``code`` itself (not by the code objects nested in it)."""
+    deleted by ``code`` itself (not by the code objects nested in it).
+
+    Reads CPython's word code directly: much faster than ``dis``."""
     raw = code.co_code
     names = code.co_names
     extended = 0
@@ -203,6 +206,20 @@ def _walk_global_ops(code):
             if op == _LOAD_GLOBAL:
                 arg >>= _LOAD_GLOBAL_SHIFT
             yield names[arg]
+
+
+def _walk_global_ops_dis(code):
+    """Same as :func:`_walk_global_ops_raw`, through ``dis`` (for
+    interpreters whose bytecode layout may differ from CPython's)."""
+    for instruction in dis.get_instructions(code):
+        if instruction.opcode in _GLOBAL_OPCODES:
+            yield instruction.argval
+
+
+if sys.implementation.name == "cpython":
+    _walk_global_ops = _walk_global_ops_raw
+else:  # pragma: no cover - exercised on PyPy only
+    _walk_global_ops = _walk_global_ops_dis
 
 
 #: Per code object, the names returned by :func:`_extract_code_globals`.
@@ -226,6 +243,38 @@ def _extract_code_globals(co):
     return names
 
 
+# Which submodules of which packages are imported: (the sys.modules keys it
+# was built from, {package name: [names of its submodules, in sys.modules
+# order]}), rebuilt whenever those keys change.
+_submodule_index = ([], {})
+
+
+def _imported_submodules_by_package():
+    """For every package with imported submodules, the names of those
+    submodules (at any depth) in ``sys.modules`` order.
+
+    Scanning ``sys.modules`` for each function pickled is slow, so the
+    result is kept and reused as long as the keys of ``sys.modules`` are the
+    same (comparing two lists of the same string objects is cheap).
+    """
+    global _submodule_index
+    keys = list(sys.modules)
+    known_keys, index = _submodule_index
+    if keys != known_keys:
+        index = {}
+        for name in keys:
+            # Some tools put non-string keys (None) in sys.modules.
+            if not isinstance(name, str):
+                continue
+            dot = name.find(".")
+            while dot != -1:
+                index.setdefault(name[:dot], []).append(name)
+                dot = name.find(".", dot + 1)
+        # One assignment, so concurrent readers see a consistent pair.
+        _submodule_index = (keys, index)
+    return index
+
+
 def _find_imported_submodules(code, top_level_dependencies):
     """The already-imported submodules that ``code`` may reach as attributes
     of the packages among ``top_level_dependencies``.
@@ -234,26 +283,28 @@ def _find_imported_submodules(code, top_level_dependencies):
     code, which then uses ``xml.etree.ElementTree.parse``: only ``xml`` is a
     global, yet loading the function must import the submodules too.
     A submodule ``pkg.a.b`` qualifies when every part after the package name
-    (``a`` and ``b``) is among the names the code uses.
+    (``a`` and ``b``) is among the names the code uses. The result follows
+    the order of the dependencies, then that of ``sys.modules``.
     """
     found = []
-    used_names = None
+    index = used_names = None
     for dependency in top_level_dependencies:
         if not isinstance(dependency, types.ModuleType):
             continue
         # Only packages (and their submodules) have a non-empty __package__.
         if not getattr(dependency, "__package__", None):
             continue
-        if used_names is None:
+        if index is None:
+            index = _imported_submodules_by_package()
             used_names = set(code.co_names)
-        prefix = dependency.__name__ + "."
-        # A snapshot: other threads may import meanwhile.
-        for module_name in list(sys.modules):
-            # Very old pytest versions put a None key in sys.modules.
-            if module_name is None or not module_name.startswith(prefix):
-                continue
-            if used_names.issuperset(module_name[len(prefix) :].split(".")):
-                found.append(sys.modules[module_name])
+        package = dependency.__name__
+        start = len(package) + 1
+        for name in index.get(package, ()):
+            if used_names.issuperset(name[start:].split(".")):
+                try:
+                    found.append(sys.modules[name])
+                except KeyError:  # removed meanwhile by another thread
+                    pass
     return found
 
 

@@ -16,6 +16,10 @@ import types
 from collections import ChainMap
 
 from . import _engine
+from ._reconstructors import *  # noqa: F401,F403  (names payloads refer to)
+from ._reconstructors import __all__ as _reconstructor_names
+from ._reducers import *  # noqa: F401,F403  (private helpers clients import)
+from ._reducers import _REDUCERS
 
 __all__ = [
     "DEFAULT_PROTOCOL",
@@ -98,7 +102,7 @@ class Pickler(pickle.Pickler):
     # Reducers defined by cloudpickle itself (private); chained in front of
     # copyreg's table so `Pickler.dispatch_table[T] = f` and
     # `copyreg.pickle(T, f)` both take effect.
-    _dispatch_table = {}
+    _dispatch_table = dict(_REDUCERS)
     dispatch_table = ChainMap(_dispatch_table, copyreg.dispatch_table)
     # Older alias, still mutated by some clients.
     dispatch = dispatch_table

@@ -411,7 +411,7 @@ impl<'s, 'py> Engine<'s, 'py> {
         }
         if let Some(reducer) = self.dispatch_lookup(tp)? {
             self.before_python();
-            let rv = reducer.call1((borrowed(self.py, obj),))?;
+            let rv = crate::reduce::call_reducer(&reducer, &borrowed(self.py, obj))?;
             return self.save_reduce_value(obj, &rv);
         }
         if ffi::PyType_IsSubtype(tp, std::ptr::addr_of_mut!(ffi::PyType_Type)) != 0 {

@@ -3,7 +3,8 @@
 //! imported on the loading side become by-value reductions referencing
 //! cloudpickle's reconstructors.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -11,20 +12,42 @@ use pyo3::types::PyDict;
 
 use crate::by_value::should_pickle_by_reference;
 
-/// The Python module holding the pickling-side helpers.
+/// The Python module holding the helpers and reconstructors.
 static HELPERS: OnceLock<Py<PyModule>> = OnceLock::new();
 
-/// A function of `cloudpickle._reducers`.
+/// An attribute of `cloudpickle.cloudpickle` (helpers written in Python).
 pub fn helper<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
     let module = match HELPERS.get() {
         Some(m) => m.bind(py).clone(),
         None => {
-            let m = py.import("cloudpickle._reducers")?;
+            let m = py.import("cloudpickle.cloudpickle")?;
             let _ = HELPERS.set(m.clone().unbind());
             m
         }
     };
     module.getattr(name)
+}
+
+/// Helpers used on every call, looked up once.
+struct Hot {
+    builtin_type_names: Py<PyDict>,
+    builtin_type: Py<PyAny>,
+    code_reduce: Py<PyAny>,
+}
+
+static HOT: OnceLock<Hot> = OnceLock::new();
+
+fn hot(py: Python<'_>) -> PyResult<&'static Hot> {
+    if let Some(h) = HOT.get() {
+        return Ok(h);
+    }
+    let hot = Hot {
+        builtin_type_names: helper(py, "_BUILTIN_TYPE_NAMES")?.cast_into::<PyDict>()?.unbind(),
+        builtin_type: helper(py, "_builtin_type")?.unbind(),
+        code_reduce: helper(py, "_code_reduce")?.unbind(),
+    };
+    let _ = HOT.set(hot);
+    Ok(HOT.get().expect("just set"))
 }
 
 /// What a reduction needs from the pickler it runs in.
@@ -63,5 +86,68 @@ pub unsafe fn reducer_override<'py>(
         let rv = helper(py, "_dynamic_function_reduce")?.call1((obj, globals_ref))?;
         return Ok(Some(rv));
     }
+    if ffi::PyType_IsSubtype(tp, std::ptr::addr_of_mut!(ffi::PyType_Type)) != 0 {
+        // The singletons' types (NoneType...) are pickled by pickle's own
+        // rule, `type(None)`, before anything else.
+        let o = obj.as_ptr();
+        if o == ffi::Py_TYPE(ffi::Py_None()).cast()
+            || o == ffi::Py_TYPE(ffi::Py_Ellipsis()).cast()
+            || o == ffi::Py_TYPE(ffi::Py_NotImplemented()).cast()
+        {
+            return Ok(None);
+        }
+        // Types of the `types` module that builtins does not name (code,
+        // cell, function...): pickle cannot find them by reference.
+        let hot = hot(py)?;
+        // A dict keyed by types: the lookup runs no Python code.
+        if let Some(name) = hot.builtin_type_names.bind(py).get_item(obj)? {
+            let args = pyo3::types::PyTuple::new(py, [name])?;
+            let rv = (hot.builtin_type.bind(py), args).into_pyobject(py)?;
+            return Ok(Some(rv.into_any()));
+        }
+    }
     Ok(None)
+}
+
+/// Reductions of code objects, by code object. Code objects are immutable,
+/// so their reduction never goes stale; the cache holds a reference to each
+/// code object it describes, so an address cannot be reused meanwhile.
+static CODE_CACHE: Mutex<Option<HashMap<usize, (Py<PyAny>, Py<PyAny>)>>> = Mutex::new(None);
+
+/// Entries kept before the cache is emptied (bounds the memory it pins).
+const CODE_CACHE_MAX: usize = 4096;
+
+/// Calls `reducer(obj)`, from the code-object cache when `reducer` is
+/// cloudpickle's own `_code_reduce`.
+pub fn call_reducer<'py>(
+    reducer: &Bound<'py, PyAny>,
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = obj.py();
+    let is_code_reduce = reducer.is(hot(py)?.code_reduce.bind(py));
+    if !is_code_reduce || !obj.is_exact_instance_of::<pyo3::types::PyCode>() {
+        return reducer.call1((obj,));
+    }
+    let key = obj.as_ptr() as usize;
+    {
+        let guard = CODE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, rv)) = guard.as_ref().and_then(|m| m.get(&key)) {
+            return Ok(rv.bind(py).clone());
+        }
+    }
+    let rv = reducer.call1((obj,))?;
+    let mut guard = CODE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let map = guard.get_or_insert_with(HashMap::new);
+    if map.len() >= CODE_CACHE_MAX {
+        // Dropping references may run finalizers: take the old map out
+        // and let it go after the lock is released.
+        let old = std::mem::take(map);
+        drop(guard);
+        drop(old);
+        guard = CODE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    }
+    guard
+        .get_or_insert_with(HashMap::new)
+        .insert(key, (obj.clone().unbind(), rv.clone().unbind()));
+    Ok(rv)
 }

@@ -1,0 +1,401 @@
+"""Payloads exchanged with the reference implementation (pure-Python
+cloudpickle 3.1.2), in both directions.
+
+The reference runs in its own virtual environment, created on first use in
+the temporary directory (``cloudpickle-reference-<version>-<python>-<hash>``)
+and reused afterwards; set ``CLOUDPICKLE_REFERENCE_PYTHON`` to the
+interpreter of an existing environment to use that instead. The tests are
+skipped only when the package index cannot be reached to install it.
+
+The functions exchanged come from ``_interop_samples.py``: each side executes
+that file as a module unknown to ``sys.modules``, so its functions travel by
+value, and uses its probes to exercise the loaded objects.
+"""
+
+import hashlib
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import urllib.request
+
+import _interop_samples
+import cloudpickle
+import pytest
+from _child_process import RESULT_PROTOCOL, TESTS_DIR, load_in_child, run_python
+
+REFERENCE_VERSION = "3.1.2"
+SAMPLES_PATH = os.path.join(TESTS_DIR, "_interop_samples.py")
+
+
+# A private copy of the samples, unknown to sys.modules: pickled by value.
+SAMPLES_MODULE = _interop_samples.load_samples_module(SAMPLES_PATH)
+LABELS = sorted(SAMPLES_MODULE.SAMPLES)
+
+# Executed by the reference's interpreter before it unpickles anything:
+# makes sure it is the reference that loads the payload, not this package.
+CHECK_REFERENCE = f"""
+import cloudpickle
+assert cloudpickle.__version__ == {REFERENCE_VERSION!r}, cloudpickle.__version__
+assert not hasattr(cloudpickle.cloudpickle, "_engine"), cloudpickle.__file__
+"""
+
+# The head of every script the reference runs: load the samples module.
+_LOAD_SAMPLES = f"""
+import importlib.util, pickle, sys
+result_protocol = {RESULT_PROTOCOL}
+samples_path = sys.argv[1]
+# Not registered in sys.modules: its functions are pickled by value.
+spec = importlib.util.spec_from_file_location("_interop_samples_dynamic", samples_path)
+samples = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(samples)
+{CHECK_REFERENCE}
+"""
+
+
+# -----------------------------------------------------------------------------
+# The reference's environment.
+# -----------------------------------------------------------------------------
+
+
+def _venv_python(venv_dir):
+    if os.name == "nt":
+        return os.path.join(venv_dir, "Scripts", "python.exe")
+    return os.path.join(venv_dir, "bin", "python")
+
+
+def _reference_info(python):
+    """``(cloudpickle version, python version)`` seen by ``python``, or None
+    when it cannot import cloudpickle."""
+    script = (
+        "import sys, cloudpickle\n"
+        "print(cloudpickle.__version__)\n"
+        "print('{}.{}'.format(*sys.version_info[:2]))\n"
+        "print(hasattr(cloudpickle.cloudpickle, '_engine'))\n"
+    )
+    proc = subprocess.run(
+        [python, "-I", "-c", script],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tempfile.gettempdir(),
+        timeout=120,
+    )
+    if proc.returncode != 0:
+        return None
+    version, python_version, has_engine = proc.stdout.split()
+    if has_engine == "True":
+        return None
+    return version, python_version
+
+
+def _index_reachable():
+    index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
+    try:
+        with urllib.request.urlopen(f"{index}/cloudpickle/", timeout=20) as response:
+            return response.status < 400
+    except Exception:  # noqa: BLE001 - any failure means "cannot reach it"
+        return False
+
+
+def _create_reference_venv(venv_dir):
+    """Create the environment next to ``venv_dir`` and move it into place
+    when complete, so concurrent or interrupted runs never see half of one."""
+    staging = f"{venv_dir}.tmp-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "venv", staging],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if proc.returncode != 0:
+            pytest.fail(f"cannot create a virtual environment for the reference:\n{proc.stderr}")
+        proc = subprocess.run(
+            [_venv_python(staging), "-m", "pip", "install", "--disable-pip-version-check",
+             "--no-input", "-q", f"cloudpickle=={REFERENCE_VERSION}"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            if not _index_reachable():
+                pytest.skip(
+                    f"cannot install cloudpickle=={REFERENCE_VERSION}: the package index "
+                    "is unreachable (set CLOUDPICKLE_REFERENCE_PYTHON to an interpreter "
+                    "that has it)"
+                )
+            pytest.fail(f"pip could not install the reference:\n{proc.stdout}\n{proc.stderr}")
+        try:
+            os.rename(staging, venv_dir)
+        except OSError:
+            # Another run finished first: use its environment.
+            if not os.path.isdir(venv_dir):
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def reference_python():
+    """The interpreter of an environment where cloudpickle is the reference."""
+    ours = "{}.{}".format(*sys.version_info[:2])
+    override = os.environ.get("CLOUDPICKLE_REFERENCE_PYTHON")
+    if override:
+        info = _reference_info(override)
+        if info is None or info != (REFERENCE_VERSION, ours):
+            pytest.fail(
+                f"CLOUDPICKLE_REFERENCE_PYTHON={override} must be a Python {ours} with the "
+                f"pure-Python cloudpickle {REFERENCE_VERSION}; it reports {info}"
+            )
+        return override
+
+    # One environment per base interpreter.
+    tag = hashlib.sha256(sys.base_prefix.encode()).hexdigest()[:10]
+    name = f"cloudpickle-reference-{REFERENCE_VERSION}-{sys.implementation.cache_tag}-{tag}"
+    venv_dir = os.path.join(tempfile.gettempdir(), name)
+    python = _venv_python(venv_dir)
+    if not (os.path.exists(python) and _reference_info(python) == (REFERENCE_VERSION, ours)):
+        shutil.rmtree(venv_dir, ignore_errors=True)
+        _create_reference_venv(venv_dir)
+    info = _reference_info(python)
+    assert info == (REFERENCE_VERSION, ours), info
+    return python
+
+
+def run_reference(python, script, *args):
+    """Run ``script`` with the reference's interpreter in isolated mode (no
+    ``PYTHONPATH``, no current directory: this package cannot leak in)."""
+    return run_python(
+        ["-c", textwrap.dedent(script), *args],
+        python=python,
+        isolated=True,
+        cwd=tempfile.gettempdir(),
+    )
+
+
+# -----------------------------------------------------------------------------
+# Samples: this package -> reference.
+# -----------------------------------------------------------------------------
+
+_REFERENCE_LOADS = (
+    _LOAD_SAMPLES
+    + """
+payloads_path, results_path = sys.argv[2], sys.argv[3]
+with open(payloads_path, "rb") as f:
+    payloads = pickle.load(f)
+results = {}
+for label, payload in payloads.items():
+    probe = samples.SAMPLES[label][1]
+    try:
+        obj = pickle.loads(payload)
+    except Exception as exc:
+        results[label] = ("load failed", type(exc).__name__, str(exc))
+        continue
+    results[label] = samples.run_probe(probe, obj)
+with open(results_path, "wb") as f:
+    pickle.dump(results, f, protocol=result_protocol)
+"""
+)
+
+
+@pytest.fixture(scope="module")
+def ours_loaded_by_reference(reference_python, tmp_path_factory):
+    """label -> (result here, result in the reference after loading our
+    payload)."""
+    payloads = {}
+    expected = {}
+    for label in LABELS:
+        build, probe = SAMPLES_MODULE.SAMPLES[label]
+        obj = build()
+        try:
+            payloads[label] = cloudpickle.dumps(obj)
+        except Exception as exc:  # noqa: BLE001 - reported by the test of that label
+            expected[label] = ("dumps failed", type(exc).__name__, str(exc))
+            continue
+        expected[label] = SAMPLES_MODULE.run_probe(probe, obj)
+
+    tmp = tmp_path_factory.mktemp("ours_to_reference")
+    payloads_path = tmp / "payloads.pkl"
+    results_path = tmp / "results.pkl"
+    with open(payloads_path, "wb") as f:
+        pickle.dump(payloads, f, protocol=RESULT_PROTOCOL)
+    run_reference(
+        reference_python, _REFERENCE_LOADS, SAMPLES_PATH, str(payloads_path), str(results_path)
+    )
+    with open(results_path, "rb") as f:
+        results = pickle.load(f)
+    return {label: (expected[label], results.get(label)) for label in LABELS}
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_our_payload_runs_in_the_reference(label, ours_loaded_by_reference):
+    here, there = ours_loaded_by_reference[label]
+    assert here[0] == "ok", f"the sample itself failed here: {here}"
+    assert there == here
+
+
+# -----------------------------------------------------------------------------
+# Samples: reference -> this package.
+# -----------------------------------------------------------------------------
+
+_REFERENCE_DUMPS = (
+    _LOAD_SAMPLES
+    + """
+out_path = sys.argv[2]
+made = {}
+for label, (build, probe) in samples.SAMPLES.items():
+    obj = build()
+    payload = cloudpickle.dumps(obj)
+    made[label] = (payload, samples.run_probe(probe, obj))
+with open(out_path, "wb") as f:
+    pickle.dump(made, f, protocol=result_protocol)
+"""
+)
+
+
+@pytest.fixture(scope="module")
+def reference_payloads(reference_python, tmp_path_factory):
+    """label -> (payload made by the reference, result in the reference)."""
+    out_path = tmp_path_factory.mktemp("reference_to_ours") / "made.pkl"
+    run_reference(reference_python, _REFERENCE_DUMPS, SAMPLES_PATH, str(out_path))
+    with open(out_path, "rb") as f:
+        return pickle.load(f)
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_reference_payload_runs_here(label, reference_payloads):
+    payload, there = reference_payloads[label]
+    assert there[0] == "ok", f"the sample failed in the reference: {there}"
+    probe = SAMPLES_MODULE.SAMPLES[label][1]
+    obj = pickle.loads(payload)
+    assert SAMPLES_MODULE.run_probe(probe, obj) == there
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_reference_payload_runs_in_a_fresh_process(label, reference_payloads):
+    payload, there = reference_payloads[label]
+    probe = f"""
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("_interop_samples_dynamic", {SAMPLES_PATH!r})
+        samples = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(samples)
+
+        def probe(obj):
+            return samples.run_probe(samples.SAMPLES[{label!r}][1], obj)
+    """
+    assert load_in_child(payload, probe) == there
+
+
+# -----------------------------------------------------------------------------
+# Functions defined in a script (__main__), both ways, and the same bytes.
+# -----------------------------------------------------------------------------
+
+MAIN_SCRIPT = textwrap.dedent(
+    """
+    import functools
+    import os
+    import sys
+    import xml.etree.ElementTree
+
+    import cloudpickle
+
+    BASE = 7
+    counter = 0
+
+
+    def helper(x):
+        return x + BASE
+
+
+    def compute(x, *, scale=2):
+        \"\"\"Scaled.\"\"\"
+        return helper(x) * scale
+
+
+    compute.note = "attr"
+    square = lambda v: v * v  # noqa: E731
+
+
+    def make_power(k):
+        def power(x):
+            return x**k + len(os.path.basename("/q/abc"))
+
+        return power
+
+
+    def fact(n):
+        return 1 if n < 2 else n * fact(n - 1)
+
+
+    def tags(text):
+        return [child.tag for child in xml.etree.ElementTree.fromstring(text)]
+
+
+    def bump():
+        global counter
+        counter += 1
+        return counter
+
+
+    def read():
+        return counter
+
+
+    objs = [compute, square, make_power(3), fact, tags, bump, read, functools.partial(compute, scale=5)]
+    with open(sys.argv[1], "wb") as f:
+        f.write(cloudpickle.dumps(objs))
+    """
+)
+
+MAIN_PROBE = """
+def probe(objs):
+    compute, square, cube, fact, tags, bump, read, part = objs
+    return (
+        compute(1), compute.__doc__, compute.note, compute.__module__,
+        square(7), cube(2), fact(6), tags("<a><b/><c/></a>"),
+        bump(), bump(), read(), part(1),
+        bump.__globals__ is read.__globals__ is compute.__globals__,
+    )
+"""
+
+MAIN_EXPECTED = (16, "Scaled.", "attr", "__main__", 49, 11, 720, ["b", "c"], 1, 2, 2, 40, True)
+
+
+@pytest.fixture(scope="module")
+def main_payloads(reference_python, tmp_path_factory):
+    """``(ours, reference's)`` payloads of the same script, run by each."""
+    tmp = tmp_path_factory.mktemp("main_script")
+    script = tmp / "main_script.py"
+    script.write_text(MAIN_SCRIPT)
+    ours_path, ref_path = tmp / "ours.pkl", tmp / "reference.pkl"
+    run_python([str(script), str(ours_path)], cwd=str(tmp))
+    run_python([str(script), str(ref_path)], python=reference_python, isolated=True, cwd=str(tmp))
+    return ours_path.read_bytes(), ref_path.read_bytes()
+
+
+def test_main_functions_from_the_reference_run_here(main_payloads):
+    _, reference_payload = main_payloads
+    assert load_in_child(reference_payload, MAIN_PROBE) == MAIN_EXPECTED
+
+
+def test_our_main_functions_run_in_the_reference(main_payloads, reference_python):
+    ours, _ = main_payloads
+    result = load_in_child(
+        ours, MAIN_PROBE, prelude=CHECK_REFERENCE, python=reference_python, isolated=True
+    )
+    assert result == MAIN_EXPECTED
+
+
+def test_main_functions_pickle_to_the_same_bytes(main_payloads):
+    ours, reference = main_payloads
+    if ours != reference:
+        from _helpers import describe_difference
+
+        pytest.fail("payloads differ:\n" + describe_difference(ours, reference))
