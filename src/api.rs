@@ -32,12 +32,11 @@ fn resolve_protocol(protocol: Option<&Bound<'_, PyAny>>) -> PyResult<u8> {
     let Some(protocol) = protocol.filter(|p| !p.is_none()) else {
         return Ok(HIGHEST_PROTOCOL as u8);
     };
-    // As pickle: any integer-like (`__index__`), C long range.
+    // As pickle: PyLong_AsLong (integer-likes, C long range; floats too
+    // on the Pythons that still accept them there).
     let py = protocol.py();
-    // SAFETY: GIL held; PyNumber_Index returns a new reference or null.
-    let index = unsafe { crate::errors::owned(py, ffi::PyNumber_Index(protocol.as_ptr()))? };
-    // SAFETY: `index` is an int.
-    let p = unsafe { ffi::PyLong_AsLong(index.as_ptr()) } as i64;
+    // SAFETY: GIL held; `protocol` is alive.
+    let p = unsafe { ffi::PyLong_AsLong(protocol.as_ptr()) } as i64;
     if p == -1 && PyErr::occurred(py) {
         return Err(crate::errors::fetch(py));
     }

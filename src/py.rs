@@ -57,6 +57,9 @@ pub struct Cache {
     pub empty_tuple: *mut ffi::PyObject,
     pub picklebuffer_type: *mut ffi::PyTypeObject,
     pub module_type: *mut ffi::PyTypeObject,
+    /// The running Python's minor version (3.x), for the few places where
+    /// pickle's output differs between versions.
+    pub py_minor: u8,
 }
 
 // SAFETY: every pointer is a strong reference that is never released, to an
@@ -140,6 +143,7 @@ pub fn init(py: Python<'_>) -> PyResult<()> {
         empty_tuple: unsafe { ffi::PyTuple_New(0) },
         picklebuffer_type: std::ptr::addr_of_mut!(PyPickleBuffer_Type),
         module_type: std::ptr::addr_of_mut!(ffi::PyModule_Type),
+        py_minor: py.version_info().minor,
     };
     let _ = CACHE.set(cache);
     Ok(())

@@ -131,25 +131,52 @@ impl<'s, 'py> Engine<'s, 'py> {
             self.save(module_name.as_ptr(), false)?;
             self.save(global_name.as_ptr(), false)?;
             self.out.byte(STACK_GLOBAL);
+        } else if self.c.py_minor >= 13 && path.len() > 1 {
+            // Python 3.13+: getattr(getattr(<module.first>, a), b)...
+            let getattr = self.c.builtins_getattr;
+            for _ in 1..path.len() {
+                self.save(getattr, false)?;
+                if self.proto < 2 {
+                    self.out.byte(MARK);
+                }
+            }
+            let first = path.get_item(0)?.cast_into::<PyString>()?;
+            self.save_toplevel_by_name(module_name, first)?;
+            for attr in path.iter().skip(1) {
+                self.save(attr.as_ptr(), false)?;
+                self.out.byte(if self.proto < 2 { TUPLE } else { TUPLE2 });
+                self.out.byte(REDUCE);
+            }
         } else if !parent.is(&module) {
             // A nested name: getattr(parent, last) rebuilds it.
             let args = PyTuple::new(py, [parent, last])?;
             let rv = (borrowed(py, self.c.builtins_getattr), args).into_pyobject(py)?;
             self.save_reduce(rv.as_ptr(), None)?;
         } else {
-            let (mut module_name, mut global_name) = (module_name, global_name);
-            if self.proto < 3 {
-                (module_name, global_name) = self.fix_imports(module_name, global_name)?;
-            }
-            self.out.byte(GLOBAL);
-            let m = self.encode_identifier(&module_name)?;
-            self.out.bytes(&m);
-            self.out.byte(b'\n');
-            let n = self.encode_identifier(&global_name)?;
-            self.out.bytes(&n);
-            self.out.byte(b'\n');
+            self.save_toplevel_by_name(module_name, global_name)?;
         }
         self.memo_put(obj, false)
+    }
+
+    /// GLOBAL with a module name and a top-level name (Python 2 names for
+    /// protocols < 3).
+    unsafe fn save_toplevel_by_name(
+        &mut self,
+        module_name: Bound<'py, PyString>,
+        name: Bound<'py, PyString>,
+    ) -> PyResult<()> {
+        let (mut module_name, mut name) = (module_name, name);
+        if self.proto < 3 {
+            (module_name, name) = self.fix_imports(module_name, name)?;
+        }
+        let m = self.encode_identifier(&module_name)?;
+        let n = self.encode_identifier(&name)?;
+        self.out.byte(GLOBAL);
+        self.out.bytes(&m);
+        self.out.byte(b'\n');
+        self.out.bytes(&n);
+        self.out.byte(b'\n');
+        Ok(())
     }
 
     /// Module names and qualified names in GLOBAL: UTF-8 for protocol 3,

@@ -42,7 +42,9 @@ fn hot(py: Python<'_>) -> PyResult<&'static Hot> {
         return Ok(h);
     }
     let hot = Hot {
-        builtin_type_names: helper(py, "_BUILTIN_TYPE_NAMES")?.cast_into::<PyDict>()?.unbind(),
+        builtin_type_names: helper(py, "_BUILTIN_TYPE_NAMES")?
+            .cast_into::<PyDict>()?
+            .unbind(),
         builtin_type: helper(py, "_builtin_type")?.unbind(),
         code_reduce: helper(py, "_code_reduce")?.unbind(),
     };
