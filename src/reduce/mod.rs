@@ -12,6 +12,8 @@ use pyo3::types::PyDict;
 
 use crate::by_value::should_pickle_by_reference;
 
+mod function;
+
 /// The Python module holding the helpers and reconstructors.
 static HELPERS: OnceLock<Py<PyModule>> = OnceLock::new();
 
@@ -29,15 +31,20 @@ pub fn helper<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
 }
 
 /// Helpers used on every call, looked up once.
-struct Hot {
+pub(crate) struct Hot {
     builtin_type_names: Py<PyDict>,
     builtin_type: Py<PyAny>,
     code_reduce: Py<PyAny>,
+    cell_reduce: Py<PyAny>,
+    make_function: Py<PyAny>,
+    function_setstate: Py<PyAny>,
+    make_cell: Py<PyAny>,
+    make_empty_cell: Py<PyAny>,
 }
 
-static HOT: OnceLock<Hot> = OnceLock::new();
+pub(crate) static HOT: OnceLock<Hot> = OnceLock::new();
 
-fn hot(py: Python<'_>) -> PyResult<&'static Hot> {
+pub(crate) fn hot(py: Python<'_>) -> PyResult<&'static Hot> {
     if let Some(h) = HOT.get() {
         return Ok(h);
     }
@@ -47,6 +54,11 @@ fn hot(py: Python<'_>) -> PyResult<&'static Hot> {
             .unbind(),
         builtin_type: helper(py, "_builtin_type")?.unbind(),
         code_reduce: helper(py, "_code_reduce")?.unbind(),
+        cell_reduce: helper(py, "_cell_reduce")?.unbind(),
+        make_function: helper(py, "_make_function")?.unbind(),
+        function_setstate: helper(py, "_function_setstate")?.unbind(),
+        make_cell: helper(py, "_make_cell")?.unbind(),
+        make_empty_cell: helper(py, "_make_empty_cell")?.unbind(),
     };
     let _ = HOT.set(hot);
     Ok(HOT.get().expect("just set"))
@@ -85,8 +97,7 @@ pub unsafe fn reducer_override<'py>(
                 g
             }
         };
-        let rv = helper(py, "_dynamic_function_reduce")?.call1((obj, globals_ref))?;
-        return Ok(Some(rv));
+        return Ok(Some(function::dynamic_function_reduce(obj, &globals_ref)?));
     }
     if ffi::PyType_IsSubtype(tp, std::ptr::addr_of_mut!(ffi::PyType_Type)) != 0 {
         // The singletons' types (NoneType...) are pickled by pickle's own
@@ -126,7 +137,16 @@ pub fn call_reducer<'py>(
     obj: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = obj.py();
-    let is_code_reduce = reducer.is(hot(py)?.code_reduce.bind(py));
+    let h = hot(py)?;
+    if reducer.is(h.cell_reduce.bind(py))
+        && obj.get_type().is(unsafe {
+            Bound::from_borrowed_ptr(py, std::ptr::addr_of_mut!(ffi::PyCell_Type).cast())
+        })
+    {
+        // SAFETY: `obj` is a cell (checked above).
+        return unsafe { function::cell_reduce(obj) };
+    }
+    let is_code_reduce = reducer.is(h.code_reduce.bind(py));
     if !is_code_reduce || !obj.is_exact_instance_of::<pyo3::types::PyCode>() {
         return reducer.call1((obj,));
     }

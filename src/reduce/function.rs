@@ -1,0 +1,229 @@
+//! Functions by value: the reduction `_dynamic_function_reduce` of the
+//! Python helpers, built natively (same layout, so the same payloads).
+//!
+//! `(_make_function, (code, base_globals, None, None, closure),
+//!   (attributes, slotstate), None, None, _function_setstate)`
+//!
+//! Nothing about the function itself is cached: its defaults, closure
+//! contents, globals and attributes are read on every call. Only what
+//! derives from its (immutable) code object is cached, in `code_globals`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+
+use super::{helper, hot};
+use crate::errors::owned;
+
+type CodeMap = HashMap<usize, (Py<PyAny>, Py<PyAny>)>;
+
+/// Global names used by a code object (and the code nested in it), by code
+/// object; holds a reference to each code object so addresses stay unique.
+static CODE_GLOBALS: Mutex<Option<CodeMap>> = Mutex::new(None);
+const CODE_GLOBALS_MAX: usize = 4096;
+
+/// `_extract_code_globals(code)`: a dict whose keys are the names.
+fn code_globals<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = code.py();
+    let key = code.as_ptr() as usize;
+    {
+        let guard = CODE_GLOBALS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, names)) = guard.as_ref().and_then(|m| m.get(&key)) {
+            return Ok(names.bind(py).clone());
+        }
+    }
+    let names = helper(py, "_extract_code_globals")?.call1((code,))?;
+    let old = {
+        let mut guard = CODE_GLOBALS.lock().unwrap_or_else(|e| e.into_inner());
+        let map = guard.get_or_insert_with(HashMap::new);
+        let old = (map.len() >= CODE_GLOBALS_MAX).then(|| std::mem::take(map));
+        map.insert(key, (code.clone().unbind(), names.clone().unbind()));
+        old
+    };
+    // Released outside the lock: dropping references may run finalizers.
+    drop(old);
+    Ok(names)
+}
+
+/// `"".join(s)`: a string equal to `s` that is not `s` (payloads must not
+/// depend on which strings the process happened to intern).
+fn copy_str<'py>(s: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = s.py();
+    let empty = pyo3::intern!(py, "");
+    // SAFETY: GIL held; PyUnicode_Join returns a new reference or null.
+    unsafe { owned(py, ffi::PyUnicode_Join(empty.as_ptr(), s.as_ptr())) }
+}
+
+/// The by-value reduction of the function `func`.
+///
+/// # Safety
+/// `func` must be an exact function object; the GIL must be held.
+pub unsafe fn dynamic_function_reduce<'py>(
+    func: &Bound<'py, PyAny>,
+    globals_ref: &Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = func.py();
+    let f = func.as_ptr();
+    let code = Bound::from_borrowed_ptr(py, ffi::PyFunction_GetCode(f));
+    let namespace =
+        Bound::from_borrowed_ptr(py, ffi::PyFunction_GetGlobals(f)).cast_into::<PyDict>()?;
+    let closure_ptr = ffi::PyFunction_GetClosure(f);
+    let closure = if closure_ptr.is_null() {
+        None
+    } else {
+        Some(Bound::from_borrowed_ptr(py, closure_ptr))
+    };
+
+    // newargs: (code, base_globals, None, None, closure of empty cells)
+    let key = owned(py, ffi::PyLong_FromVoidPtr(namespace.as_ptr().cast()))?;
+    let base_globals = match globals_ref.get_item(&key)? {
+        Some(g) => g,
+        None => {
+            let g = PyDict::new(py).into_any();
+            globals_ref.set_item(&key, &g)?;
+            g
+        }
+    };
+    if base_globals.len()? == 0 {
+        let keys = [
+            pyo3::intern!(py, "__package__"),
+            pyo3::intern!(py, "__name__"),
+            pyo3::intern!(py, "__path__"),
+            pyo3::intern!(py, "__file__"),
+        ];
+        for k in keys {
+            if let Some(v) = namespace.get_item(k)? {
+                base_globals.set_item(k, v)?;
+            }
+        }
+    }
+    let none = py.None().into_bound(py);
+    let closure_arg = match &closure {
+        Some(cells) if !cells.is_none() => {
+            let n = cells.len()?;
+            let mut empty = Vec::with_capacity(n);
+            for _ in 0..n {
+                empty.push(owned(py, ffi::PyCell_New(std::ptr::null_mut()))?);
+            }
+            PyTuple::new(py, empty)?.into_any()
+        }
+        _ => none.clone(),
+    };
+    let newargs = PyTuple::new(
+        py,
+        [
+            code.clone(),
+            base_globals,
+            none.clone(),
+            none.clone(),
+            closure_arg,
+        ],
+    )?;
+
+    // state: (attributes, slotstate)
+    let slotstate = PyDict::new(py);
+    slotstate.set_item(
+        pyo3::intern!(py, "__name__"),
+        copy_str(&func.getattr("__name__")?)?,
+    )?;
+    slotstate.set_item(
+        pyo3::intern!(py, "__qualname__"),
+        copy_str(&func.getattr("__qualname__")?)?,
+    )?;
+    slotstate.set_item(
+        pyo3::intern!(py, "__annotations__"),
+        func.getattr("__annotations__")?,
+    )?;
+    slotstate.set_item(
+        pyo3::intern!(py, "__kwdefaults__"),
+        func.getattr("__kwdefaults__")?,
+    )?;
+    slotstate.set_item(
+        pyo3::intern!(py, "__defaults__"),
+        func.getattr("__defaults__")?,
+    )?;
+    slotstate.set_item(pyo3::intern!(py, "__module__"), func.getattr("__module__")?)?;
+    slotstate.set_item(pyo3::intern!(py, "__doc__"), func.getattr("__doc__")?)?;
+    slotstate.set_item(
+        pyo3::intern!(py, "__closure__"),
+        closure.clone().unwrap_or_else(|| none.clone()),
+    )?;
+
+    let used = PyDict::new(py);
+    let mut has_module = false;
+    for name in code_globals(&code)?.try_iter()? {
+        let name = name?;
+        if let Some(value) = namespace.get_item(&name)? {
+            has_module |= ffi::PyModule_Check(value.as_ptr()) != 0;
+            used.set_item(name, value)?;
+        }
+    }
+    let mut closure_values = Vec::new();
+    if let Some(cells) = closure.as_ref().filter(|c| !c.is_none()) {
+        for cell in cells.cast::<PyTuple>()?.iter() {
+            let value = ffi::PyCell_Get(cell.as_ptr());
+            if value.is_null() {
+                // PyCell_Get raises nothing for an empty cell on CPython.
+                ffi::PyErr_Clear();
+                continue;
+            }
+            let value = Bound::from_owned_ptr(py, value);
+            has_module |= ffi::PyModule_Check(value.as_ptr()) != 0;
+            closure_values.push(value);
+        }
+    }
+    // Only modules among the dependencies can bring submodules along.
+    let submodules = if has_module {
+        let deps = PyList::new(py, used.values().iter().chain(closure_values))?;
+        helper(py, "_find_imported_submodules")?.call1((&code, deps))?
+    } else {
+        PyList::empty(py).into_any()
+    };
+    slotstate.set_item(pyo3::intern!(py, "_cloudpickle_submodules"), submodules)?;
+    slotstate.set_item(pyo3::intern!(py, "__globals__"), used)?;
+
+    let attributes = PyDict::new(py);
+    let func_dict = func.getattr("__dict__")?.cast_into::<PyDict>()?;
+    for (k, v) in func_dict.iter() {
+        let k = match k.cast::<PyString>() {
+            Ok(_) => copy_str(&k)?,
+            Err(_) => k,
+        };
+        attributes.set_item(k, v)?;
+    }
+    let state = PyTuple::new(py, [attributes.into_any(), slotstate.into_any()])?;
+    let h = hot(py)?;
+    let rv = PyTuple::new(
+        py,
+        [
+            h.make_function.bind(py).clone(),
+            newargs.into_any(),
+            state.into_any(),
+            none.clone(),
+            none,
+            h.function_setstate.bind(py).clone(),
+        ],
+    )?;
+    Ok(rv.into_any())
+}
+
+/// `_cell_reduce(cell)`: `(_make_empty_cell, ())` or `(_make_cell, (value,))`.
+///
+/// # Safety
+/// `cell` must be a cell object; the GIL must be held.
+pub unsafe fn cell_reduce<'py>(cell: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = cell.py();
+    let h = hot(py)?;
+    let value = ffi::PyCell_Get(cell.as_ptr());
+    let rv = if value.is_null() {
+        ffi::PyErr_Clear();
+        (h.make_empty_cell.bind(py), PyTuple::empty(py)).into_pyobject(py)?
+    } else {
+        let value = Bound::from_owned_ptr(py, value);
+        (h.make_cell.bind(py), PyTuple::new(py, [value])?).into_pyobject(py)?
+    };
+    Ok(rv.into_any())
+}
