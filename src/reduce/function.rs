@@ -15,10 +15,8 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
-use super::{helper, hot};
+use super::{helper, hot, CodeMap};
 use crate::errors::owned;
-
-type CodeMap = HashMap<usize, (Py<PyAny>, Py<PyAny>)>;
 
 /// Global names used by a code object (and the code nested in it), by code
 /// object; holds a reference to each code object so addresses stay unique.

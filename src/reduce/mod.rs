@@ -125,7 +125,11 @@ pub unsafe fn reducer_override<'py>(
 /// Reductions of code objects, by code object. Code objects are immutable,
 /// so their reduction never goes stale; the cache holds a reference to each
 /// code object it describes, so an address cannot be reused meanwhile.
-static CODE_CACHE: Mutex<Option<HashMap<usize, (Py<PyAny>, Py<PyAny>)>>> = Mutex::new(None);
+/// Per code object address: the code object (kept alive) and a value
+/// derived from it.
+pub(crate) type CodeMap = HashMap<usize, (Py<PyAny>, Py<PyAny>)>;
+
+static CODE_CACHE: Mutex<Option<CodeMap>> = Mutex::new(None);
 
 /// Entries kept before the cache is emptied (bounds the memory it pins).
 const CODE_CACHE_MAX: usize = 4096;
