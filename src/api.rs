@@ -110,6 +110,7 @@ pub fn dumps<'py>(
         dispatch_table: DispatchSource::PicklerClass,
         globals_ref: None,
         transient_memo: true,
+        fast: false,
     };
     one_shot(py, obj, opts, |state| Ok(PyBytes::new(py, &state.out.buf)))
 }
@@ -140,6 +141,7 @@ pub fn dump<'py>(
         dispatch_table: DispatchSource::PicklerClass,
         globals_ref: None,
         transient_memo: true,
+        fast: false,
     };
     one_shot(py, obj, opts, |_| Ok(()))
 }
@@ -170,13 +172,35 @@ impl PicklerState {
     fn memo_len(&self) -> usize {
         self.state.memo.len()
     }
+
+    /// The memo as `[(object, index), ...]`.
+    fn memo_items<'py>(&self, py: Python<'py>) -> Vec<(Bound<'py, PyAny>, usize)> {
+        self.state
+            .memo
+            .entries()
+            .into_iter()
+            // SAFETY: the memo holds a reference to each of its objects.
+            .map(|(obj, idx)| (unsafe { Bound::from_borrowed_ptr(py, obj) }, idx))
+            .collect()
+    }
+
+    /// Replaces the memo with `[(object, index), ...]`.
+    fn set_memo(&mut self, items: Vec<(Bound<'_, PyAny>, usize)>) -> PyResult<()> {
+        if items.iter().any(|(_, idx)| *idx > u32::MAX as usize) {
+            return Err(PyValueError::new_err("memo index out of range"));
+        }
+        let entries: Vec<_> = items.iter().map(|(o, i)| (o.as_ptr(), *i)).collect();
+        // SAFETY: GIL held (a pymethod); the objects are alive in `items`.
+        unsafe { self.state.memo.set_entries(&entries) };
+        Ok(())
+    }
 }
 
 /// `Pickler.dump(obj)` for a `cloudpickle.Pickler` instance, configured by
 /// the instance's attributes.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (state, obj, write, protocol, buffer_callback, reducer_override, persistent_id, dispatch_table, globals_ref))]
+#[pyo3(signature = (state, obj, write, protocol, buffer_callback, reducer_override, persistent_id, dispatch_table, globals_ref, fast=false))]
 pub fn pickler_dump<'py>(
     py: Python<'py>,
     mut state: PyRefMut<'py, PicklerState>,
@@ -188,6 +212,7 @@ pub fn pickler_dump<'py>(
     persistent_id: Option<Bound<'py, PyAny>>,
     dispatch_table: Option<Bound<'py, PyAny>>,
     globals_ref: Option<Bound<'py, PyDict>>,
+    fast: bool,
 ) -> PyResult<()> {
     let proto = resolve_protocol(protocol)?;
     let buffer_callback = none_to_option(buffer_callback);
@@ -204,6 +229,7 @@ pub fn pickler_dump<'py>(
         },
         globals_ref,
         transient_memo: false,
+        fast,
     };
     state.state.refresh_stack_limit();
     let result = {

@@ -249,3 +249,15 @@ def test_buffer_callback_not_called_without_buffers():
     data = cloudpickle.dumps(obj, protocol=5, buffer_callback=collector)
     assert collector.buffers == []
     assert_same_bytes(data, pickle.dumps(obj, protocol=5))
+
+
+def test_buffer_callback_with_default_protocol():
+    """Without an explicit protocol (DEFAULT_PROTOCOL = 5) the callback is honoured."""
+    obj = [_pb(b"default"), _pb(bytearray(b"protocol"))]
+    collector = Collector(False)
+    data = cloudpickle.dumps(obj, buffer_callback=collector)
+    assert_same_bytes(data, pickle.dumps(obj, protocol=5, buffer_callback=lambda b: False))
+    assert len(collector.buffers) == 2
+    buf = io.BytesIO()
+    cloudpickle.dump(obj, buf, buffer_callback=Collector(False))
+    assert_same_bytes(buf.getvalue(), data)

@@ -67,10 +67,6 @@ class ReducesTo:
         return self.value
 
 
-def _not_callable_global():
-    pass
-
-
 # Factories: iterators inside reduce values are consumed by each pickling attempt.
 BAD_REDUCE_VALUES = {
     "int": lambda: 42,
@@ -442,8 +438,6 @@ def _mutating_cases():
     d2["b"] = GrowsContainer(d2)
     cases["dict-grown"] = d2
 
-    s = [set()]
-    s[0].add(1)
     return cases
 
 
@@ -616,3 +610,81 @@ def test_errors_leave_pickler_usable(protocol):
     with pytest.raises(CustomError):
         cloudpickle.dumps(RaisesInReduce(), protocol=protocol)
     assert cloudpickle.dumps([1, "a"], protocol=protocol) == pickle.dumps([1, "a"], protocol=protocol)
+
+
+# ---------------------------------------------------------------------------
+# Containers that lie about themselves (Python-level overrides must not confuse
+# the engine into out-of-bounds accesses)
+# ---------------------------------------------------------------------------
+
+
+class LyingTuple(tuple):
+    """A tuple subclass whose Python-level protocol disagrees with its real content."""
+
+    def __len__(self):
+        return 100
+
+    def __iter__(self):
+        return iter(range(100))
+
+    def __getitem__(self, index):
+        raise IndexError("lying tuple")
+
+
+class LyingDict(dict):
+    """A dict subclass whose Python-level views disagree with its real content."""
+
+    def __len__(self):
+        return 0
+
+    def items(self):
+        return iter([("fake", 1)] * 3)
+
+    def __iter__(self):
+        return iter(["fake"])
+
+
+class LyingReduce:
+    def __init__(self, shape):
+        self.shape = shape
+
+    def __reduce__(self):
+        if self.shape == "reduce-value":
+            return LyingTuple((LyingReduce, ("args",)))
+        if self.shape == "args":
+            return (Plain2, LyingTuple((1, 2)))
+        if self.shape == "state":
+            return (Plain2, (), LyingDict({"a": 1}))
+        if self.shape == "slot-state":
+            return (Plain2, (), LyingTuple(({"a": 1}, {"b": 2})))
+        if self.shape == "dictitems-pairs":
+            return (Plain2, (), None, None, iter([LyingTuple(("k", "v"))]))
+        raise AssertionError(self.shape)
+
+
+class Plain2:
+    def __init__(self, *args):
+        self.args = args
+
+    def __setitem__(self, key, value):
+        setattr(self, f"item_{key}", value)
+
+
+@pytest.mark.parametrize("shape", ["reduce-value", "args", "state", "slot-state", "dictitems-pairs"])
+def test_lying_containers_in_reduce_values(shape, protocol):
+    """Tuple/dict subclasses with misleading ``__len__``/``__iter__``/``items`` inside
+    reduce values: pickle's outcome (it reads the real content), never a crash."""
+    obj = LyingReduce(shape)
+    assert_same_outcome(
+        lambda: cloudpickle.dumps(obj, protocol=protocol),
+        lambda: pickle.dumps(obj, protocol=protocol),
+    )
+
+
+def test_lying_containers_as_data(protocol):
+    """Lying tuple/dict subclasses pickled as data: same outcome as pickle."""
+    for obj in (LyingDict({"a": 1}), [LyingDict({"b": 2})], LyingTuple((1, 2)), [LyingTuple(("x",))]):
+        assert_same_outcome(
+            lambda: cloudpickle.dumps(obj, protocol=protocol),
+            lambda: pickle.dumps(obj, protocol=protocol),
+        )

@@ -107,7 +107,7 @@ CONTAINERS = [
     frozenset({(1, 2), "a", frozenset({3})}),
     {"nested": {"deeper": {"deepest": [set(), {1: 2}]}}},
     [bytearray(b"x"), (bytearray(b"y"),)],
-    {1: "int key", 1.5: "float key", True: "bool collides with 1"},
+    dict([(1, "int key"), (1.5, "float key"), (True, "bool key collides with 1")]),
 ]
 
 

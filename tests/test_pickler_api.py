@@ -824,3 +824,95 @@ def test_dispatch_table_lookup_error_propagates(protocol):
     )
     with pytest.raises(ZeroDivisionError):
         _pickle_with(make(cloudpickle.Pickler), [Custom(1)], protocol)
+
+
+# ---------------------------------------------------------------------------
+# pickle.Pickler attributes: memo proxy and fast mode
+# ---------------------------------------------------------------------------
+
+
+def _memo_view(pickler):
+    """``{memo index: id(object)}`` of a pickler's memo, via the public ``memo`` proxy."""
+    return {index: id(obj) for index, obj in pickler.memo.copy().values()}
+
+
+def test_memo_attribute_reflects_dumps(protocol):
+    """``Pickler.memo`` shows what has been memoized, exactly like pickle.Pickler's."""
+    shared = [1, 2]
+    obj = [shared, {"a": shared}, "text", (shared,)]
+    cloud = cloudpickle.Pickler(io.BytesIO(), protocol)
+    ref = pickle.Pickler(io.BytesIO(), protocol)
+    cloud.dump(obj)
+    ref.dump(obj)
+    assert _memo_view(cloud) == _memo_view(ref)
+    assert len(_memo_view(cloud)) > 0
+    cloud.clear_memo()
+    assert _memo_view(cloud) == {}
+
+
+def test_memo_can_be_transferred(protocol):
+    """Assigning ``p2.memo = p1.memo`` makes p2 refer to what p1 already wrote."""
+    shared = ["shared"]
+
+    def run(cls):
+        first = cls(io.BytesIO(), protocol)
+        first.dump([shared])
+        out = io.BytesIO()
+        second = cls(out, protocol)
+        second.memo = first.memo
+        second.dump(shared)
+        return out.getvalue()
+
+    expected = run(pickle.Pickler)
+    actual = run(cloudpickle.Pickler)
+    assert_same_bytes(actual, expected)
+
+
+def test_fast_mode_output(protocol):
+    """``pickler.fast = True`` disables memoization, like pickle.Pickler."""
+    shared = [1]
+
+    def run(cls):
+        buf = io.BytesIO()
+        pickler = cls(buf, protocol)
+        pickler.fast = True
+        pickler.dump([shared, shared, "s", ("t", shared)])
+        return buf.getvalue()
+
+    expected = run(pickle.Pickler)
+    assert_same_bytes(run(cloudpickle.Pickler), expected)
+
+
+def test_fast_mode_rejects_cycles(protocol):
+    """In fast mode a self-referential list cannot be pickled: ValueError like pickle."""
+    lst = []
+    lst.append(lst)
+
+    def run(cls):
+        pickler = cls(io.BytesIO(), protocol)
+        pickler.fast = True
+        pickler.dump(lst)
+
+    assert_same_outcome(lambda: run(cloudpickle.Pickler), lambda: run(pickle.Pickler))
+
+
+def test_persistent_id_top_level_and_self_pid(protocol):
+    """A persistent id for the top-level object, and a pid that is the object itself
+    (the pid is not passed to ``persistent_id`` again), as with pickle."""
+
+    def make(base):
+        class P(base):
+            def persistent_id(self, obj):
+                if isinstance(obj, str) and obj.startswith("self:"):
+                    return obj  # the pid is the object itself
+                if obj == ("top",):
+                    return "top-level"
+                return None
+
+        return P
+
+    for obj in [("top",), "self:abc", ["self:x", ("top",), "self:x"]]:
+        assert_same_outcome(
+            lambda: _pickle_with(make(cloudpickle.Pickler), obj, protocol),
+            lambda: _pickle_with(make(pickle.Pickler), obj, protocol),
+        )

@@ -27,7 +27,7 @@ import pytest
 
 import _importable
 import cloudpickle
-from _helpers import assert_dumps_like_pickle, assert_same_bytes
+from _helpers import assert_dumps_like_pickle
 
 # ---------------------------------------------------------------------------
 # Classes exercising every shape of the reduce protocol

@@ -143,12 +143,35 @@ class Pickler(pickle.Pickler):
             persistent_id,
             self.dispatch_table,
             self.globals_ref,
+            bool(self.fast),
         )
 
     def clear_memo(self):
         """Forget the objects pickled so far by this instance."""
         self._cp_state.clear_memo()
         super().clear_memo()
+
+    @property
+    def memo(self):
+        """The objects pickled so far, as pickle.Pickler exposes them: a
+        proxy whose ``copy()`` is ``{id(obj): (index, obj)}``."""
+        return _MemoProxy(self._cp_state)
+
+    @memo.setter
+    def memo(self, value):
+        if isinstance(value, _MemoProxy):
+            items = value._state.memo_items()
+        else:
+            if hasattr(value, "copy") and not isinstance(value, dict):
+                value = value.copy()
+            if not isinstance(value, dict):
+                raise TypeError(
+                    f"'memo' attribute must be a PicklerMemoProxy object or dict, "
+                    f"not {type(value).__name__}"
+                )
+            items = [(obj, index) for index, obj in value.values()]
+        self._cp_state.set_memo(items)
+
 
     def reducer_override(self, obj):
         """Type-agnostic reducer consulted before the dispatch table.
@@ -158,6 +181,24 @@ class Pickler(pickle.Pickler):
         for everything else so that the regular pickle rules apply.
         """
         return _engine.reducer_override(self, obj)
+
+
+class _MemoProxy:
+    """View of a cloudpickle Pickler's memo (like ``_pickle.PicklerMemoProxy``)."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self, state):
+        self._state = state
+
+    def copy(self):
+        return {id(obj): (index, obj) for obj, index in self._state.memo_items()}
+
+    def clear(self):
+        self._state.clear_memo()
+
+    def __len__(self):
+        return self._state.memo_len()
 
 
 def _is_default_persistent_id(method):

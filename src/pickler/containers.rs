@@ -35,6 +35,16 @@ impl<'s, 'py> Engine<'s, 'py> {
         obj: *mut ffi::PyObject,
         transient: bool,
     ) -> PyResult<()> {
+        if self.fast {
+            self.fast_enter(obj)?;
+            let r = self.save_list_items(obj, transient);
+            self.fast_leave(obj);
+            return r;
+        }
+        self.save_list_items(obj, transient)
+    }
+
+    unsafe fn save_list_items(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
         if self.bin {
             self.out.byte(EMPTY_LIST);
         } else {
@@ -91,6 +101,16 @@ impl<'s, 'py> Engine<'s, 'py> {
         obj: *mut ffi::PyObject,
         transient: bool,
     ) -> PyResult<()> {
+        if self.fast {
+            self.fast_enter(obj)?;
+            let r = self.save_dict_items(obj, transient);
+            self.fast_leave(obj);
+            return r;
+        }
+        self.save_dict_items(obj, transient)
+    }
+
+    unsafe fn save_dict_items(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
         if self.bin {
             self.out.byte(EMPTY_DICT);
         } else {

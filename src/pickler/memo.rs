@@ -168,6 +168,27 @@ impl Memo {
         }
     }
 
+    /// The table's entries as (object, index), in insertion order.
+    pub fn entries(&self) -> Vec<(*mut ffi::PyObject, usize)> {
+        self.owned
+            .iter()
+            .filter_map(|&obj| self.get(obj).map(|idx| (obj, idx)))
+            .collect()
+    }
+
+    /// Replaces the contents with `entries`, as assigning a pickler's
+    /// `memo` does: the next index handed out is the number of entries.
+    ///
+    /// # Safety
+    /// The GIL must be held and the objects alive.
+    pub unsafe fn set_entries(&mut self, entries: &[(*mut ffi::PyObject, usize)]) {
+        self.clear();
+        for &(obj, idx) in entries {
+            self.insert(obj, idx);
+        }
+        self.next_index = self.used;
+    }
+
     /// Inserts the parked transient objects into the table.
     ///
     /// # Safety

@@ -60,6 +60,8 @@ pub struct Options<'py> {
     /// Allow the transient-object memo shortcut (one-shot dumps only: a
     /// persistent memo must hold every object, as pickle's does).
     pub transient_memo: bool,
+    /// pickle's (deprecated) fast mode: no memo at all, cycles detected.
+    pub fast: bool,
 }
 
 /// The mutable state an engine run borrows: reused across calls on one
@@ -111,7 +113,15 @@ pub struct Engine<'s, 'py> {
     transient_memo: bool,
     /// Lowest stack address the engine may recurse down to.
     stack_floor: usize,
+    fast: bool,
+    /// Fast mode: container nesting depth, and the containers being saved
+    /// once deeper than `FAST_NESTING_LIMIT` (to detect cycles).
+    fast_nesting: usize,
+    fast_memo: std::collections::HashSet<usize>,
 }
+
+/// As in `_pickle.c`: fast mode starts tracking containers at this depth.
+const FAST_NESTING_LIMIT: usize = 50;
 
 /// Stack kept free below the engine's deepest frame, for CPython calls made
 /// from there and for error handling.
@@ -147,6 +157,9 @@ impl<'s, 'py> Engine<'s, 'py> {
             dispatch: Dispatch::new(opts.dispatch_table),
             globals_ref: opts.globals_ref,
             stack_floor,
+            fast: opts.fast,
+            fast_nesting: 0,
+            fast_memo: Default::default(),
         }
     }
 
@@ -252,6 +265,9 @@ impl<'s, 'py> Engine<'s, 'py> {
     /// GIL held, `obj` alive.
     #[inline(always)]
     unsafe fn memo_put(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
+        if self.fast {
+            return Ok(());
+        }
         if self.memo.len() >= u32::MAX as usize {
             return Err(self.pickling_error("memo id too large for LONG_BINPUT"));
         }
@@ -288,6 +304,26 @@ impl<'s, 'py> Engine<'s, 'py> {
             return Err(self.pickling_error("memo id too large for LONG_BINGET"));
         }
         Ok(())
+    }
+
+    /// Fast mode: entering a list or dict; a container already being saved
+    /// at this depth means a cycle, which fast mode cannot pickle.
+    pub(super) unsafe fn fast_enter(&mut self, obj: *mut ffi::PyObject) -> PyResult<()> {
+        self.fast_nesting += 1;
+        if self.fast_nesting >= FAST_NESTING_LIMIT && !self.fast_memo.insert(obj as usize) {
+            let name = crate::errors::type_name(&borrowed(self.py, obj));
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "fast mode: can't pickle cyclic objects including object type {name} at {obj:p}"
+            )));
+        }
+        Ok(())
+    }
+
+    pub(super) fn fast_leave(&mut self, obj: *mut ffi::PyObject) {
+        if self.fast_nesting >= FAST_NESTING_LIMIT {
+            self.fast_memo.remove(&(obj as usize));
+        }
+        self.fast_nesting = self.fast_nesting.saturating_sub(1);
     }
 
     pub(crate) fn pickling_error(&mut self, msg: impl Into<String>) -> PyErr {
