@@ -207,6 +207,77 @@ def dynamic_class():
     return _make_dynamic_class()
 
 
+def _make_closures(n):
+    def factory(i):
+        bias = float(i)
+
+        def shifted(x):
+            return math.floor(x) + bias
+
+        return shifted
+
+    return [factory(i) for i in range(n)]
+
+
+def _same_functions(original, loaded):
+    return all(o(2.5) == l(2.5) for o, l in zip(original, loaded))
+
+
+def time_each(loops, dumps, objs, protocol):
+    """``loops`` rounds of one ``dumps`` call per item of ``objs``."""
+    t0 = perf_counter()
+    for _ in range(loops):
+        for obj in objs:
+            dumps(obj, protocol)
+    return perf_counter() - t0
+
+
+@workload(
+    "500 distinct closures, each pickled with its own dumps call "
+    "(target: >= 10x faster than the reference)",
+    pickle_ok=False,
+    same=_same_functions,
+    timer=time_each,
+    groups=("by_value",),
+)
+def closures_500_each():
+    return _make_closures(500)
+
+
+@workload(
+    "500 lambdas in one dumps call (target: >= 5x faster than the reference)",
+    pickle_ok=False,
+    same=_same_functions,
+    groups=("by_value",),
+)
+def lambdas_500_one_dumps():
+    return [lambda x, i=i: x * i for i in range(500)]
+
+
+def _same_tasks(original, loaded):
+    return all(
+        o[0](*o[1], **o[2]) == l[0](*l[1], **l[2]) for o, l in zip(original[:50], loaded[:50])
+    )
+
+
+@workload(
+    "Dask-like task list: 5,000 (functools.partial(closure, i), args, kwargs) "
+    "(target: >= 5x faster than the reference)",
+    pickle_ok=False,
+    same=_same_tasks,
+    groups=("by_value",),
+)
+def dask_task_list():
+    import functools
+
+    offset = 7
+
+    def task(i, x, scale=1):
+        return (i + x + offset) * scale
+
+    return [(functools.partial(task, i), (i,), {"scale": 2}) for i in range(5_000)]
+
+
 DEFAULT_WORKLOADS = tuple(WORKLOADS)
 
 
