@@ -90,4 +90,6 @@ def test_code_replacement_is_seen():
         return -x + cell_value[0]
 
     f.__code__ = other.__code__
-    assert _load(f)(5) == -5
+    # The new code runs with the function's own cell ([10]).
+    assert f(5) == 5
+    assert _load(f)(5) == 5
