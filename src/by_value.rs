@@ -65,6 +65,10 @@ pub unsafe fn should_pickle_by_reference(
     let Ok(name) = name.cast_into::<PyString>() else {
         return Ok(false);
     };
+    // A local (nested) object can never be found by attribute lookup.
+    if name.to_cow()?.contains("<locals>") {
+        return Ok(false);
+    }
     let module_name = match obj.getattr_opt(pyo3::intern!(py, "__module__"))? {
         Some(m) if !m.is_none() => m,
         _ => {

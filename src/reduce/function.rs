@@ -50,9 +50,21 @@ fn code_globals<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
 /// depend on which strings the process happened to intern).
 fn copy_str<'py>(s: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let py = s.py();
-    let empty = pyo3::intern!(py, "");
-    // SAFETY: GIL held; PyUnicode_Join returns a new reference or null.
-    unsafe { owned(py, ffi::PyUnicode_Join(empty.as_ptr(), s.as_ptr())) }
+    // SAFETY: GIL held; the UTF-8 buffer belongs to `s`, alive meanwhile.
+    unsafe {
+        if ffi::PyUnicode_CheckExact(s.as_ptr()) != 0 {
+            let mut size: ffi::Py_ssize_t = 0;
+            let data = ffi::PyUnicode_AsUTF8AndSize(s.as_ptr(), &mut size);
+            if !data.is_null() {
+                // Decoding makes a new string, except for the empty and
+                // one-character ones, shared singletons as with "".join.
+                return owned(py, ffi::PyUnicode_FromStringAndSize(data, size));
+            }
+            ffi::PyErr_Clear();
+        }
+        let empty = pyo3::intern!(py, "");
+        owned(py, ffi::PyUnicode_Join(empty.as_ptr(), s.as_ptr()))
+    }
 }
 
 /// The by-value reduction of the function `func`.

@@ -36,6 +36,8 @@ pub(crate) struct Hot {
     builtin_type: Py<PyAny>,
     code_reduce: Py<PyAny>,
     cell_reduce: Py<PyAny>,
+    module_reduce: Py<PyAny>,
+    subimport: Py<PyAny>,
     make_function: Py<PyAny>,
     function_setstate: Py<PyAny>,
     make_cell: Py<PyAny>,
@@ -55,6 +57,8 @@ pub(crate) fn hot(py: Python<'_>) -> PyResult<&'static Hot> {
         builtin_type: helper(py, "_builtin_type")?.unbind(),
         code_reduce: helper(py, "_code_reduce")?.unbind(),
         cell_reduce: helper(py, "_cell_reduce")?.unbind(),
+        module_reduce: helper(py, "_module_reduce")?.unbind(),
+        subimport: helper(py, "subimport")?.unbind(),
         make_function: helper(py, "_make_function")?.unbind(),
         function_setstate: helper(py, "_function_setstate")?.unbind(),
         make_cell: helper(py, "_make_cell")?.unbind(),
@@ -150,6 +154,12 @@ pub fn call_reducer<'py>(
         // SAFETY: `obj` is a cell (checked above).
         return unsafe { function::cell_reduce(obj) };
     }
+    if reducer.is(h.module_reduce.bind(py)) {
+        if let Some(rv) = importable_module_reduce(obj)? {
+            return Ok(rv);
+        }
+        return reducer.call1((obj,));
+    }
     let is_code_reduce = reducer.is(h.code_reduce.bind(py));
     if !is_code_reduce || !obj.is_exact_instance_of::<pyo3::types::PyCode>() {
         return reducer.call1((obj,));
@@ -176,4 +186,41 @@ pub fn call_reducer<'py>(
         .get_or_insert_with(HashMap::new)
         .insert(key, (obj.clone().unbind(), rv.clone().unbind()));
     Ok(rv)
+}
+
+/// `_module_reduce` for the common case, an imported module not registered
+/// for pickling by value: `(subimport, (name,))`. None for the other cases,
+/// left to the Python helper.
+fn importable_module_reduce<'py>(
+    module: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let py = module.py();
+    if !module.is_exact_instance_of::<PyModule>() {
+        return Ok(None);
+    }
+    // SAFETY: `module` is a module object; PyModule_GetNameObject returns a
+    // new reference or null.
+    let name = unsafe { ffi::PyModule_GetNameObject(module.as_ptr()) };
+    if name.is_null() {
+        // SAFETY: clearing the error just raised.
+        unsafe { ffi::PyErr_Clear() };
+        return Ok(None);
+    }
+    // SAFETY: `name` is a new reference.
+    let name = unsafe { Bound::from_owned_ptr(py, name) };
+    let Ok(name) = name.cast_into::<pyo3::types::PyString>() else {
+        return Ok(None);
+    };
+    // SAFETY: GIL held.
+    if unsafe { crate::lookup::imported_module(py, &name) }.is_none()
+        || crate::by_value::is_registered(py, &name.to_cow()?)?
+    {
+        return Ok(None);
+    }
+    let args = pyo3::types::PyTuple::new(py, [name])?;
+    Ok(Some(
+        (hot(py)?.subimport.bind(py), args)
+            .into_pyobject(py)?
+            .into_any(),
+    ))
 }
