@@ -10,14 +10,23 @@ use super::Engine;
 use crate::errors::{fetch, owned};
 
 /// Saves a container's child, holding a reference to it meanwhile: Python
-/// code run while saving it may drop the container's own reference.
+/// code run while saving it may drop the container's own reference. Ints
+/// and floats are written inline (no Python code can run for them unless a
+/// persistent_id hook is set).
 macro_rules! save_child {
     ($self:ident, $item:expr, $transient:expr) => {{
         let item = $item;
-        ffi::Py_INCREF(item);
-        let r = $self.save(item, $transient);
-        ffi::Py_DECREF(item);
-        r
+        let tp = ffi::Py_TYPE(item);
+        if $self.persistent_id.is_none() && tp == std::ptr::addr_of_mut!(ffi::PyFloat_Type) {
+            $self.boundary().map(|()| $self.save_float(item))
+        } else if $self.persistent_id.is_none() && tp == std::ptr::addr_of_mut!(ffi::PyLong_Type) {
+            $self.boundary().and_then(|()| $self.save_long(item))
+        } else {
+            ffi::Py_INCREF(item);
+            let r = $self.save(item, $transient);
+            ffi::Py_DECREF(item);
+            r
+        }
     }};
 }
 
