@@ -3,7 +3,8 @@
 //! travel with its code (by value). Same rule as cloudpickle's
 //! `_should_pickle_by_reference`, kept in this one place.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 use pyo3::exceptions::PyAttributeError;
 use pyo3::ffi;
@@ -36,6 +37,90 @@ pub fn is_registered(py: Python<'_>, module_name: &str) -> PyResult<bool> {
             None => return Ok(false),
         }
     }
+}
+
+type WhichModuleMap = HashMap<usize, (Py<PyAny>, Py<PyString>)>;
+
+/// Modules found for objects without `__module__`, by object: scanning
+/// every imported module is slow, so the answer is remembered and only
+/// re-checked (one lookup) on later calls.
+static WHICHMODULE: Mutex<Option<WhichModuleMap>> = Mutex::new(None);
+const WHICHMODULE_MAX: usize = 1024;
+
+/// The module holding `obj` under `name`, for an object without
+/// `__module__` (the reference's `_whichmodule`), or None.
+///
+/// # Safety
+/// The GIL must be held.
+unsafe fn whichmodule<'py>(
+    obj: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyString>,
+    before_python: &mut dyn FnMut(),
+) -> PyResult<Option<Bound<'py, PyString>>> {
+    let py = obj.py();
+    if let Some(module_name) = remembered_module(obj, name, before_python)? {
+        return Ok(Some(module_name));
+    }
+    before_python();
+    let found = crate::reduce::helper(py, "_whichmodule")?.call1((obj, name))?;
+    if found.is_none() {
+        return Ok(None);
+    }
+    let found = found.cast_into::<PyString>()?;
+    remember_module(obj, &found);
+    Ok(Some(found))
+}
+
+/// The module remembered for `obj` (found by scanning `sys.modules`
+/// earlier), if it still holds `obj` under `name`.
+///
+/// # Safety
+/// The GIL must be held.
+pub unsafe fn remembered_module<'py>(
+    obj: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyString>,
+    before_python: &mut dyn FnMut(),
+) -> PyResult<Option<Bound<'py, PyString>>> {
+    let py = obj.py();
+    let key = obj.as_ptr() as usize;
+    let cached = {
+        let guard = WHICHMODULE.lock().unwrap_or_else(|e| e.into_inner());
+        guard
+            .as_ref()
+            .and_then(|m| m.get(&key))
+            .map(|(_, module_name)| module_name.bind(py).clone())
+    };
+    let Some(module_name) = cached else {
+        return Ok(None);
+    };
+    let Some(module) = imported_module(py, &module_name) else {
+        return Ok(None);
+    };
+    let path = dotted_path(name)?;
+    match deep_getattr(&module, &path, before_python) {
+        Ok((found, _)) if found.is(obj) => Ok(Some(module_name)),
+        _ => {
+            // SAFETY: clearing a lookup error, which only means "no".
+            ffi::PyErr_Clear();
+            Ok(None)
+        }
+    }
+}
+
+/// Remembers that `module_name` holds `obj` (see `remembered_module`).
+pub fn remember_module(obj: &Bound<'_, PyAny>, module_name: &Bound<'_, PyString>) {
+    let old = {
+        let mut guard = WHICHMODULE.lock().unwrap_or_else(|e| e.into_inner());
+        let map = guard.get_or_insert_with(HashMap::new);
+        let old = (map.len() >= WHICHMODULE_MAX).then(|| std::mem::take(map));
+        map.insert(
+            obj.as_ptr() as usize,
+            (obj.clone().unbind(), module_name.clone().unbind()),
+        );
+        old
+    };
+    // Released outside the lock: dropping references may run finalizers.
+    drop(old);
 }
 
 /// Whether the function or class `obj` is pickled by reference.
@@ -71,16 +156,10 @@ pub unsafe fn should_pickle_by_reference(
     }
     let module_name = match obj.getattr_opt(pyo3::intern!(py, "__module__"))? {
         Some(m) if !m.is_none() => m,
-        _ => {
-            // No __module__: look for the object in every imported module,
-            // as the reference's _whichmodule does.
-            before_python();
-            let found = crate::reduce::helper(py, "_whichmodule")?.call1((obj, &name))?;
-            if found.is_none() {
-                return Ok(false);
-            }
-            found
-        }
+        _ => match whichmodule(obj, &name, before_python)? {
+            Some(found) => found.into_any(),
+            None => return Ok(false),
+        },
     };
     let Ok(module_name) = module_name.cast_into::<PyString>() else {
         return Ok(false);

@@ -322,6 +322,17 @@ impl<'s, 'py> Engine<'s, 'py> {
                 });
             }
         }
+        let dotted = path
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(".");
+        let dotted = PyString::new(py, &dotted);
+        if let Some(found) =
+            crate::by_value::remembered_module(object, &dotted, &mut || self.before_python())?
+        {
+            return Ok(found);
+        }
         self.before_python();
         let modules = borrowed(py, ffi::PyImport_GetModuleDict()).cast_into::<PyDict>()?;
         let main = intern(py, self.c.s_main);
@@ -333,7 +344,10 @@ impl<'s, 'py> Engine<'s, 'py> {
                 continue;
             };
             match self.deep_getattr(&module, path) {
-                Ok((candidate, _)) if candidate.is(object) => return Ok(name),
+                Ok((candidate, _)) if candidate.is(object) => {
+                    crate::by_value::remember_module(object, &name);
+                    return Ok(name);
+                }
                 Ok(_) => {}
                 Err(e) if e.is_instance_of::<PyAttributeError>(py) => {}
                 Err(e) => return Err(e),
