@@ -122,6 +122,12 @@ pub unsafe fn reducer_override<'py>(
             let rv = (hot.builtin_type.bind(py), args).into_pyobject(py)?;
             return Ok(Some(rv.into_any()));
         }
+        if should_pickle_by_reference(obj, before_python)? {
+            return Ok(None);
+        }
+        // A class that cannot be imported on the loading side: by value.
+        before_python();
+        return Ok(Some(helper(py, "_dynamic_class_reduce")?.call1((obj,))?));
     }
     Ok(None)
 }
