@@ -278,6 +278,65 @@ def dask_task_list():
     return [(functools.partial(task, i), (i,), {"scale": 2}) for i in range(5_000)]
 
 
+def _make_classes(n):
+    classes = []
+    for i in range(n):
+
+        class Shape:
+            __slots__ = ("w", "h")
+            sides = i
+
+            def __init__(self, w, h):
+                self.w = w
+                self.h = h
+
+            @property
+            def area(self):
+                return self.w * self.h
+
+            def scaled(self, k):
+                return type(self)(self.w * k, self.h * k)
+
+        classes.append(Shape)
+    return classes
+
+
+def _same_classes(original, loaded):
+    return all(
+        o.sides == l.sides and l(2, 3).scaled(2).area == 24 for o, l in zip(original, loaded)
+    )
+
+
+@workload(
+    "200 distinct dynamic classes (methods, property, slots), each pickled with its own "
+    "dumps call (target: >= 10x faster than the reference)",
+    pickle_ok=False,
+    same=_same_classes,
+    timer=time_each,
+    groups=("by_value",),
+)
+def classes_200_each():
+    return _make_classes(200)
+
+
+def _same_instances(original, loaded):
+    return len(original) == len(loaded) and all(
+        o.double() == l.double() for o, l in zip(original[:100], loaded[:100])
+    )
+
+
+@workload(
+    "20,000 instances of one dynamic class in one dumps call "
+    "(target: >= 5x faster than the reference)",
+    pickle_ok=False,
+    same=_same_instances,
+    groups=("by_value",),
+)
+def dynamic_instances_20k():
+    cls = _make_dynamic_class()
+    return [cls(i) for i in range(20_000)]
+
+
 DEFAULT_WORKLOADS = tuple(WORKLOADS)
 
 
