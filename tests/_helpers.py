@@ -33,8 +33,8 @@ def describe_difference(actual, expected):
         )
         return (
             f"lengths actual={len(actual)} expected={len(expected)}; first difference "
-            f"at byte {pos}: actual={actual[max(0, pos - 20):pos + 20]!r} "
-            f"expected={expected[max(0, pos - 20):pos + 20]!r}"
+            f"at byte {pos}: actual={actual[max(0, pos - 20) : pos + 20]!r} "
+            f"expected={expected[max(0, pos - 20) : pos + 20]!r}"
         )
     diff = list(
         difflib.unified_diff(
@@ -108,7 +108,9 @@ def assert_dumps_like_pickle(obj, protocol):
 def equal_or_both_nan(a, b):
     """Equality that also holds for floats/complexes with NaN parts in the same places."""
     if isinstance(a, float) and isinstance(b, float):
-        return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b))
+        return (math.isnan(a) and math.isnan(b)) or (
+            a == b and math.copysign(1, a) == math.copysign(1, b)
+        )
     if isinstance(a, complex) and isinstance(b, complex):
         return equal_or_both_nan(a.real, b.real) and equal_or_both_nan(a.imag, b.imag)
     return type(a) is type(b) and a == b

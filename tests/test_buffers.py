@@ -4,9 +4,8 @@ import array
 import io
 import pickle
 
-import pytest
-
 import cloudpickle
+import pytest
 from _helpers import assert_same_bytes, assert_same_outcome
 
 
@@ -165,7 +164,9 @@ def test_zero_copy_class_in_band_identity():
     """The PEP 574 style class pickles identically at every protocol without callback."""
     obj = [ZeroCopyBytearray(b"abc"), ZeroCopyBytearray(b"")]
     for protocol in range(0, 6):
-        assert_same_bytes(cloudpickle.dumps(obj, protocol=protocol), pickle.dumps(obj, protocol=protocol))
+        assert_same_bytes(
+            cloudpickle.dumps(obj, protocol=protocol), pickle.dumps(obj, protocol=protocol)
+        )
 
 
 def test_buffer_callback_with_dump_and_pickler():

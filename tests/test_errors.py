@@ -9,9 +9,8 @@ import sys
 import textwrap
 import threading
 
-import pytest
-
 import cloudpickle
+import pytest
 from _helpers import PROTOCOLS, assert_same_outcome
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -104,7 +103,9 @@ def test_bad_reduce_values(name, protocol):
     )
 
 
-@pytest.mark.parametrize("name", ["int", "1-tuple", "7-tuple", "non-callable-first", "args-not-tuple"])
+@pytest.mark.parametrize(
+    "name", ["int", "1-tuple", "7-tuple", "non-callable-first", "args-not-tuple"]
+)
 def test_bad_reduce_is_pickling_error(name, protocol):
     """The classic malformed reduce values are ``pickle.PicklingError``."""
     exc = _same_error_as_pickle(ReducesTo(BAD_REDUCE_VALUES[name]()), protocol)
@@ -131,8 +132,11 @@ class NewObjExBadArgs:
         return (copyreg.__newobj_ex__, (NewObjExBadArgs, [], {}))
 
 
-@pytest.mark.parametrize("cls", [NewObjWrongClass, NewObjNoArgs, NewObjNotAClass, NewObjExBadArgs],
-                         ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "cls",
+    [NewObjWrongClass, NewObjNoArgs, NewObjNotAClass, NewObjExBadArgs],
+    ids=lambda c: c.__name__,
+)
 def test_bad_newobj_reduce(cls, protocol):
     """Inconsistent ``copyreg.__newobj__``/``__newobj_ex__`` arguments fail like pickle
     (or succeed identically at protocols where pickle does not check them)."""
@@ -510,9 +514,7 @@ def _probe_in_subprocess(kind, protocol):
     """Run the deep-recursion scenario in a child first: a crash there (stack
     overflow, abort) must not take the whole test session down."""
     code = _SUBPROCESS_DEEP.format(tests_dir=TESTS_DIR, kind=kind, protocol=protocol)
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
-    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, (
         f"the child process crashed (return code {proc.returncode}) pickling a "
         f"{DEPTH:,}-deep {kind}:\nstdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-2000:]}"
@@ -542,7 +544,9 @@ def test_excessively_deep_recursion(kind, protocol):
         cloudpickle.Pickler(io.BytesIO(), protocol).dump(obj)
     # The process still works and pickles correctly.
     for p in PROTOCOLS:
-        assert cloudpickle.dumps({"ok": [1, (2,)]}, protocol=p) == pickle.dumps({"ok": [1, (2,)]}, protocol=p)
+        assert cloudpickle.dumps({"ok": [1, (2,)]}, protocol=p) == pickle.dumps(
+            {"ok": [1, (2,)]}, protocol=p
+        )
 
 
 class Node:
@@ -609,7 +613,9 @@ def test_errors_leave_pickler_usable(protocol):
         cloudpickle.dumps(ReducesTo(42), protocol=protocol)
     with pytest.raises(CustomError):
         cloudpickle.dumps(RaisesInReduce(), protocol=protocol)
-    assert cloudpickle.dumps([1, "a"], protocol=protocol) == pickle.dumps([1, "a"], protocol=protocol)
+    assert cloudpickle.dumps([1, "a"], protocol=protocol) == pickle.dumps(
+        [1, "a"], protocol=protocol
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -670,7 +676,9 @@ class Plain2:
         setattr(self, f"item_{key}", value)
 
 
-@pytest.mark.parametrize("shape", ["reduce-value", "args", "state", "slot-state", "dictitems-pairs"])
+@pytest.mark.parametrize(
+    "shape", ["reduce-value", "args", "state", "slot-state", "dictitems-pairs"]
+)
 def test_lying_containers_in_reduce_values(shape, protocol):
     """Tuple/dict subclasses with misleading ``__len__``/``__iter__``/``items`` inside
     reduce values: pickle's outcome (it reads the real content), never a crash."""
@@ -683,7 +691,12 @@ def test_lying_containers_in_reduce_values(shape, protocol):
 
 def test_lying_containers_as_data(protocol):
     """Lying tuple/dict subclasses pickled as data: same outcome as pickle."""
-    for obj in (LyingDict({"a": 1}), [LyingDict({"b": 2})], LyingTuple((1, 2)), [LyingTuple(("x",))]):
+    for obj in (
+        LyingDict({"a": 1}),
+        [LyingDict({"b": 2})],
+        LyingTuple((1, 2)),
+        [LyingTuple(("x",))],
+    ):
         assert_same_outcome(
             lambda: cloudpickle.dumps(obj, protocol=protocol),
             lambda: pickle.dumps(obj, protocol=protocol),

@@ -15,10 +15,9 @@ import os
 import pickle
 import sys
 
-import pytest
-
 import _importable
 import cloudpickle
+import pytest
 from _helpers import PROTOCOLS, assert_dumps_like_pickle, assert_same_bytes, equal_or_both_nan
 
 # ---------------------------------------------------------------------------
@@ -26,41 +25,132 @@ from _helpers import PROTOCOLS, assert_dumps_like_pickle, assert_same_bytes, equ
 # ---------------------------------------------------------------------------
 
 INTS = [
-    0, 1, -1, 2, 127, 128, -128, -129, 255, 256, -255, -256, 65535, 65536, -65536,
-    2**31 - 1, 2**31, -(2**31), -(2**31) - 1, 2**32 - 1, 2**32, 2**63 - 1, 2**63,
-    -(2**63), -(2**63) - 1, 2**64 - 1, 2**64, -(2**64), 10**100, -(10**100),
+    0,
+    1,
+    -1,
+    2,
+    127,
+    128,
+    -128,
+    -129,
+    255,
+    256,
+    -255,
+    -256,
+    65535,
+    65536,
+    -65536,
+    2**31 - 1,
+    2**31,
+    -(2**31),
+    -(2**31) - 1,
+    2**32 - 1,
+    2**32,
+    2**63 - 1,
+    2**63,
+    -(2**63),
+    -(2**63) - 1,
+    2**64 - 1,
+    2**64,
+    -(2**64),
+    10**100,
+    -(10**100),
     # LONG1 holds at most 255 bytes; beyond that LONG4 is used.
-    2**(8 * 255 - 1) - 1, 2**(8 * 255 - 1), -(2**(8 * 255 - 1)), -(2**(8 * 255 - 1)) - 1,
-    2**(8 * 256), 7**5000, -(7**5000),
+    2 ** (8 * 255 - 1) - 1,
+    2 ** (8 * 255 - 1),
+    -(2 ** (8 * 255 - 1)),
+    -(2 ** (8 * 255 - 1)) - 1,
+    2 ** (8 * 256),
+    7**5000,
+    -(7**5000),
 ]
 
 FLOATS = [
-    0.0, -0.0, 1.0, -1.5, 0.1, 1 / 3, 1e16, 1e22, 1e-7, 123456789.123456789,
-    sys.float_info.max, sys.float_info.min, 5e-324, -5e-324,
-    math.inf, -math.inf, math.nan, -math.nan, math.pi,
+    0.0,
+    -0.0,
+    1.0,
+    -1.5,
+    0.1,
+    1 / 3,
+    1e16,
+    1e22,
+    1e-7,
+    123456789.123456789,
+    sys.float_info.max,
+    sys.float_info.min,
+    5e-324,
+    -5e-324,
+    math.inf,
+    -math.inf,
+    math.nan,
+    -math.nan,
+    math.pi,
 ]
 
 COMPLEXES = [0j, 1 + 2j, -0.0 - 0.0j, complex(math.inf, -math.inf), complex(math.nan, 1)]
 
 STRINGS = [
-    "", "a", "hello world", "é", "ü" * 1000, "日本語", "😀", "a😀b",
-    "\ud800", "\udfff", "a\ud800b", "\udc80\udcff",  # lone surrogates
-    "\\", "\n", "\r", "\x00", "\x1a", "\r\n", "\t", "\x7f", "\x80", "\xff", "\u0100",
-    "\\u0041", "\\U0001F600", "\\x41", "back\\slash\nnew\rline\x00nul\x1asub",
-    "\u2028\u2029", "\ufeff", "\uffff", "\U0010ffff",
-    "x" * 255, "x" * 256, "é" * 128, "x" * 65535, "x" * 65536,
+    "",
+    "a",
+    "hello world",
+    "é",
+    "ü" * 1000,
+    "日本語",
+    "😀",
+    "a😀b",
+    "\ud800",
+    "\udfff",
+    "a\ud800b",
+    "\udc80\udcff",  # lone surrogates
+    "\\",
+    "\n",
+    "\r",
+    "\x00",
+    "\x1a",
+    "\r\n",
+    "\t",
+    "\x7f",
+    "\x80",
+    "\xff",
+    "\u0100",
+    "\\u0041",
+    "\\U0001F600",
+    "\\x41",
+    "back\\slash\nnew\rline\x00nul\x1asub",
+    "\u2028\u2029",
+    "\ufeff",
+    "\uffff",
+    "\U0010ffff",
+    "x" * 255,
+    "x" * 256,
+    "é" * 128,
+    "x" * 65535,
+    "x" * 65536,
 ]
 
 BYTES = [
-    b"", b"a", b"\x00", b"\xff", bytes(range(256)), b"\x00" * 255, b"\x00" * 256,
-    b"a" * 65535, b"\\\n\r\x1a", "é日本".encode(),
+    b"",
+    b"a",
+    b"\x00",
+    b"\xff",
+    bytes(range(256)),
+    b"\x00" * 255,
+    b"\x00" * 256,
+    b"a" * 65535,
+    b"\\\n\r\x1a",
+    "é日本".encode(),
 ]
 
 BYTEARRAYS = [bytearray(), bytearray(b"abc"), bytearray(range(256)), bytearray(300)]
 
 SCALARS = (
     [None, True, False, Ellipsis, NotImplemented]
-    + INTS + FLOATS + COMPLEXES + STRINGS + BYTES + BYTEARRAYS
+    + INTS
+    + FLOATS
+    + COMPLEXES
+    + STRINGS
+    + BYTES
+    + BYTEARRAYS
 )
 
 
@@ -97,8 +187,19 @@ def test_float_bit_patterns_survive(protocol):
 # ---------------------------------------------------------------------------
 
 CONTAINERS = [
-    [], (), {}, set(), frozenset(),
-    [1], (1,), (1, 2), (1, 2, 3), (1, 2, 3, 4), {"a": 1}, {1}, frozenset({1}),
+    [],
+    (),
+    {},
+    set(),
+    frozenset(),
+    [1],
+    (1,),
+    (1, 2),
+    (1, 2, 3),
+    (1, 2, 3, 4),
+    {"a": 1},
+    {1},
+    frozenset({1}),
     [None, True, 1.5, "s", b"b"],
     {"k": [1, 2], 3: (4, 5), (6, 7): {"x": None}, None: frozenset({8}), b"b": 1.0},
     ((), ((),), (((),),)),
@@ -163,7 +264,11 @@ def _shared_structures():
         "bytearray-twice": [shared_ba, shared_ba],
         "set-twice": [shared_set, shared_set],
         "frozenset-twice": [shared_fs, (shared_fs, shared_fs)],
-        "mixed": {"a": shared_list, "b": (shared_list, shared_dict), "c": [shared_dict, shared_tuple]},
+        "mixed": {
+            "a": shared_list,
+            "b": (shared_list, shared_dict),
+            "c": [shared_dict, shared_tuple],
+        },
         "equal-not-same": [[1, 2], [1, 2]],
         "empty-tuple-twice": [(), ()],
         "key-and-value": {shared_str: shared_str},
@@ -361,21 +466,73 @@ def test_large_payload_inside_container(protocol):
 # ---------------------------------------------------------------------------
 
 GLOBALS = [
-    len, print, isinstance, os.path.join, math.sqrt, operator.add, functools.reduce,
-    itertools.chain, itertools.zip_longest, collections.OrderedDict, collections.UserDict,
-    collections.defaultdict, io.BytesIO, io.StringIO,
-    int, str, bytes, bytearray, float, complex, bool, list, tuple, dict, set, frozenset,
-    object, type, range, slice, zip, map, filter, enumerate, reversed, property,
-    staticmethod, classmethod, super,
-    type(None), type(NotImplemented), type(Ellipsis),
-    ValueError, KeyError, OSError, IOError, EnvironmentError, ConnectionError,
-    StopIteration, Exception, BaseException, RecursionError, UnicodeDecodeError,
-    pickle.PicklingError, pickle.Pickler,
-    _importable.module_function, _importable.ModuleClass, _importable.Outer,
-    _importable.Outer.Inner, _importable.Outer.Inner.Deepest,
-    _importable.Outer.Inner.method, _importable.Outer.static_fn,
-    _importable.Point, _importable.FrozenRecord, _importable.Color,
-    _importable.set_state, _importable.sample_data,
+    len,
+    print,
+    isinstance,
+    os.path.join,
+    math.sqrt,
+    operator.add,
+    functools.reduce,
+    itertools.chain,
+    itertools.zip_longest,
+    collections.OrderedDict,
+    collections.UserDict,
+    collections.defaultdict,
+    io.BytesIO,
+    io.StringIO,
+    int,
+    str,
+    bytes,
+    bytearray,
+    float,
+    complex,
+    bool,
+    list,
+    tuple,
+    dict,
+    set,
+    frozenset,
+    object,
+    type,
+    range,
+    slice,
+    zip,
+    map,
+    filter,
+    enumerate,
+    reversed,
+    property,
+    staticmethod,
+    classmethod,
+    super,
+    type(None),
+    type(NotImplemented),
+    type(Ellipsis),
+    ValueError,
+    KeyError,
+    OSError,
+    IOError,
+    EnvironmentError,
+    ConnectionError,
+    StopIteration,
+    Exception,
+    BaseException,
+    RecursionError,
+    UnicodeDecodeError,
+    pickle.PicklingError,
+    pickle.Pickler,
+    _importable.module_function,
+    _importable.ModuleClass,
+    _importable.Outer,
+    _importable.Outer.Inner,
+    _importable.Outer.Inner.Deepest,
+    _importable.Outer.Inner.method,
+    _importable.Outer.static_fn,
+    _importable.Point,
+    _importable.FrozenRecord,
+    _importable.Color,
+    _importable.set_state,
+    _importable.sample_data,
 ]
 
 
@@ -397,7 +554,9 @@ def test_global_by_reference(obj, protocol):
         assert pickle.loads(data) is pickle.loads(pickle.dumps(obj, protocol=protocol))
 
 
-@pytest.mark.parametrize("obj", [_importable.Ñandú, _importable.función_ñ], ids=["class", "function"])
+@pytest.mark.parametrize(
+    "obj", [_importable.Ñandú, _importable.función_ñ], ids=["class", "function"]
+)
 def test_non_ascii_global_names(obj, protocol):
     """Non-ASCII global names: identical bytes, or the same error where pickle fails."""
     data = assert_dumps_like_pickle(obj, protocol)
@@ -412,9 +571,19 @@ def test_globals_repeated_are_memoized(protocol):
 
 
 BUILTIN_METHODS = [
-    [].append, [1, 2].append, {}.get, {"a": 1}.items, "abc".upper, (1).bit_length,
-    str.upper, dict.fromkeys, bytes.fromhex, int.from_bytes, object.__init__,
-    list.__len__, b"x".startswith,
+    [].append,
+    [1, 2].append,
+    {}.get,
+    {"a": 1}.items,
+    "abc".upper,
+    (1).bit_length,
+    str.upper,
+    dict.fromkeys,
+    bytes.fromhex,
+    int.from_bytes,
+    object.__init__,
+    list.__len__,
+    b"x".startswith,
 ]
 
 

@@ -6,12 +6,11 @@ The number of examples comes from the Hypothesis profile selected in
 
 import pickle
 
+import cloudpickle
 import pytest
+from _helpers import PROTOCOLS, assert_same_bytes, describe_difference
 from hypothesis import given
 from hypothesis import strategies as st
-
-import cloudpickle
-from _helpers import PROTOCOLS, assert_same_bytes, describe_difference
 
 # The repr of the recursive strategies is long; Hypothesis warns about it.
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
@@ -109,7 +108,11 @@ def shared_and_cyclic(draw):
         else:
             pool.append(draw(st.dictionaries(hashable_leaves, leaves, max_size=3)))
     # Wire pool members to each other: creates sharing and cycles.
-    links = draw(st.lists(st.tuples(st.integers(0, pool_size - 1), st.integers(0, pool_size - 1)), max_size=8))
+    links = draw(
+        st.lists(
+            st.tuples(st.integers(0, pool_size - 1), st.integers(0, pool_size - 1)), max_size=8
+        )
+    )
     for i, (src, dst) in enumerate(links):
         container = pool[src]
         target = pool[dst]

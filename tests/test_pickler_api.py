@@ -13,10 +13,9 @@ import re
 import sys
 import types
 
-import pytest
-
 import _importable
 import cloudpickle
+import pytest
 from _helpers import PROTOCOLS, assert_same_bytes, assert_same_outcome
 
 # ---------------------------------------------------------------------------
@@ -68,8 +67,11 @@ def test_class_level_dispatch_table():
 
 def test_registry_functions_exist():
     """The pickle-by-value registry functions are exported."""
-    for name in ("register_pickle_by_value", "unregister_pickle_by_value",
-                 "list_registry_pickle_by_value"):
+    for name in (
+        "register_pickle_by_value",
+        "unregister_pickle_by_value",
+        "list_registry_pickle_by_value",
+    ):
         assert callable(getattr(cloudpickle, name))
 
 
@@ -133,7 +135,11 @@ def test_all_names_exist():
 # dumps / dump / Pickler.dump
 # ---------------------------------------------------------------------------
 
-DATA = {"list": [1, 2.5, "three", b"four", None], "tuple": (True, (1 + 2j,)), "class": _importable.Outer.Inner}
+DATA = {
+    "list": [1, 2.5, "three", b"four", None],
+    "tuple": (True, (1 + 2j,)),
+    "class": _importable.Outer.Inner,
+}
 
 
 def test_dumps_returns_bytes(protocol):
@@ -231,7 +237,13 @@ def _dump_sequence(pickler_cls, objs, protocol, clear_between=()):
 def _memo_sequence():
     shared = [1, 2, 3]
     text = "a shared string that is not interned " * 2
-    return [shared, shared, {"again": shared, "text": text}, (text, shared), _importable.Point(shared, text)]
+    return [
+        shared,
+        shared,
+        {"again": shared, "text": text},
+        (text, shared),
+        _importable.Point(shared, text),
+    ]
 
 
 def test_memo_persists_across_dumps(protocol):
@@ -364,7 +376,19 @@ def test_persistent_id_sees_every_object(protocol):
             return None
 
     shared = [3]
-    obj = [None, True, 1, 2.5, "s", b"b", (1, 2), {"k": shared}, shared, _importable.Point(1, 2), len]
+    obj = [
+        None,
+        True,
+        1,
+        2.5,
+        "s",
+        b"b",
+        (1, 2),
+        {"k": shared},
+        shared,
+        _importable.Point(1, 2),
+        len,
+    ]
     expected = _pickle_with(PickleRecorder, obj, protocol)
     actual = _pickle_with(CloudRecorder, obj, protocol)
     assert_same_bytes(actual, expected)
@@ -455,8 +479,15 @@ class PickleOverridePickler(pickle.Pickler):
 
 def test_reducer_override_identical(protocol):
     """A ``reducer_override`` subclass calling ``super()`` writes pickle's bytes."""
-    obj = [_importable.Point(1, 2), External("e"), {"p": _importable.Point(3, 4)}, [1, 2], len,
-           _importable.Outer.Inner, _importable.module_function]
+    obj = [
+        _importable.Point(1, 2),
+        External("e"),
+        {"p": _importable.Point(3, 4)},
+        [1, 2],
+        len,
+        _importable.Outer.Inner,
+        _importable.module_function,
+    ]
     expected = _pickle_with(PickleOverridePickler, obj, protocol)
     actual = _pickle_with(CloudOverridePickler, obj, protocol)
     assert_same_bytes(actual, expected)
@@ -468,8 +499,20 @@ def test_reducer_override_super_returns_not_implemented():
     """``Pickler.reducer_override`` returns NotImplemented for ordinary objects and
     importable functions/classes (which pickle by reference)."""
     pickler = cloudpickle.Pickler(io.BytesIO())
-    for obj in [1, "s", [1], {"a": 1}, (1,), None, _importable.Point(1, 2), len, int,
-                _importable.module_function, _importable.Outer.Inner, _importable.Color.RED]:
+    for obj in [
+        1,
+        "s",
+        [1],
+        {"a": 1},
+        (1,),
+        None,
+        _importable.Point(1, 2),
+        len,
+        int,
+        _importable.module_function,
+        _importable.Outer.Inner,
+        _importable.Color.RED,
+    ]:
         assert pickler.reducer_override(obj) is NotImplemented, obj
 
 
@@ -489,8 +532,22 @@ def test_reducer_override_sees_same_objects_as_pickle(protocol):
             return NotImplemented
 
     shared = [3]
-    obj = [None, True, 1, 2.5, "s", b"b", (1, 2), {"k": shared}, shared, frozenset({7}),
-           bytearray(b"ba"), _importable.Point(1, 2), len, _importable.Outer]
+    obj = [
+        None,
+        True,
+        1,
+        2.5,
+        "s",
+        b"b",
+        (1, 2),
+        {"k": shared},
+        shared,
+        frozenset({7}),
+        bytearray(b"ba"),
+        _importable.Point(1, 2),
+        len,
+        _importable.Outer,
+    ]
     expected = _pickle_with(PickleRecorder, obj, protocol)
     actual = _pickle_with(CloudRecorder, obj, protocol)
     assert_same_bytes(actual, expected)
@@ -633,7 +690,9 @@ def test_class_level_dispatch_table_runtime_addition(protocol):
         del cloudpickle.Pickler.dispatch_table[Other]
     assert Custom not in copyreg.dispatch_table
     # Removed again: back to the default reduce.
-    assert_same_bytes(cloudpickle.dumps(obj, protocol=protocol), pickle.dumps(obj, protocol=protocol))
+    assert_same_bytes(
+        cloudpickle.dumps(obj, protocol=protocol), pickle.dumps(obj, protocol=protocol)
+    )
 
 
 def test_copyreg_pickle_takes_effect(protocol):
@@ -647,7 +706,9 @@ def test_copyreg_pickle_takes_effect(protocol):
         assert pickle.loads(actual) == {"c": Custom(30)}
     finally:
         del copyreg.dispatch_table[Custom]
-    assert_same_bytes(cloudpickle.dumps(obj, protocol=protocol), pickle.dumps(obj, protocol=protocol))
+    assert_same_bytes(
+        cloudpickle.dumps(obj, protocol=protocol), pickle.dumps(obj, protocol=protocol)
+    )
     assert pickle.loads(cloudpickle.dumps(obj, protocol=protocol)) == {"c": Custom(3)}
 
 

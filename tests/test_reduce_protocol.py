@@ -23,10 +23,9 @@ import re
 import typing
 import uuid
 
-import pytest
-
 import _importable
 import cloudpickle
+import pytest
 from _helpers import assert_dumps_like_pickle
 
 # ---------------------------------------------------------------------------
@@ -219,8 +218,14 @@ class WithStateSetterAndItems(ListLike):
     """A 6-tuple using listitems, state and a state_setter at once."""
 
     def __reduce__(self):
-        return (WithStateSetterAndItems, (), {"tag": "t"}, iter(self.items), None,
-                _importable.set_state)
+        return (
+            WithStateSetterAndItems,
+            (),
+            {"tag": "t"},
+            iter(self.items),
+            None,
+            _importable.set_state,
+        )
 
 
 class ReduceExByProtocol(EqByDict):
@@ -473,7 +478,11 @@ def _build_cases():
         "timedelta": datetime.timedelta(days=-1, seconds=5, microseconds=7),
         "timezone-utc": datetime.timezone.utc,
         "decimal": decimal.Decimal("3.14159265358979323846264338327950288"),
-        "decimal-special": [decimal.Decimal("-0"), decimal.Decimal("Infinity"), decimal.Decimal("-1E+999")],
+        "decimal-special": [
+            decimal.Decimal("-0"),
+            decimal.Decimal("Infinity"),
+            decimal.Decimal("-1E+999"),
+        ],
         "fraction": fractions.Fraction(22, 7),
         "ordered-dict": collections.OrderedDict([("b", 1), ("a", 2)]),
         "defaultdict": collections.defaultdict(list, {"a": [1], "b": []}),
@@ -518,8 +527,11 @@ def _build_cases():
         "key-error": KeyError("k"),
         "stop-iteration": StopIteration(5),
         "complex-in-tuple": (1 + 2j, complex(-0.0, 0)),
-        "mixed-container": {"when": datetime.date(2020, 1, 1), "amount": decimal.Decimal("1.10"),
-                            "who": [Fruit.APPLE, PointTuple(1, [2])]},
+        "mixed-container": {
+            "when": datetime.date(2020, 1, 1),
+            "amount": decimal.Decimal("1.10"),
+            "who": [Fruit.APPLE, PointTuple(1, [2])],
+        },
     }
 
 
@@ -533,11 +545,26 @@ CASES = _build_cases()
 
 # Objects whose equality is identity-based or otherwise not meaningful after a round trip.
 _NO_EQUALITY = {
-    "reduce-ex-beats-reduce", "method-descriptor", "bound-builtin-append",
-    "bound-builtin-on-data", "bound-builtin-dict-get", "partial", "itemgetter", "attrgetter",
-    "methodcaller", "exception", "exception-with-attrs", "key-error", "stop-iteration",
-    "plain-self-ref", "getstate-none", "getstate-zero", "getstate-empty-dict", "getstate-false",
-    "reduce-6-state-setter", "reduce-6-state-setter-items",
+    "reduce-ex-beats-reduce",
+    "method-descriptor",
+    "bound-builtin-append",
+    "bound-builtin-on-data",
+    "bound-builtin-dict-get",
+    "partial",
+    "itemgetter",
+    "attrgetter",
+    "methodcaller",
+    "exception",
+    "exception-with-attrs",
+    "key-error",
+    "stop-iteration",
+    "plain-self-ref",
+    "getstate-none",
+    "getstate-zero",
+    "getstate-empty-dict",
+    "getstate-false",
+    "reduce-6-state-setter",
+    "reduce-6-state-setter-items",
 }
 
 

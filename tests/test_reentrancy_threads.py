@@ -4,10 +4,9 @@ import io
 import pickle
 import threading
 
-import pytest
-
 import _importable
 import cloudpickle
+import pytest
 from _helpers import assert_dumps_like_pickle, assert_same_bytes
 
 

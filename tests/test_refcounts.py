@@ -6,9 +6,8 @@ import pickle
 import sys
 import threading
 
-import pytest
-
 import cloudpickle
+import pytest
 
 pytestmark = pytest.mark.skipif(
     not hasattr(sys, "getrefcount"), reason="needs CPython reference counts"
@@ -107,5 +106,3 @@ def test_allocated_blocks_stable(fn):
     second = _allocated_blocks_after(2000, fn)
     # A leak of even one block per call would show as >= 2000.
     assert second - first < 200
-
-

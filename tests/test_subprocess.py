@@ -6,10 +6,9 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 import _importable
 import cloudpickle
+import pytest
 from _helpers import PROTOCOLS
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -101,7 +100,9 @@ def test_dump_to_file_in_child(tmp_path):
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [TESTS_DIR, env.get("PYTHONPATH")]))
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(_DUMP_FILE_IN_CHILD), str(path)],
-        capture_output=True, env=env, timeout=120,
+        capture_output=True,
+        env=env,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
     with open(path, "rb") as f:

@@ -1,4 +1,5 @@
-"""Pickling-side helpers: deciding how a function travels and reducing it.
+"""Pickling-side helpers: deciding how a function or class travels, and the
+reducers of the types the standard pickle does not handle.
 
 Everything here is a plain function of the object being pickled (plus, for
 functions, the pickler's ``globals_ref`` mapping), so the Rust engine can call
@@ -8,22 +9,41 @@ reconstructors of :mod:`cloudpickle._reconstructors` (published as
 ``cloudpickle.cloudpickle.<name>``), which makes the payloads interchangeable.
 """
 
+import _collections_abc
 import abc
+import dataclasses
 import dis
+import enum
+import io
 import itertools
+import logging
 import opcode
+import pickle
 import sys
 import types
+import typing
 import weakref
+from collections import OrderedDict
 
 from ._reconstructors import (
+    _BUILTIN_TYPE_NAMES,
+    _builtin_type,
+    _class_setstate,
     _empty_cell_value,
+    _file_reconstructor,
     _function_setstate,
     _get_cell_contents,
+    _get_dataclass_field_type_sentinel,
     _get_or_create_tracker_id,
     _make_cell,
+    _make_dict_items,
+    _make_dict_keys,
+    _make_dict_values,
     _make_empty_cell,
     _make_function,
+    _make_skeleton_class,
+    _make_skeleton_enum,
+    _make_typevar,
     dynamic_subimport,
     subimport,
 )
@@ -32,24 +52,45 @@ __all__ = [
     "_REDUCERS",
     "_cell_reduce",
     "_class_getnewargs",
+    "_class_getstate",
+    "_class_reduce",
     "_classmethod_reduce",
     "_code_reduce",
+    "_dataclass_field_base_reduce",
+    "_decompose_typevar",
+    "_dict_items_reduce",
+    "_dict_keys_reduce",
+    "_dict_values_reduce",
+    "_dynamic_class_reduce",
     "_dynamic_function_reduce",
     "_enum_getnewargs",
+    "_enum_getstate",
     "_extract_class_dict",
     "_extract_code_globals",
     "_extract_code_globals_cache",
+    "_file_reduce",
     "_find_imported_submodules",
     "_function_getnewargs",
     "_function_getstate",
     "_function_reduce",
     "_get_bases",
+    "_getset_descriptor_reduce",
     "_is_registered_pickle_by_value",
+    "_logger_reduce",
     "_lookup_module_and_qualname",
+    "_mappingproxy_reduce",
+    "_memoryview_reduce",
     "_method_reduce",
     "_module_reduce",
+    "_odict_items_reduce",
+    "_odict_keys_reduce",
+    "_odict_values_reduce",
+    "_property_reduce",
+    "_root_logger_reduce",
     "_should_pickle_by_reference",
+    "_typevar_reduce",
     "_walk_global_ops",
+    "_weakset_reduce",
     "_whichmodule",
 ]
 
@@ -561,21 +602,315 @@ def _enum_getnewargs(obj):
     )
 
 
+# Entries of an ABC's namespace that are caches rebuilt by isinstance and
+# issubclass checks (pure-Python ``_py_abc`` layout): never shipped.
+_ABC_CACHE_KEYS = ("_abc_cache", "_abc_negative_cache", "_abc_negative_cache_version")
+
+
+def _abc_registered_subclasses(cls, class_dict):
+    """The classes registered as virtual subclasses of the ABC ``cls``, as a
+    list; the ABC bookkeeping entries are removed from ``class_dict``."""
+    for key in _ABC_CACHE_KEYS:
+        class_dict.pop(key, None)
+    registry = class_dict.pop("_abc_registry", None)
+    if registry is not None:
+        # _py_abc: the registry is a WeakSet of classes.
+        return list(registry)
+    # The C implementation keeps registry and caches in one opaque
+    # ``_abc_impl`` object; abc._get_dump exposes the registry as a set of
+    # weak references.
+    class_dict.pop("_abc_impl", None)
+    weak_registry = abc._get_dump(cls)[0]
+    return [ref() for ref in weak_registry]
+
+
+def _class_getstate(obj):
+    """State of a class sent by value: ``(class_dict, {})``, applied by
+    ``_class_setstate`` once the skeleton class exists.
+
+    ``class_dict`` holds the class's own namespace entries (see
+    :func:`_extract_class_dict`) minus what the skeleton recreates by itself:
+    the ``__dict__``/``__weakref__`` descriptors, the member descriptors of
+    ``__slots__``, and ABC caches. For ABCs, ``_abc_impl`` becomes the list of
+    registered virtual subclasses, which ``_class_setstate`` registers again.
+    """
+    class_dict = _extract_class_dict(obj)
+    class_dict.pop("__weakref__", None)
+
+    if issubclass(type(obj), abc.ABCMeta):
+        class_dict["_abc_impl"] = _abc_registered_subclasses(obj, class_dict)
+
+    if "__slots__" in class_dict:
+        # The skeleton's metaclass creates the member descriptors from the
+        # __slots__ entry again: shipping them would be redundant.
+        slots = obj.__slots__
+        if isinstance(slots, str):
+            class_dict.pop(slots)
+        else:
+            for slot in slots:
+                class_dict.pop(slot, None)
+
+    # A getset descriptor, not picklable (and recreated by type()).
+    class_dict.pop("__dict__", None)
+
+    if sys.version_info >= (3, 14):
+        # PEP 649/749: the annotate function closes over the class namespace;
+        # Python recreates it when __annotations__ is first read.
+        class_dict.pop("__annotate_func__", None)
+
+    return class_dict, {}
+
+
+# Attributes of an Enum class that its metaclass computes from the members
+# given to _make_skeleton_enum.
+_ENUM_METACLASS_KEYS = (
+    "_generate_next_value_",
+    "_member_names_",
+    "_member_map_",
+    "_member_type_",
+    "_value2member_map_",
+)
+
+
+def _enum_getstate(obj):
+    """State of an enum class sent by value: that of :func:`_class_getstate`
+    without the members and the bookkeeping the enum metaclass rebuilds."""
+    class_dict, slotstate = _class_getstate(obj)
+    for key in _ENUM_METACLASS_KEYS:
+        class_dict.pop(key, None)
+    for member in obj:
+        class_dict.pop(member.name)
+    return class_dict, slotstate
+
+
+def _dynamic_class_reduce(obj):
+    """Reduce tuple pickling the class ``obj`` by value: a skeleton class (or
+    enum with its members) filled by ``_class_setstate`` once memoized, so
+    the class may refer to itself."""
+    if issubclass(obj, enum.Enum):
+        return (
+            _make_skeleton_enum,
+            _enum_getnewargs(obj),
+            _enum_getstate(obj),
+            None,
+            None,
+            _class_setstate,
+        )
+    return (
+        _make_skeleton_class,
+        _class_getnewargs(obj),
+        _class_getstate(obj),
+        None,
+        None,
+        _class_setstate,
+    )
+
+
+_NoneType = type(None)
+_EllipsisType = type(Ellipsis)
+_NotImplementedType = type(NotImplemented)
+
+
+def _class_reduce(obj):
+    """How the class ``obj`` is pickled.
+
+    The types of ``None``, ``...`` and ``NotImplemented`` are ``type(x)``;
+    other classes exposed by :mod:`types` only are ``_builtin_type(name)``;
+    classes that cannot be imported back (or belong to a module registered
+    for pickling by value) go by value. Everything else returns
+    ``NotImplemented``: pickle saves the class as a global.
+    """
+    if obj is _NoneType:
+        return type, (None,)
+    if obj is _EllipsisType:
+        return type, (Ellipsis,)
+    if obj is _NotImplementedType:
+        return type, (NotImplemented,)
+    name = _BUILTIN_TYPE_NAMES.get(obj)
+    if name is not None:
+        return _builtin_type, (name,)
+    if _should_pickle_by_reference(obj):
+        return NotImplemented
+    return _dynamic_class_reduce(obj)
+
+
 # ---------------------------------------------------------------------------
-# The reducers for function-related types, by exact type (merged into the
-# Pickler's dispatch table).
+# Type variables.
+# ---------------------------------------------------------------------------
+
+
+def _decompose_typevar(obj):
+    """Arguments of ``_make_typevar`` for the type variable ``obj``."""
+    return (
+        obj.__name__,
+        obj.__bound__,
+        obj.__constraints__,
+        obj.__covariant__,
+        obj.__contravariant__,
+        _get_or_create_tracker_id(obj),
+    )
+
+
+def _typevar_reduce(obj):
+    """A ``typing.TypeVar``: by reference (``getattr(module, name)``) when its
+    module has it under its name and is not registered for pickling by
+    value, otherwise rebuilt by ``_make_typevar`` (with identity tracking)."""
+    found = _lookup_module_and_qualname(obj, name=obj.__name__)
+    if found is None or _is_registered_pickle_by_value(found[0]):
+        return _make_typevar, _decompose_typevar(obj)
+    return getattr, found
+
+
+# ---------------------------------------------------------------------------
+# Other types the standard pickle does not handle (or not the way wanted).
+# ---------------------------------------------------------------------------
+
+
+def _file_reduce(obj):
+    """An open text file travels as an ``io.StringIO`` holding its whole
+    contents, positioned where the file was; ``sys.stdout`` and
+    ``sys.stderr`` travel by reference."""
+    if not hasattr(obj, "name") or not hasattr(obj, "mode"):
+        raise pickle.PicklingError("Cannot pickle files that do not map to an actual file")
+    if obj is sys.stdout:
+        return getattr, (sys, "stdout")
+    if obj is sys.stderr:
+        return getattr, (sys, "stderr")
+    if obj is sys.stdin:
+        raise pickle.PicklingError("Cannot pickle standard input")
+    if obj.closed:
+        raise pickle.PicklingError("Cannot pickle closed files")
+    if hasattr(obj, "isatty") and obj.isatty():
+        raise pickle.PicklingError("Cannot pickle files that map to tty objects")
+    if "r" not in obj.mode and "+" not in obj.mode:
+        raise pickle.PicklingError(
+            f"Cannot pickle files that are not opened for reading: {obj.mode}"
+        )
+
+    name = obj.name
+    try:
+        position = obj.tell()
+        obj.seek(0)
+        contents = obj.read()
+        obj.seek(position)
+    except OSError as exc:
+        raise pickle.PicklingError(f"Cannot pickle file {name} as it cannot be read") from exc
+
+    copy = io.StringIO()
+    copy.write(contents)
+    copy.seek(position)
+    copy.name = name
+    return _file_reconstructor, (copy,)
+
+
+def _logger_reduce(obj):
+    """A logger is looked up again by name."""
+    return logging.getLogger, (obj.name,)
+
+
+def _root_logger_reduce(obj):
+    """The root logger: ``logging.getLogger()``."""
+    return logging.getLogger, ()
+
+
+def _memoryview_reduce(obj):
+    """A memoryview travels as the bytes it shows."""
+    return bytes, (obj.tobytes(),)
+
+
+def _property_reduce(obj):
+    """A property (or abstractproperty): rebuilt from its accessors and doc."""
+    return property, (obj.fget, obj.fset, obj.fdel, obj.__doc__)
+
+
+def _getset_descriptor_reduce(obj):
+    """A getset descriptor (``type.__dict__["__dict__"]``...): looked up on
+    the class that owns it."""
+    return getattr, (obj.__objclass__, obj.__name__)
+
+
+def _mappingproxy_reduce(obj):
+    """A read-only mapping proxy over a copy of the mapping."""
+    return types.MappingProxyType, (dict(obj),)
+
+
+def _weakset_reduce(obj):
+    """A WeakSet of the objects alive now."""
+    return weakref.WeakSet, (list(obj),)
+
+
+# Dictionary views: only what the view shows travels (not the whole dict).
+
+
+def _dict_keys_reduce(obj):
+    return _make_dict_keys, (list(obj),)
+
+
+def _dict_values_reduce(obj):
+    return _make_dict_values, (list(obj),)
+
+
+def _dict_items_reduce(obj):
+    return _make_dict_items, (dict(obj),)
+
+
+def _odict_keys_reduce(obj):
+    return _make_dict_keys, (list(obj), True)
+
+
+def _odict_values_reduce(obj):
+    return _make_dict_values, (list(obj), True)
+
+
+def _odict_items_reduce(obj):
+    return _make_dict_items, (dict(obj), True)
+
+
+def _dataclass_field_base_reduce(obj):
+    """The field-type sentinels of :mod:`dataclasses` are compared by
+    identity: they travel by name."""
+    return _get_dataclass_field_type_sentinel, (obj.name,)
+
+
+# ---------------------------------------------------------------------------
+# The type-specific reducers, by exact type (merged into the Pickler's
+# dispatch table). Same keys as the pure-Python cloudpickle's table.
 # ---------------------------------------------------------------------------
 
 _REDUCERS = {
-    types.CodeType: _code_reduce,
-    types.CellType: _cell_reduce,
     classmethod: _classmethod_reduce,
+    io.TextIOWrapper: _file_reduce,
+    logging.Logger: _logger_reduce,
+    logging.RootLogger: _root_logger_reduce,
+    memoryview: _memoryview_reduce,
+    property: _property_reduce,
     staticmethod: _classmethod_reduce,
-    types.MethodType: _method_reduce,
+    types.CellType: _cell_reduce,
+    types.CodeType: _code_reduce,
+    types.GetSetDescriptorType: _getset_descriptor_reduce,
     types.ModuleType: _module_reduce,
+    types.MethodType: _method_reduce,
+    types.MappingProxyType: _mappingproxy_reduce,
+    weakref.WeakSet: _weakset_reduce,
+    typing.TypeVar: _typevar_reduce,
+    _collections_abc.dict_keys: _dict_keys_reduce,
+    _collections_abc.dict_values: _dict_values_reduce,
+    _collections_abc.dict_items: _dict_items_reduce,
+    type(OrderedDict().keys()): _odict_keys_reduce,
+    type(OrderedDict().values()): _odict_values_reduce,
+    type(OrderedDict().items()): _odict_items_reduce,
+    # A function, not a type: never matches an object's type, but kept so
+    # that the table has the same keys as the pure-Python one.
+    abc.abstractmethod: _classmethod_reduce,
+    dataclasses._FIELD_BASE: _dataclass_field_base_reduce,
 }
-# Deprecated subclasses of classmethod and staticmethod, while they exist.
-for _legacy in ("abstractclassmethod", "abstractstaticmethod"):
+# Deprecated subclasses of classmethod, staticmethod and property, while
+# they exist.
+for _legacy, _reducer in (
+    ("abstractclassmethod", _classmethod_reduce),
+    ("abstractstaticmethod", _classmethod_reduce),
+    ("abstractproperty", _property_reduce),
+):
     if hasattr(abc, _legacy):
-        _REDUCERS[getattr(abc, _legacy)] = _classmethod_reduce
-del _legacy
+        _REDUCERS[getattr(abc, _legacy)] = _reducer
+del _legacy, _reducer

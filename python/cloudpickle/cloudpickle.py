@@ -17,7 +17,6 @@ from collections import ChainMap
 
 from . import _engine
 from ._reconstructors import *  # noqa: F401,F403  (names payloads refer to)
-from ._reconstructors import __all__ as _reconstructor_names
 from ._reducers import *  # noqa: F401,F403  (private helpers clients import)
 from ._reducers import _REDUCERS
 
@@ -171,7 +170,6 @@ class Pickler(pickle.Pickler):
                 )
             items = [(obj, index) for index, obj in value.values()]
         self._cp_state.set_memo(items)
-
 
     def reducer_override(self, obj):
         """Type-agnostic reducer consulted before the dispatch table.
