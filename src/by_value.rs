@@ -132,6 +132,14 @@ pub unsafe fn should_pickle_by_reference(
     before_python: &mut dyn FnMut(),
 ) -> PyResult<bool> {
     let py = obj.py();
+    if let Some(located) = crate::lookup::known_function(obj) {
+        let registry_empty = REGISTRY.get().is_none_or(|r| r.bind(py).is_empty());
+        if registry_empty {
+            return Ok(true);
+        }
+        let module_name = located.module_name.to_cow()?.into_owned();
+        return Ok(!is_registered(py, &module_name)?);
+    }
     let native = {
         let tp = ffi::Py_TYPE(obj.as_ptr());
         tp == std::ptr::addr_of_mut!(ffi::PyFunction_Type)

@@ -106,3 +106,116 @@ pub unsafe fn dotted_path<'py>(name: &Bound<'py, PyString>) -> PyResult<Bound<'p
         .cast_into::<PyList>()
         .map_err(Into::into)
 }
+
+/// Where a function was found by reference: enough to write it as a global
+/// without looking it up again.
+pub struct Located<'py> {
+    pub module_name: Bound<'py, PyString>,
+    pub global_name: Bound<'py, PyString>,
+    pub path: Bound<'py, PyList>,
+    pub module: Bound<'py, PyAny>,
+    pub parent: Bound<'py, PyAny>,
+}
+
+/// A function found by reference before: the `__qualname__` and
+/// `__module__` objects it had then, and where it was.
+struct KnownFunction {
+    _func: Py<PyAny>,
+    qualname: usize,
+    module_attr: usize,
+    module_name: Py<PyString>,
+    global_name: Py<PyString>,
+    path: Py<PyList>,
+    module: Py<PyAny>,
+    parent: Py<PyAny>,
+}
+
+/// Functions pickled by reference (cloudpickle's reconstructors in every
+/// by-value payload, typically), by address. An entry is used only after
+/// checking, without running Python code, that the function still has the
+/// same names and that its module still holds it there.
+static KNOWN_FUNCTIONS: std::sync::Mutex<Option<std::collections::HashMap<usize, KnownFunction>>> =
+    std::sync::Mutex::new(None);
+const KNOWN_FUNCTIONS_MAX: usize = 1024;
+
+/// The function's `__qualname__` and `__module__` objects, read from its
+/// struct.
+///
+/// # Safety
+/// `obj` must be an exact function object.
+unsafe fn function_names(obj: *mut ffi::PyObject) -> (usize, usize) {
+    let f = obj as *mut ffi::PyFunctionObject;
+    ((*f).func_qualname as usize, (*f).func_module as usize)
+}
+
+/// Where the function `obj` was found by reference before, if that still
+/// holds.
+///
+/// # Safety
+/// The GIL must be held.
+pub unsafe fn known_function<'py>(obj: &Bound<'py, PyAny>) -> Option<Located<'py>> {
+    let py = obj.py();
+    if ffi::Py_TYPE(obj.as_ptr()) != std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
+        return None;
+    }
+    let located = {
+        let guard = KNOWN_FUNCTIONS.lock().unwrap_or_else(|e| e.into_inner());
+        let known = guard.as_ref()?.get(&(obj.as_ptr() as usize))?;
+        if function_names(obj.as_ptr()) != (known.qualname, known.module_attr) {
+            return None;
+        }
+        Located {
+            module_name: known.module_name.bind(py).clone(),
+            global_name: known.global_name.bind(py).clone(),
+            path: known.path.bind(py).clone(),
+            module: known.module.bind(py).clone(),
+            parent: known.parent.bind(py).clone(),
+        }
+    };
+    // Still imported, and still holding the function at the same place?
+    let module = imported_module(py, &located.module_name)?;
+    if !module.is(&located.module) {
+        return None;
+    }
+    let mut parent = module.clone();
+    let mut current = module;
+    for part in located.path.iter() {
+        parent = current;
+        current = plain_attr(&parent, &part)?;
+    }
+    (current.is(obj) && parent.is(&located.parent)).then_some(located)
+}
+
+/// Remembers where the function `obj` was found (see `known_function`);
+/// only for functions whose `__module__` named the module.
+///
+/// # Safety
+/// The GIL must be held.
+pub unsafe fn remember_function(obj: &Bound<'_, PyAny>, located: &Located<'_>) {
+    if ffi::Py_TYPE(obj.as_ptr()) != std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
+        return;
+    }
+    let (qualname, module_attr) = function_names(obj.as_ptr());
+    if module_attr == 0 || module_attr != located.module_name.as_ptr() as usize {
+        return;
+    }
+    let entry = KnownFunction {
+        _func: obj.clone().unbind(),
+        qualname,
+        module_attr,
+        module_name: located.module_name.clone().unbind(),
+        global_name: located.global_name.clone().unbind(),
+        path: located.path.clone().unbind(),
+        module: located.module.clone().unbind(),
+        parent: located.parent.clone().unbind(),
+    };
+    let old = {
+        let mut guard = KNOWN_FUNCTIONS.lock().unwrap_or_else(|e| e.into_inner());
+        let map = guard.get_or_insert_with(Default::default);
+        let old = (map.len() >= KNOWN_FUNCTIONS_MAX).then(|| std::mem::take(map));
+        map.insert(obj.as_ptr() as usize, entry);
+        old
+    };
+    // Released outside the lock: dropping references may run finalizers.
+    drop(old);
+}

@@ -10,14 +10,7 @@ use super::opcodes::*;
 use super::{borrowed, Engine};
 use crate::errors::{fetch, repr};
 
-/// The dotted path of a qualified name, and the module name to import.
-struct Located<'py> {
-    module_name: Bound<'py, PyString>,
-    /// The components of the qualified name.
-    path: Bound<'py, PyList>,
-    module: Bound<'py, PyAny>,
-    parent: Bound<'py, PyAny>,
-}
+use crate::lookup::Located;
 
 impl<'s, 'py> Engine<'s, 'py> {
     /// Types whose `__qualname__` and `__module__` are read by C getters,
@@ -66,23 +59,37 @@ impl<'s, 'py> Engine<'s, 'py> {
             self.before_python();
         }
         let object = borrowed(py, obj);
-        let global_name: Bound<'py, PyAny> = match name {
-            Some(n) => n.clone(),
-            None => match object.getattr_opt(super::name(py, self.c.s_qualname))? {
-                Some(q) => q,
-                None => object.getattr(super::name(py, self.c.s_name))?,
-            },
+        let known = match name {
+            None => crate::lookup::known_function(&object),
+            Some(_) => None,
         };
-        let global_name = global_name.cast_into::<PyString>().map_err(|e| {
-            self.pickling_error(format!(
-                "Can't pickle {}: its name is not a string ({})",
-                repr(&object),
-                e
-            ))
-        })?;
-        let located = self.locate(&object, &global_name)?;
+        let located = match known {
+            Some(located) => located,
+            None => {
+                let global_name: Bound<'py, PyAny> = match name {
+                    Some(n) => n.clone(),
+                    None => match object.getattr_opt(super::name(py, self.c.s_qualname))? {
+                        Some(q) => q,
+                        None => object.getattr(super::name(py, self.c.s_name))?,
+                    },
+                };
+                let global_name = global_name.cast_into::<PyString>().map_err(|e| {
+                    self.pickling_error(format!(
+                        "Can't pickle {}: its name is not a string ({})",
+                        repr(&object),
+                        e
+                    ))
+                })?;
+                let located = self.locate(&object, &global_name)?;
+                if name.is_none() {
+                    crate::lookup::remember_function(&object, &located);
+                }
+                located
+            }
+        };
         let Located {
             module_name,
+            global_name,
             path,
             module,
             parent,
@@ -298,6 +305,7 @@ impl<'s, 'py> Engine<'s, 'py> {
         }
         Ok(Located {
             module_name,
+            global_name: global_name.clone(),
             path,
             module,
             parent,

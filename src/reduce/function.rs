@@ -137,26 +137,32 @@ pub unsafe fn dynamic_function_reduce<'py>(
     let slotstate = PyDict::new(py);
     slotstate.set_item(
         pyo3::intern!(py, "__name__"),
-        copy_str(&func.getattr("__name__")?)?,
+        copy_str(&func.getattr(pyo3::intern!(py, "__name__"))?)?,
     )?;
     slotstate.set_item(
         pyo3::intern!(py, "__qualname__"),
-        copy_str(&func.getattr("__qualname__")?)?,
+        copy_str(&func.getattr(pyo3::intern!(py, "__qualname__"))?)?,
     )?;
     slotstate.set_item(
         pyo3::intern!(py, "__annotations__"),
-        func.getattr("__annotations__")?,
+        func.getattr(pyo3::intern!(py, "__annotations__"))?,
     )?;
     slotstate.set_item(
         pyo3::intern!(py, "__kwdefaults__"),
-        func.getattr("__kwdefaults__")?,
+        func.getattr(pyo3::intern!(py, "__kwdefaults__"))?,
     )?;
     slotstate.set_item(
         pyo3::intern!(py, "__defaults__"),
-        func.getattr("__defaults__")?,
+        func.getattr(pyo3::intern!(py, "__defaults__"))?,
     )?;
-    slotstate.set_item(pyo3::intern!(py, "__module__"), func.getattr("__module__")?)?;
-    slotstate.set_item(pyo3::intern!(py, "__doc__"), func.getattr("__doc__")?)?;
+    slotstate.set_item(
+        pyo3::intern!(py, "__module__"),
+        func.getattr(pyo3::intern!(py, "__module__"))?,
+    )?;
+    slotstate.set_item(
+        pyo3::intern!(py, "__doc__"),
+        func.getattr(pyo3::intern!(py, "__doc__"))?,
+    )?;
     slotstate.set_item(
         pyo3::intern!(py, "__closure__"),
         closure.clone().unwrap_or_else(|| none.clone()),
@@ -196,7 +202,9 @@ pub unsafe fn dynamic_function_reduce<'py>(
     slotstate.set_item(pyo3::intern!(py, "__globals__"), used)?;
 
     let attributes = PyDict::new(py);
-    let func_dict = func.getattr("__dict__")?.cast_into::<PyDict>()?;
+    let func_dict = func
+        .getattr(pyo3::intern!(py, "__dict__"))?
+        .cast_into::<PyDict>()?;
     for (k, v) in func_dict.iter() {
         let k = match k.cast::<PyString>() {
             Ok(_) => copy_str(&k)?,

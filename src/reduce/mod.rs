@@ -27,7 +27,7 @@ pub fn helper<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
             m
         }
     };
-    module.getattr(name)
+    module.getattr(pyo3::types::PyString::intern(py, name))
 }
 
 /// Helpers used on every call, looked up once.
