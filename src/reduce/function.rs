@@ -67,6 +67,35 @@ fn copy_str<'py>(s: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     }
 }
 
+/// Whether `value` is a module that can have submodules: a package or a
+/// module of one (non-empty `__package__`), read from its dict.
+fn is_package_module(value: &Bound<'_, PyAny>) -> bool {
+    // SAFETY: GIL held; borrowed results are used while `value` is alive.
+    unsafe {
+        if ffi::PyModule_Check(value.as_ptr()) == 0 {
+            return false;
+        }
+        let dict = ffi::PyModule_GetDict(value.as_ptr());
+        if dict.is_null() {
+            ffi::PyErr_Clear();
+            return true;
+        }
+        let package =
+            ffi::PyDict_GetItemWithError(dict, pyo3::intern!(value.py(), "__package__").as_ptr());
+        if package.is_null() {
+            // No __package__ at all: let the Python helper decide.
+            ffi::PyErr_Clear();
+            return true;
+        }
+        // Only a non-empty string (or something odd) can name a package.
+        let truth = ffi::PyObject_IsTrue(package);
+        if truth < 0 {
+            ffi::PyErr_Clear();
+        }
+        truth != 0
+    }
+}
+
 /// The by-value reduction of the function `func`.
 ///
 /// # Safety
@@ -173,7 +202,7 @@ pub unsafe fn dynamic_function_reduce<'py>(
     for name in code_globals(&code)?.try_iter()? {
         let name = name?;
         if let Some(value) = namespace.get_item(&name)? {
-            has_module |= ffi::PyModule_Check(value.as_ptr()) != 0;
+            has_module |= is_package_module(&value);
             used.set_item(name, value)?;
         }
     }
@@ -187,11 +216,12 @@ pub unsafe fn dynamic_function_reduce<'py>(
                 continue;
             }
             let value = Bound::from_owned_ptr(py, value);
-            has_module |= ffi::PyModule_Check(value.as_ptr()) != 0;
+            has_module |= is_package_module(&value);
             closure_values.push(value);
         }
     }
-    // Only modules among the dependencies can bring submodules along.
+    // Only packages (and their modules) among the dependencies can bring
+    // submodules along.
     let submodules = if has_module {
         let deps = PyList::new(py, used.values().iter().chain(closure_values))?;
         helper(py, "_find_imported_submodules")?.call1((&code, deps))?
