@@ -781,3 +781,25 @@ def test_copyreg_extension_codes(code, protocol):
         copyreg.remove_extension(*key, code)
     # Removed again: back to the plain global.
     assert b"Point" in cloudpickle.dumps(_importable.Point, protocol=protocol)
+
+
+def test_functools_partial_identical_to_pickle(protocol):
+    """functools.partial is written natively: same bytes as pickle's reduce,
+    with and without an instance dict (created or not)."""
+    import functools
+    import operator
+
+    with_attr = functools.partial(operator.add, 2)
+    with_attr.attr = 3
+    touched = functools.partial(operator.mul)
+    touched.__dict__  # noqa: B018 - creates an empty instance dict
+    cases = [
+        functools.partial(print, 1, sep="-"),
+        functools.partial(print),
+        with_attr,
+        touched,
+        [functools.partial(max, 1)] * 2,
+    ]
+    for case in cases:
+        assert cloudpickle.dumps(case, protocol) == pickle.dumps(case, protocol)
+        pickle.loads(cloudpickle.dumps(case, protocol))

@@ -456,7 +456,40 @@ impl<'s, 'py> Engine<'s, 'py> {
         if self.proto >= 2 && self.save_plain_instance(obj, tp, transient)? {
             return Ok(());
         }
+        if tp == self.c.partial.cast() && (*tp).tp_dictoffset > 0 {
+            return self.save_partial(obj, (*tp).tp_dictoffset);
+        }
         self.save_by_reduce_ex(obj, tp)
+    }
+
+    /// `functools.partial` (the exact type): the value its C `__reduce__`
+    /// returns, `(partial, (func,), (func, args, keywords, __dict__ or
+    /// None))`, built without calling it.
+    unsafe fn save_partial(
+        &mut self,
+        obj: *mut ffi::PyObject,
+        dictoffset: ffi::Py_ssize_t,
+    ) -> PyResult<()> {
+        let py = self.py;
+        let object = borrowed(py, obj);
+        let func = object.getattr(pyo3::intern!(py, "func"))?;
+        let args = object.getattr(pyo3::intern!(py, "args"))?;
+        let keywords = object.getattr(pyo3::intern!(py, "keywords"))?;
+        // The instance dict slot as partial_reduce reads it: None when it
+        // was never created (reading `__dict__` would create it).
+        // SAFETY: a positive tp_dictoffset is the offset of the dict
+        // pointer inside every instance of this (exact) type.
+        let slot = *((obj as *mut u8).offset(dictoffset) as *mut *mut ffi::PyObject);
+        let dict = if slot.is_null() {
+            py.None().into_bound(py)
+        } else {
+            borrowed(py, slot)
+        };
+        let tp = borrowed(py, self.c.partial);
+        let args1 = pyo3::types::PyTuple::new(py, [&func])?;
+        let state = pyo3::types::PyTuple::new(py, [func, args, keywords, dict])?;
+        let rv = pyo3::types::PyTuple::new(py, [tp, args1.into_any(), state.into_any()])?;
+        self.save_reduce(rv.as_ptr(), Some(obj))
     }
 
     /// Calls persistent_id(obj); writes the id and returns true if it is
