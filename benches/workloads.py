@@ -337,6 +337,42 @@ def dynamic_instances_20k():
     return [cls(i) for i in range(20_000)]
 
 
+def time_loads(loops, dumps, obj, protocol):
+    """``loops`` calls of ``pickle.loads`` on the payload ``dumps`` made of
+    ``obj`` (each implementation loads its own payload, with its own
+    reconstructors)."""
+    import pickle
+
+    payload = dumps(obj, protocol)
+    loads = pickle.loads
+    t0 = perf_counter()
+    for _ in range(loops):
+        loads(payload)
+    return perf_counter() - t0
+
+
+@workload(
+    "loading one payload of 500 closures (target: >= 1.5x faster than the reference)",
+    pickle_ok=False,
+    same=_same_functions,
+    timer=time_loads,
+    groups=("by_value", "load"),
+)
+def closures_500_load():
+    return _make_closures(500)
+
+
+@workload(
+    "loading one payload of 200 dynamic classes (target: >= 1.5x faster than the reference)",
+    pickle_ok=False,
+    same=_same_classes,
+    timer=time_loads,
+    groups=("by_value", "load"),
+)
+def classes_200_load():
+    return _make_classes(200)
+
+
 DEFAULT_WORKLOADS = tuple(WORKLOADS)
 
 
