@@ -62,6 +62,28 @@ fn none_to_option(obj: Option<Bound<'_, PyAny>>) -> Option<Bound<'_, PyAny>> {
     obj.filter(|o| !o.is_none())
 }
 
+/// What `dumps` and `dump` run with: the class-level dispatch table, the
+/// engine's own reducer_override, and no persistent memo.
+fn one_shot_options<'py>(
+    proto: u8,
+    buffer_callback: Option<Bound<'py, PyAny>>,
+    write: Option<Bound<'py, PyAny>>,
+) -> PyResult<Options<'py>> {
+    let buffer_callback = none_to_option(buffer_callback);
+    check_callback(proto, &buffer_callback)?;
+    Ok(Options {
+        proto,
+        write,
+        buffer_callback,
+        reducer_override: None,
+        persistent_id: None,
+        dispatch_table: DispatchSource::PicklerClass,
+        globals_ref: None,
+        transient_memo: true,
+        fast: false,
+    })
+}
+
 /// Runs a one-shot dump with the thread's scratch state.
 fn one_shot<'py, T>(
     py: Python<'py>,
@@ -98,20 +120,7 @@ pub fn dumps<'py>(
     protocol: Option<&Bound<'py, PyAny>>,
     buffer_callback: Option<Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let proto = resolve_protocol(protocol)?;
-    let buffer_callback = none_to_option(buffer_callback);
-    check_callback(proto, &buffer_callback)?;
-    let opts = Options {
-        proto,
-        write: None,
-        buffer_callback,
-        reducer_override: None,
-        persistent_id: None,
-        dispatch_table: DispatchSource::PicklerClass,
-        globals_ref: None,
-        transient_memo: true,
-        fast: false,
-    };
+    let opts = one_shot_options(resolve_protocol(protocol)?, buffer_callback, None)?;
     one_shot(py, obj, opts, |state| Ok(PyBytes::new(py, &state.out.buf)))
 }
 
@@ -126,23 +135,12 @@ pub fn dump<'py>(
     protocol: Option<&Bound<'py, PyAny>>,
     buffer_callback: Option<Bound<'py, PyAny>>,
 ) -> PyResult<()> {
+    // Arguments are checked in pickle's order: protocol first.
     let proto = resolve_protocol(protocol)?;
-    let buffer_callback = none_to_option(buffer_callback);
-    check_callback(proto, &buffer_callback)?;
     let write = file
         .getattr_opt("write")?
         .ok_or_else(|| PyTypeError::new_err("file must have a 'write' attribute"))?;
-    let opts = Options {
-        proto,
-        write: Some(write),
-        buffer_callback,
-        reducer_override: None,
-        persistent_id: None,
-        dispatch_table: DispatchSource::PicklerClass,
-        globals_ref: None,
-        transient_memo: true,
-        fast: false,
-    };
+    let opts = one_shot_options(proto, buffer_callback, Some(write))?;
     one_shot(py, obj, opts, |_| Ok(()))
 }
 

@@ -31,6 +31,21 @@ macro_rules! save_child {
 }
 
 impl<'s, 'py> Engine<'s, 'py> {
+    /// Runs `save` for a list or dict, with fast mode's cycle detection.
+    unsafe fn fast_guarded(
+        &mut self,
+        obj: *mut ffi::PyObject,
+        save: impl FnOnce(&mut Self) -> PyResult<()>,
+    ) -> PyResult<()> {
+        if !self.fast {
+            return save(self);
+        }
+        self.fast_enter(obj)?;
+        let r = save(self);
+        self.fast_leave(obj);
+        r
+    }
+
     /// Whether a child held only by the container being traversed may be
     /// parked rather than memoized (see `memo`).
     #[inline(always)]
@@ -44,13 +59,7 @@ impl<'s, 'py> Engine<'s, 'py> {
         obj: *mut ffi::PyObject,
         transient: bool,
     ) -> PyResult<()> {
-        if self.fast {
-            self.fast_enter(obj)?;
-            let r = self.save_list_items(obj, transient);
-            self.fast_leave(obj);
-            return r;
-        }
-        self.save_list_items(obj, transient)
+        self.fast_guarded(obj, |e| e.save_list_items(obj, transient))
     }
 
     unsafe fn save_list_items(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
@@ -110,13 +119,7 @@ impl<'s, 'py> Engine<'s, 'py> {
         obj: *mut ffi::PyObject,
         transient: bool,
     ) -> PyResult<()> {
-        if self.fast {
-            self.fast_enter(obj)?;
-            let r = self.save_dict_items(obj, transient);
-            self.fast_leave(obj);
-            return r;
-        }
-        self.save_dict_items(obj, transient)
+        self.fast_guarded(obj, |e| e.save_dict_items(obj, transient))
     }
 
     unsafe fn save_dict_items(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
