@@ -5,7 +5,6 @@ import sys
 import threading
 
 import _fbv_pkg
-
 import cloudpickle
 
 
