@@ -56,6 +56,27 @@ def main():
     loaded = cloudpickle.loads(cloudpickle.dumps(point))
     print(f"Point loaded back: {loaded!r}, norm {loaded.norm()}")
 
+    # What pickle cannot do: a closure and a class defined here, by value.
+    offset = 10
+
+    def shifted(x):
+        return x + offset
+
+    class Counter:
+        def __init__(self):
+            self.n = 0
+
+        def bump(self):
+            self.n += 1
+            return self.n
+
+    payload = cloudpickle.dumps([shifted, Counter])
+    f, cls = pickle.loads(payload)
+    print(
+        f"closure and class by value: {len(payload)} bytes, f(5) = {f(5)}, "
+        f"{cls.__name__}().bump() = {cls().bump()}"
+    )
+
     nested = {f"key{i}": [i, i / 2, f"value {i}", (i, -i)] for i in range(20_000)}
     t_cloud = best_time(lambda: cloudpickle.dumps(nested), number=10)
     t_pickle = best_time(lambda: pickle.dumps(nested, protocol=PROTOCOL), number=10)
