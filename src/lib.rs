@@ -7,6 +7,7 @@ mod errors;
 mod lookup;
 mod pickler;
 mod py;
+mod reconstruct;
 mod reduce;
 
 use pyo3::prelude::*;
@@ -20,6 +21,8 @@ fn engine_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(api::pickler_dump, m)?)?;
     m.add_function(wrap_pyfunction!(api::reducer_override, m)?)?;
     m.add_function(wrap_pyfunction!(api::configure, m)?)?;
+    m.add_function(wrap_pyfunction!(reconstruct::make_function, m)?)?;
+    m.add_function(wrap_pyfunction!(reconstruct::function_setstate, m)?)?;
     m.add_class::<api::PicklerState>()?;
     Ok(())
 }

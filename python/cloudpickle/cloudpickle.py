@@ -15,10 +15,23 @@ import threading
 import types
 from collections import ChainMap
 
-from . import _engine
+from . import _engine, _reconstructors
 from ._reconstructors import *  # noqa: F401,F403  (names payloads refer to)
 from ._reducers import *  # noqa: F401,F403  (private helpers clients import)
 from ._reducers import _REDUCERS
+
+# The function reconstructors run once per function in every payload: the
+# engine's native versions replace the Python ones (same names, arguments
+# and behaviour), under this module's name, where payloads look them up.
+_make_function = _engine._make_function
+_function_setstate = _engine._function_setstate
+for _native in (_make_function, _function_setstate):
+    # The very string object the other reconstructors carry: the memo then
+    # writes the module name once per payload, as the reference does.
+    _native.__module__ = _make_cell.__module__  # noqa: F405
+    # The Python versions stay importable under their own module's name.
+    getattr(_reconstructors, _native.__name__).__module__ = _reconstructors.__name__
+del _native
 
 __all__ = [
     "DEFAULT_PROTOCOL",
