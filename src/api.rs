@@ -275,6 +275,3 @@ pub fn configure(
     });
     let _ = crate::by_value::REGISTRY.set(by_value_registry.clone().unbind());
 }
-
-#[allow(dead_code)]
-fn _assert_gil(_: *mut ffi::PyObject) {}

@@ -300,7 +300,7 @@ pub fn encode_i64(v: i64) -> ([u8; 16], usize) {
 
 /// Protocol 0's text encoding of a str: Latin-1 bytes as they are, other
 /// characters and the ones that would break the line-based format as
-/// `\uXXXX` / `\UXXXXXXXX` escapes (same as `_pickle.c`).
+/// `\u` + 4 or `\U` + 8 hex-digit escapes (same as `_pickle.c`).
 unsafe fn raw_unicode_escape(py: Python<'_>, obj: *mut ffi::PyObject) -> PyResult<Vec<u8>> {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let len = ffi::PyUnicode_GetLength(obj);

@@ -8,7 +8,7 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 
 use super::opcodes::*;
 use super::{borrowed, Engine};
-use crate::errors::{fetch, owned, repr, type_name};
+use crate::errors::{fetch, repr, type_name};
 
 impl<'s, 'py> Engine<'s, 'py> {
     /// `obj.__reduce_ex__(protocol)` (or `obj.__reduce__()`), then saves the
@@ -393,12 +393,4 @@ impl<'s, 'py> Engine<'s, 'py> {
         }
         Ok(())
     }
-}
-
-/// Silences "unused" for helpers only some configurations use.
-#[allow(dead_code)]
-fn _unused(py: Python<'_>) -> PyResult<()> {
-    let _ = owned;
-    let _ = py;
-    Ok(())
 }
