@@ -133,12 +133,7 @@ pub unsafe fn should_pickle_by_reference(
 ) -> PyResult<bool> {
     let py = obj.py();
     if let Some(located) = crate::lookup::known_function(obj) {
-        let registry_empty = REGISTRY.get().is_none_or(|r| r.bind(py).is_empty());
-        if registry_empty {
-            return Ok(true);
-        }
-        let module_name = located.module_name.to_cow()?.into_owned();
-        return Ok(!is_registered(py, &module_name)?);
+        return Ok(!is_registered(py, &located.module_name.to_cow()?)?);
     }
     let native = {
         let tp = ffi::Py_TYPE(obj.as_ptr());
@@ -187,6 +182,9 @@ pub unsafe fn should_pickle_by_reference(
     };
     if !found.is(obj) {
         return Ok(false);
+    }
+    if REGISTRY.get().is_none_or(|r| r.bind(py).is_empty()) {
+        return Ok(true);
     }
     // The registry names modules by their own __name__.
     let registered_name = match module.getattr_opt(pyo3::intern!(py, "__name__"))? {
