@@ -81,6 +81,7 @@ fn one_shot_options<'py>(
         globals_ref: None,
         transient_memo: true,
         fast: false,
+        canonical: false,
     })
 }
 
@@ -228,6 +229,7 @@ pub fn pickler_dump<'py>(
         globals_ref,
         transient_memo: false,
         fast,
+        canonical: false,
     };
     state.state.refresh_stack_limit();
     let result = {

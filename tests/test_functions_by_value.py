@@ -472,7 +472,7 @@ class TestReconstructors:
         assert cls.__name__ == "Made" and cls.__module__ == "somewhere"
         again = recon._make_skeleton_class(type, "Made", (object,), {}, tracker, None)
         assert again is cls
-        assert recon._get_or_create_tracker_id(cls) == tracker
+        assert cloudpickle.cloudpickle._get_or_create_tracker_id(cls) == tracker
         untracked = recon._make_skeleton_class(type, "Made", (object,), {}, None, None)
         assert untracked is not cls
 
@@ -486,9 +486,9 @@ class TestReconstructors:
         class Local:
             pass
 
-        first = recon._get_or_create_tracker_id(Local)
+        first = cloudpickle.cloudpickle._get_or_create_tracker_id(Local)
         assert isinstance(first, str) and len(first) == 32
-        assert recon._get_or_create_tracker_id(Local) == first
+        assert cloudpickle.cloudpickle._get_or_create_tracker_id(Local) == first
         assert recon._lookup_class_or_track(first, object) is Local
 
     def test_class_setstate_registers_abc_subclasses(self):

@@ -21,7 +21,6 @@ import sys
 import threading
 import types
 import typing
-import uuid
 import weakref
 from collections import OrderedDict
 
@@ -43,7 +42,6 @@ __all__ = [
     "_function_setstate",
     "_get_cell_contents",
     "_get_dataclass_field_type_sentinel",
-    "_get_or_create_tracker_id",
     "_lookup_class_or_track",
     "_make_cell",
     "_make_dict_items",
@@ -66,9 +64,10 @@ _PUBLIC_MODULE = "cloudpickle.cloudpickle"
 # ---------------------------------------------------------------------------
 # Identity of classes (and type variables) sent by value.
 #
-# A class pickled by value gets a random tracker id the first time it is
-# pickled. The loading process remembers which class it rebuilt for an id, so
-# loading several payloads that carry the same class yields one class object
+# A class pickled by value gets a tracker id the first time it is pickled
+# (minted by ``_get_or_create_tracker_id``, on the pickling side). The
+# loading process remembers which class it rebuilt for an id, so loading
+# several payloads that carry the same class yields one class object
 # (isinstance keeps working), and pickling a rebuilt class again reuses the
 # id it arrived with.
 # ---------------------------------------------------------------------------
@@ -76,19 +75,6 @@ _PUBLIC_MODULE = "cloudpickle.cloudpickle"
 _DYNAMIC_CLASS_TRACKER_BY_CLASS = weakref.WeakKeyDictionary()
 _DYNAMIC_CLASS_TRACKER_BY_ID = weakref.WeakValueDictionary()
 _DYNAMIC_CLASS_TRACKER_LOCK = threading.Lock()
-
-
-def _get_or_create_tracker_id(class_def):
-    """Return the tracker id of ``class_def``, minting a fresh one (a random
-    hex uuid) and recording it in both directions if it has none yet."""
-    with _DYNAMIC_CLASS_TRACKER_LOCK:
-        tracker_id = _DYNAMIC_CLASS_TRACKER_BY_CLASS.get(class_def)
-        if tracker_id is not None:
-            return tracker_id
-        tracker_id = uuid.uuid4().hex
-        _DYNAMIC_CLASS_TRACKER_BY_CLASS[class_def] = tracker_id
-        _DYNAMIC_CLASS_TRACKER_BY_ID[tracker_id] = class_def
-        return tracker_id
 
 
 def _lookup_class_or_track(class_tracker_id, class_def):

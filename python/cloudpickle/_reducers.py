@@ -14,19 +14,25 @@ import abc
 import dataclasses
 import dis
 import enum
+import hashlib
 import io
 import itertools
 import logging
 import opcode
 import pickle
 import sys
+import threading
 import types
 import typing
+import uuid
 import weakref
 from collections import OrderedDict
 
 from ._reconstructors import (
     _BUILTIN_TYPE_NAMES,
+    _DYNAMIC_CLASS_TRACKER_BY_CLASS,
+    _DYNAMIC_CLASS_TRACKER_BY_ID,
+    _DYNAMIC_CLASS_TRACKER_LOCK,
     _builtin_type,
     _class_setstate,
     _empty_cell_value,
@@ -34,7 +40,6 @@ from ._reconstructors import (
     _function_setstate,
     _get_cell_contents,
     _get_dataclass_field_type_sentinel,
-    _get_or_create_tracker_id,
     _make_cell,
     _make_dict_items,
     _make_dict_keys,
@@ -50,6 +55,7 @@ from ._reconstructors import (
 
 __all__ = [
     "_REDUCERS",
+    "_get_or_create_tracker_id",
     "_cell_reduce",
     "_class_getnewargs",
     "_class_getstate",
@@ -540,6 +546,74 @@ def _module_reduce(obj):
 # ---------------------------------------------------------------------------
 
 
+# ---------------------------------------------------------------------------
+# Tracker ids of classes (and type variables) pickled by value.
+#
+# The id is derived from the definition: it is a digest of the canonical
+# pickle of the class (sets in sorted order, its own id replaced by a
+# placeholder), so the same definition gets the same id in every process
+# and under every PYTHONHASHSEED, and payloads are deterministic. Distinct
+# live classes with identical pickles (a class factory called twice with the
+# same values) get distinct ids: the n-th such class, in the order they are
+# first pickled, gets a digest of (digest, n). A definition that only a
+# custom pickler can pickle (its own dispatch table or persistent_id) falls
+# back to a random id.
+# ---------------------------------------------------------------------------
+
+# Classes whose digest this thread is computing: they refer to themselves
+# (or to each other) through the placeholder while it runs.
+_TRACKER_PENDING = threading.local()
+_PLACEHOLDER_TRACKER_ID = "0" * 32
+
+
+def _definition_digest(class_def):
+    """Hex digest of the canonical pickle of ``class_def`` (a random hex
+    uuid when the default pickler cannot pickle it)."""
+    from . import _engine
+
+    try:
+        data = _engine._canonical_dumps(class_def, 5)
+    except Exception:
+        return uuid.uuid4().hex
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _get_or_create_tracker_id(class_def):
+    """Return the tracker id of ``class_def``, minting one from its
+    definition (see above) and recording it in both directions if it has
+    none yet."""
+    with _DYNAMIC_CLASS_TRACKER_LOCK:
+        tracker_id = _DYNAMIC_CLASS_TRACKER_BY_CLASS.get(class_def)
+    if tracker_id is not None:
+        return tracker_id
+    pending = getattr(_TRACKER_PENDING, "ids", None)
+    if pending is None:
+        pending = _TRACKER_PENDING.ids = set()
+    if id(class_def) in pending:
+        return _PLACEHOLDER_TRACKER_ID
+    pending.add(id(class_def))
+    try:
+        digest = _definition_digest(class_def)
+    finally:
+        pending.discard(id(class_def))
+    with _DYNAMIC_CLASS_TRACKER_LOCK:
+        tracker_id = _DYNAMIC_CLASS_TRACKER_BY_CLASS.get(class_def)
+        if tracker_id is not None:
+            # Minted meanwhile (another thread, or a nested pickle).
+            return tracker_id
+        tracker_id = digest
+        n = 0
+        while True:
+            known = _DYNAMIC_CLASS_TRACKER_BY_ID.get(tracker_id)
+            if known is None or known is class_def:
+                break
+            n += 1
+            tracker_id = hashlib.blake2b(f"{digest}:{n}".encode(), digest_size=16).hexdigest()
+        _DYNAMIC_CLASS_TRACKER_BY_CLASS[class_def] = tracker_id
+        _DYNAMIC_CLASS_TRACKER_BY_ID[tracker_id] = class_def
+        return tracker_id
+
+
 def _get_bases(typ):
     """The bases a class is rebuilt with: ``__orig_bases__`` when the class
     itself defines it (generic subclasses, PEP 560), else ``__bases__``."""
@@ -607,6 +681,13 @@ def _enum_getnewargs(obj):
 _ABC_CACHE_KEYS = ("_abc_cache", "_abc_negative_cache", "_abc_negative_cache_version")
 
 
+def _sorted_classes(classes):
+    """Live classes of a weak registry, by qualified name: a set's order
+    changes from run to run, and payloads should not."""
+    live = [c for c in classes if c is not None]
+    return sorted(live, key=lambda c: (str(c.__module__), c.__qualname__))
+
+
 def _abc_registered_subclasses(cls, class_dict):
     """The classes registered as virtual subclasses of the ABC ``cls``, as a
     list; the ABC bookkeeping entries are removed from ``class_dict``."""
@@ -615,13 +696,62 @@ def _abc_registered_subclasses(cls, class_dict):
     registry = class_dict.pop("_abc_registry", None)
     if registry is not None:
         # _py_abc: the registry is a WeakSet of classes.
-        return list(registry)
+        return _sorted_classes(registry)
     # The C implementation keeps registry and caches in one opaque
     # ``_abc_impl`` object; abc._get_dump exposes the registry as a set of
     # weak references.
     class_dict.pop("_abc_impl", None)
     weak_registry = abc._get_dump(cls)[0]
-    return [ref() for ref in weak_registry]
+    return _sorted_classes(ref() for ref in weak_registry)
+
+
+def _canonical_repr(value):
+    """``repr(value)`` with the items of (frozen)sets sorted by their own
+    canonical repr, inside tuples, lists and dicts too."""
+    kind = type(value)
+    if kind in (set, frozenset) and value:
+        body = "{" + ", ".join(sorted(_canonical_repr(v) for v in value)) + "}"
+        return body if kind is set else f"frozenset({body})"
+    if kind is tuple:
+        items = [_canonical_repr(v) for v in value]
+        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+    if kind is list:
+        return "[" + ", ".join(_canonical_repr(v) for v in value) + "]"
+    if kind is dict:
+        pairs = (f"{_canonical_repr(k)}: {_canonical_repr(v)}" for k, v in value.items())
+        return "{" + ", ".join(pairs) + "}"
+    return repr(value)
+
+
+class _CanonicalDefault:
+    """A parameter default that prints as its canonical repr."""
+
+    def __init__(self, value):
+        self.text = _canonical_repr(value)
+
+    def __repr__(self):
+        return self.text
+
+
+def _canonical_dataclass_doc(cls, doc):
+    """The docstring ``dataclasses`` generated for ``cls`` (its name and
+    signature) with set-valued defaults written in sorted order, or None
+    when ``doc`` is not that generated docstring. The generated text shows
+    sets in hash order, which changes with PYTHONHASHSEED."""
+    import inspect
+
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):
+        return None
+    if doc != cls.__name__ + str(signature).replace(" -> None", ""):
+        return None
+    parameters = [
+        p if p.default is p.empty else p.replace(default=_CanonicalDefault(p.default))
+        for p in signature.parameters.values()
+    ]
+    text = str(signature.replace(parameters=parameters))
+    return cls.__name__ + text.replace(" -> None", "")
 
 
 def _class_getstate(obj):
@@ -636,6 +766,11 @@ def _class_getstate(obj):
     """
     class_dict = _extract_class_dict(obj)
     class_dict.pop("__weakref__", None)
+
+    if "__dataclass_fields__" in class_dict and "{" in (class_dict.get("__doc__") or ""):
+        doc = _canonical_dataclass_doc(obj, class_dict["__doc__"])
+        if doc is not None:
+            class_dict["__doc__"] = doc
 
     if issubclass(type(obj), abc.ABCMeta):
         class_dict["_abc_impl"] = _abc_registered_subclasses(obj, class_dict)

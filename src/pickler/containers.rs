@@ -270,7 +270,12 @@ impl<'s, 'py> Engine<'s, 'py> {
         if size == 0 {
             return Ok(());
         }
-        let iter = owned(self.py, ffi::PyObject_GetIter(obj))?;
+        let iter = if self.canonical() {
+            let items = self.canonical_items(obj)?;
+            owned(self.py, ffi::PyObject_GetIter(items.as_ptr()))?
+        } else {
+            owned(self.py, ffi::PyObject_GetIter(obj))?
+        };
         loop {
             self.out.byte(MARK);
             let mut batch = 0;
@@ -306,7 +311,11 @@ impl<'s, 'py> Engine<'s, 'py> {
         obj: *mut ffi::PyObject,
         tp: *mut ffi::PyTypeObject,
     ) -> PyResult<()> {
-        let items = owned(self.py, ffi::PySequence_List(obj))?;
+        let items = if self.canonical() {
+            self.canonical_items(obj)?.into_any()
+        } else {
+            owned(self.py, ffi::PySequence_List(obj))?
+        };
         let args = pyo3::types::PyTuple::new(self.py, [items])?;
         let rv = (super::borrowed(self.py, tp.cast()), args).into_pyobject(self.py)?;
         self.save_reduce(rv.as_ptr(), Some(obj))
@@ -321,7 +330,12 @@ impl<'s, 'py> Engine<'s, 'py> {
             return self.save_set_by_reduce(obj, std::ptr::addr_of_mut!(ffi::PyFrozenSet_Type));
         }
         self.out.byte(MARK);
-        let iter = owned(self.py, ffi::PyObject_GetIter(obj))?;
+        let iter = if self.canonical() {
+            let items = self.canonical_items(obj)?;
+            owned(self.py, ffi::PyObject_GetIter(items.as_ptr()))?
+        } else {
+            owned(self.py, ffi::PyObject_GetIter(obj))?
+        };
         loop {
             let item = ffi::PyIter_Next(iter.as_ptr());
             if item.is_null() {

@@ -19,6 +19,7 @@ pub mod output;
 
 mod atoms;
 mod buffer;
+pub(crate) mod canonical;
 mod containers;
 mod dispatch;
 mod global;
@@ -62,6 +63,8 @@ pub struct Options<'py> {
     pub transient_memo: bool,
     /// pickle's (deprecated) fast mode: no memo at all, cycles detected.
     pub fast: bool,
+    /// Write sets in canonical order from the start (see `canonical`).
+    pub canonical: bool,
 }
 
 /// The mutable state an engine run borrows: reused across calls on one
@@ -118,6 +121,10 @@ pub struct Engine<'s, 'py> {
     /// once deeper than `FAST_NESTING_LIMIT` (to detect cycles).
     fast_nesting: usize,
     fast_memo: std::collections::HashSet<usize>,
+    /// Nesting depth of reductions by value (functions, classes, modules,
+    /// code): inside one, sets are written in a canonical order so that
+    /// the payload does not depend on hash randomization.
+    canonical: u32,
 }
 
 /// As in `_pickle.c`: fast mode starts tracking containers at this depth.
@@ -160,6 +167,7 @@ impl<'s, 'py> Engine<'s, 'py> {
             fast: opts.fast,
             fast_nesting: 0,
             fast_memo: Default::default(),
+            canonical: u32::from(opts.canonical),
         }
     }
 

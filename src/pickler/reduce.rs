@@ -61,6 +61,19 @@ impl<'s, 'py> Engine<'s, 'py> {
         rv: *mut ffi::PyObject,
         obj: Option<*mut ffi::PyObject>,
     ) -> PyResult<()> {
+        // A reduction by value (function, class, module, code) is written
+        // in canonical order, whatever it contains (see `canonical`).
+        let by_value = ffi::PyTuple_Check(rv) != 0
+            && ffi::PyTuple_GET_SIZE(rv) >= 1
+            && self.by_value_callable(ffi::PyTuple_GET_ITEM(rv, 0));
+        self.canonical_scope(by_value, |engine| engine.save_reduce_tuple(rv, obj))
+    }
+
+    unsafe fn save_reduce_tuple(
+        &mut self,
+        rv: *mut ffi::PyObject,
+        obj: Option<*mut ffi::PyObject>,
+    ) -> PyResult<()> {
         let py = self.py;
         let rv = borrowed(py, rv).cast_into::<PyTuple>()?;
         let size = rv.len();

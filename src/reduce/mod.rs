@@ -42,6 +42,20 @@ pub(crate) struct Hot {
     function_setstate: Py<PyAny>,
     make_cell: Py<PyAny>,
     make_empty_cell: Py<PyAny>,
+    /// Addresses of the callables that rebuild what is pickled by value
+    /// (`_make_function`, `_make_skeleton_class`, `_make_skeleton_enum`,
+    /// `_make_typevar`, `dynamic_subimport`, `types.CodeType`), held so
+    /// that their addresses cannot be reused by other objects.
+    by_value: [Py<PyAny>; 6],
+}
+
+impl Hot {
+    /// Whether `callable` is one of the reconstructors of values pickled
+    /// by value.
+    #[inline]
+    pub(crate) fn is_by_value_reconstructor(&self, callable: *mut ffi::PyObject) -> bool {
+        self.by_value.iter().any(|o| o.as_ptr() == callable)
+    }
 }
 
 pub(crate) static HOT: OnceLock<Hot> = OnceLock::new();
@@ -63,6 +77,18 @@ pub(crate) fn hot(py: Python<'_>) -> PyResult<&'static Hot> {
         function_setstate: helper(py, "_function_setstate")?.unbind(),
         make_cell: helper(py, "_make_cell")?.unbind(),
         make_empty_cell: helper(py, "_make_empty_cell")?.unbind(),
+        by_value: [
+            helper(py, "_make_function")?.unbind(),
+            helper(py, "_make_skeleton_class")?.unbind(),
+            helper(py, "_make_skeleton_enum")?.unbind(),
+            helper(py, "_make_typevar")?.unbind(),
+            helper(py, "dynamic_subimport")?.unbind(),
+            // SAFETY: a static type object, alive for the interpreter's life.
+            unsafe {
+                Bound::from_borrowed_ptr(py, std::ptr::addr_of_mut!(ffi::PyCode_Type).cast())
+            }
+            .unbind(),
+        ],
     };
     let _ = HOT.set(hot);
     Ok(HOT.get().expect("just set"))
