@@ -6,6 +6,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 
 use super::opcodes::*;
+use super::trail::Step;
 use super::Engine;
 use crate::errors::{fetch, owned};
 
@@ -79,7 +80,7 @@ impl<'s, 'py> Engine<'s, 'py> {
             while i < ffi::PyList_GET_SIZE(obj) {
                 let item = ffi::PyList_GET_ITEM(obj, i);
                 let t = self.is_transient(item);
-                save_child!(self, item, t)?;
+                save_child!(self, item, t).map_err(|e| self.failed_at(Step::Item(i), e))?;
                 self.out.byte(APPEND);
                 i += 1;
             }
@@ -88,7 +89,7 @@ impl<'s, 'py> Engine<'s, 'py> {
         if len == 1 {
             let item = ffi::PyList_GET_ITEM(obj, 0);
             let t = self.is_transient(item);
-            save_child!(self, item, t)?;
+            save_child!(self, item, t).map_err(|e| self.failed_at(Step::Item(0), e))?;
             self.out.byte(APPEND);
             return Ok(());
         }
@@ -99,7 +100,7 @@ impl<'s, 'py> Engine<'s, 'py> {
             while total < ffi::PyList_GET_SIZE(obj) {
                 let item = ffi::PyList_GET_ITEM(obj, total);
                 let t = self.is_transient(item);
-                save_child!(self, item, t)?;
+                save_child!(self, item, t).map_err(|e| self.failed_at(Step::Item(total), e))?;
                 total += 1;
                 batch += 1;
                 if batch == BATCHSIZE {
@@ -195,7 +196,16 @@ impl<'s, 'py> Engine<'s, 'py> {
         ffi::Py_INCREF(value);
         let tk = combined && self.is_transient_value(key);
         let t = self.is_transient_value(value);
-        let r = self.save(key, tk).and_then(|()| self.save(value, t));
+        let r = match self.save(key, tk) {
+            Ok(()) => self.save(value, t).map_err(|e| {
+                let key = pyo3::Bound::from_borrowed_ptr(self.py, key).unbind();
+                self.failed_at(Step::Value(key), e)
+            }),
+            Err(e) => {
+                let key = pyo3::Bound::from_borrowed_ptr(self.py, key).unbind();
+                Err(self.failed_at(Step::Key(key), e))
+            }
+        };
         ffi::Py_DECREF(key);
         ffi::Py_DECREF(value);
         r
@@ -229,7 +239,8 @@ impl<'s, 'py> Engine<'s, 'py> {
         for i in 0..len {
             // Tuple items are not transient: a recursive tuple is traversed
             // twice (see below).
-            self.save(ffi::PyTuple_GET_ITEM(obj, i), false)?;
+            self.save(ffi::PyTuple_GET_ITEM(obj, i), false)
+                .map_err(|e| self.failed_at(Step::Item(i), e))?;
         }
         // Saving the items memoized the tuple itself: it is recursive, so
         // drop what was pushed and fetch it from the memo.
@@ -288,7 +299,8 @@ impl<'s, 'py> Engine<'s, 'py> {
                     break;
                 }
                 let item = Bound::from_owned_ptr(self.py, item);
-                self.save(item.as_ptr(), false)?;
+                self.save(item.as_ptr(), false)
+                    .map_err(|e| self.failed_at(Step::SetItem, e))?;
                 batch += 1;
                 if batch == BATCHSIZE {
                     break;
@@ -345,7 +357,8 @@ impl<'s, 'py> Engine<'s, 'py> {
                 break;
             }
             let item = Bound::from_owned_ptr(self.py, item);
-            self.save(item.as_ptr(), false)?;
+            self.save(item.as_ptr(), false)
+                .map_err(|e| self.failed_at(Step::SetItem, e))?;
         }
         if let Some(idx) = self.memo.get(obj) {
             self.out.byte(POP_MARK);

@@ -25,6 +25,7 @@ mod dispatch;
 mod global;
 mod instance;
 mod reduce;
+mod trail;
 
 use pyo3::exceptions::PyRecursionError;
 use pyo3::ffi;
@@ -125,6 +126,8 @@ pub struct Engine<'s, 'py> {
     /// code): inside one, sets are written in a canonical order so that
     /// the payload does not depend on hash randomization.
     canonical: u32,
+    /// Where pickling failed, filled as an error travels up (see `trail`).
+    trail: trail::Trail,
 }
 
 /// As in `_pickle.c`: fast mode starts tracking containers at this depth.
@@ -168,6 +171,7 @@ impl<'s, 'py> Engine<'s, 'py> {
             fast_nesting: 0,
             fast_memo: Default::default(),
             canonical: u32::from(opts.canonical),
+            trail: Default::default(),
         }
     }
 
@@ -193,7 +197,9 @@ impl<'s, 'py> Engine<'s, 'py> {
         });
         self.out.set_framing(false);
         self.memo.drop_pending();
-        result?;
+        if let Err(e) = result {
+            return Err(self.trail.annotate(self.py, e));
+        }
         if self.write.is_some() {
             self.flush_to_file()?;
         }
@@ -344,11 +350,28 @@ impl<'s, 'py> Engine<'s, 'py> {
     /// # Safety
     /// GIL held; `obj` alive for the whole call.
     pub(crate) unsafe fn save(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
+        let result = self.save_checked(obj, transient);
+        if result.is_err() {
+            // On the way up, each enclosing save records its object.
+            self.trail.push_object(self.py, obj);
+        }
+        result
+    }
+
+    #[inline(always)]
+    unsafe fn save_checked(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
         self.boundary()?;
         if self.persistent_id.is_some() && self.save_pers(obj)? {
             return Ok(());
         }
         self.save_body(obj, transient)
+    }
+
+    /// Records which part of the object being saved failed; returns `err`.
+    #[cold]
+    pub(super) fn failed_at(&mut self, step: trail::Step, err: PyErr) -> PyErr {
+        self.trail.push(step);
+        err
     }
 
     /// `save` without the persistent_id hook (for persistent ids themselves).
@@ -513,7 +536,8 @@ impl<'s, 'py> Engine<'s, 'py> {
         }
         if self.bin {
             self.boundary()?;
-            self.save_body(pid.as_ptr(), false)?;
+            self.save_body(pid.as_ptr(), false)
+                .map_err(|e| self.failed_at(trail::Step::PersistentId, e))?;
             self.out.byte(BINPERSID);
         } else {
             let text = pid.str()?;

@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
 use super::opcodes::*;
+use super::trail::Step;
 use super::{borrowed, Engine};
 use crate::errors::{fetch, repr, type_name};
 
@@ -150,13 +151,17 @@ impl<'s, 'py> Engine<'s, 'py> {
             if let Some(o) = obj {
                 self.check_class(o, &cls, "args[0] from __newobj__ args has the wrong class")?;
             }
-            self.save(cls.as_ptr(), false)?;
+            self.save(cls.as_ptr(), false)
+                .map_err(|e| self.failed_at(Step::Callable, e))?;
             let rest = args.get_slice(1, args.len());
-            self.save(rest.as_ptr(), false)?;
+            self.save(rest.as_ptr(), false)
+                .map_err(|e| self.failed_at(Step::Args(1), e))?;
             self.out.byte(NEWOBJ);
         } else {
-            self.save(callable.as_ptr(), false)?;
-            self.save(args.as_ptr(), false)?;
+            self.save(callable.as_ptr(), false)
+                .map_err(|e| self.failed_at(Step::Callable, e))?;
+            self.save(args.as_ptr(), false)
+                .map_err(|e| self.failed_at(Step::Args(0), e))?;
             self.out.byte(REDUCE);
         }
 
@@ -170,15 +175,18 @@ impl<'s, 'py> Engine<'s, 'py> {
             self.memo_put(o, false)?;
         }
         if let Some(li) = listitems {
-            self.batch_list_iter(&li)?;
+            self.batch_list_iter(&li)
+                .map_err(|e| self.failed_at(Step::ListItems, e))?;
         }
         if let Some(di) = dictitems {
-            self.batch_dict_iter(&di)?;
+            self.batch_dict_iter(&di)
+                .map_err(|e| self.failed_at(Step::DictItems, e))?;
         }
         if let Some(state) = state {
             match state_setter {
                 None => {
-                    self.save(state.as_ptr(), false)?;
+                    self.save(state.as_ptr(), false)
+                        .map_err(|e| self.failed_at(Step::State, e))?;
                     self.out.byte(BUILD);
                 }
                 Some(setter) => {
@@ -186,7 +194,8 @@ impl<'s, 'py> Engine<'s, 'py> {
                     let o = obj.unwrap_or(ffi::Py_None());
                     self.save(setter.as_ptr(), false)?;
                     self.save(o, false)?;
-                    self.save(state.as_ptr(), false)?;
+                    self.save(state.as_ptr(), false)
+                        .map_err(|e| self.failed_at(Step::State, e))?;
                     self.out.bytes(&[TUPLE2, REDUCE, POP]);
                 }
             }
@@ -278,9 +287,12 @@ impl<'s, 'py> Engine<'s, 'py> {
             )));
         }
         if self.proto >= 4 {
-            self.save(cls.as_ptr(), false)?;
-            self.save(cargs.as_ptr(), false)?;
-            self.save(kwargs.as_ptr(), false)?;
+            self.save(cls.as_ptr(), false)
+                .map_err(|e| self.failed_at(Step::Callable, e))?;
+            self.save(cargs.as_ptr(), false)
+                .map_err(|e| self.failed_at(Step::Args(0), e))?;
+            self.save(kwargs.as_ptr(), false)
+                .map_err(|e| self.failed_at(Step::Args(0), e))?;
             self.out.byte(NEWOBJ_EX);
         } else {
             // functools.partial(cls.__new__, cls, *args, **kwargs)()
