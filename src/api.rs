@@ -1,6 +1,8 @@
 //! The functions and class the Python package calls.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::ffi;
@@ -121,8 +123,72 @@ pub fn dumps<'py>(
     protocol: Option<&Bound<'py, PyAny>>,
     buffer_callback: Option<Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let opts = one_shot_options(resolve_protocol(protocol)?, buffer_callback, None)?;
-    one_shot(py, obj, opts, |state| Ok(PyBytes::new(py, &state.out.buf)))
+    let proto = resolve_protocol(protocol)?;
+    let opts = one_shot_options(proto, buffer_callback, None)?;
+    let payload = one_shot(py, obj, opts, |state| Ok(PyBytes::new(py, &state.out.buf)))?;
+    let size = payload.as_bytes().len();
+    if size > LARGE_PAYLOAD_THRESHOLD.load(Ordering::Relaxed) {
+        report_large_payload(py, obj, size, proto)?;
+    }
+    Ok(payload)
+}
+
+/// Payload size above which `dumps` calls the large-payload callback;
+/// `usize::MAX` (the default) when the warning is off, so the check costs
+/// one comparison.
+static LARGE_PAYLOAD_THRESHOLD: AtomicUsize = AtomicUsize::new(usize::MAX);
+static LARGE_PAYLOAD_CALLBACK: Mutex<Option<Py<PyAny>>> = Mutex::new(None);
+
+/// Calls the large-payload callback with `(obj, size, protocol)`. Its
+/// exceptions propagate (a warning turned into an error by a filter).
+#[cold]
+fn report_large_payload(
+    py: Python<'_>,
+    obj: &Bound<'_, PyAny>,
+    size: usize,
+    proto: u8,
+) -> PyResult<()> {
+    let callback = {
+        let guard = LARGE_PAYLOAD_CALLBACK
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        guard.as_ref().map(|c| c.clone_ref(py))
+    };
+    if let Some(callback) = callback {
+        callback.bind(py).call1((obj, size, proto))?;
+    }
+    Ok(())
+}
+
+/// `_set_large_payload_threshold(threshold, callback)`: after each `dumps`
+/// whose payload is larger than `threshold` bytes, call
+/// `callback(obj, size, protocol)`. `None` turns it off.
+#[pyfunction]
+#[pyo3(name = "_set_large_payload_threshold", signature = (threshold, callback=None))]
+pub fn set_large_payload_threshold(
+    threshold: Option<usize>,
+    callback: Option<Bound<'_, PyAny>>,
+) -> PyResult<()> {
+    let callback = callback.filter(|c| !c.is_none());
+    let (threshold, callback) = match (threshold, callback) {
+        (None, _) => (usize::MAX, None),
+        (Some(t), Some(c)) if c.is_callable() => (t, Some(c.unbind())),
+        (Some(_), _) => {
+            return Err(PyTypeError::new_err(
+                "a threshold needs a callable callback(obj, size, protocol)",
+            ))
+        }
+    };
+    let old = {
+        let mut guard = LARGE_PAYLOAD_CALLBACK
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        LARGE_PAYLOAD_THRESHOLD.store(threshold, Ordering::Relaxed);
+        std::mem::replace(&mut *guard, callback)
+    };
+    // Dropped after the lock is released: releasing it may run Python code.
+    drop(old);
+    Ok(())
 }
 
 /// Serialize obj as bytes streamed into file (an object with a write

@@ -21,6 +21,7 @@ fn engine_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(api::pickler_dump, m)?)?;
     m.add_function(wrap_pyfunction!(api::reducer_override, m)?)?;
     m.add_function(wrap_pyfunction!(api::configure, m)?)?;
+    m.add_function(wrap_pyfunction!(api::set_large_payload_threshold, m)?)?;
     m.add_function(wrap_pyfunction!(pickler::canonical::canonical_dumps_py, m)?)?;
     m.add_function(wrap_pyfunction!(reconstruct::make_function, m)?)?;
     m.add_function(wrap_pyfunction!(reconstruct::function_setstate, m)?)?;
