@@ -25,6 +25,8 @@ fn engine_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pickler::canonical::canonical_dumps_py, m)?)?;
     m.add_function(wrap_pyfunction!(reconstruct::make_function, m)?)?;
     m.add_function(wrap_pyfunction!(reconstruct::function_setstate, m)?)?;
+    m.add_function(wrap_pyfunction!(reconstruct::make_cell, m)?)?;
+    m.add_function(wrap_pyfunction!(reconstruct::make_empty_cell, m)?)?;
     m.add_class::<api::PicklerState>()?;
     Ok(())
 }

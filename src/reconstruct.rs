@@ -2,18 +2,30 @@
 //! name (`cloudpickle.cloudpickle._make_function`, ...), with the same
 //! arguments and behaviour as the Python versions in `_reconstructors.py`
 //! (and as the reference cloudpickle's), so the wire format is unchanged.
+//! They run once per function (and per cell) in every payload loaded, so
+//! they use the C API directly rather than attribute lookups.
+
+use std::sync::OnceLock;
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyString, PyTuple};
 
-use crate::errors::owned;
+use crate::errors::{fetch, owned};
 
-/// `builtins.__dict__`.
-fn builtins_dict(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    py.import(pyo3::intern!(py, "builtins"))?
-        .getattr(pyo3::intern!(py, "__dict__"))
+/// `builtins.__dict__`, looked up once.
+static BUILTINS: OnceLock<Py<PyAny>> = OnceLock::new();
+
+fn builtins_dict(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    if let Some(b) = BUILTINS.get() {
+        return Ok(b.bind(py));
+    }
+    let dict = py
+        .import(pyo3::intern!(py, "builtins"))?
+        .getattr(pyo3::intern!(py, "__dict__"))?;
+    let _ = BUILTINS.set(dict.unbind());
+    Ok(BUILTINS.get().expect("just set").bind(py))
 }
 
 /// Create the skeleton of a function sent by value:
@@ -34,6 +46,7 @@ pub fn make_function<'py>(
     let function_type = unsafe {
         Bound::from_borrowed_ptr(py, std::ptr::addr_of_mut!(ffi::PyFunction_Type).cast())
     };
+    // The type's own constructor: the same argument checks as Python's.
     function_type.call1((code, globals, name, argdefs, closure))
 }
 
@@ -51,57 +64,161 @@ pub fn function_setstate<'py>(obj: &Bound<'py, PyAny>, state: &Bound<'py, PyAny>
             "function state must be (attributes, slotstate)",
         ));
     }
-    let attributes = state.get_item(0)?;
-    let slotstate = state.get_item(1)?.cast_into::<PyDict>()?;
-    obj.getattr(pyo3::intern!(py, "__dict__"))?
-        .call_method1(pyo3::intern!(py, "update"), (attributes,))?;
+    // SAFETY (whole function): GIL held; every pointer read below is
+    // borrowed from an object that `obj` or `state` keeps alive, and the
+    // C functions are called on objects of the type they require (checked).
+    unsafe {
+        if ffi::PyFunction_Check(obj.as_ptr()) == 0 {
+            return Err(PyTypeError::new_err(
+                "_function_setstate expects a function",
+            ));
+        }
+        let attributes = state.get_item(0)?;
+        let slotstate = state.get_item(1)?.cast_into::<PyDict>()?;
+        let empty_attributes = attributes
+            .cast::<PyDict>()
+            .map(|d| d.is_empty())
+            .unwrap_or(false);
+        if !empty_attributes {
+            obj.getattr(pyo3::intern!(py, "__dict__"))?
+                .call_method1(pyo3::intern!(py, "update"), (attributes,))?;
+        }
 
-    let namespace = obj.getattr(pyo3::intern!(py, "__globals__"))?;
-    let used_globals = slotstate
-        .as_any()
-        .get_item(pyo3::intern!(py, "__globals__"))?;
-    namespace.call_method1(pyo3::intern!(py, "update"), (used_globals,))?;
-    namespace.set_item(pyo3::intern!(py, "__builtins__"), builtins_dict(py)?)?;
-
-    let shipped = slotstate
-        .as_any()
-        .get_item(pyo3::intern!(py, "__closure__"))?;
-    if !shipped.is_none() {
-        let own = obj.getattr(pyo3::intern!(py, "__closure__"))?;
-        for (own_cell, shipped_cell) in own.try_iter()?.zip(shipped.try_iter()?) {
-            let (own_cell, shipped_cell) = (own_cell?, shipped_cell?);
-            // SAFETY: both are checked to be cells before the cell API is
-            // used; PyCell_Get returns a new reference or null (empty).
-            unsafe {
-                if ffi::PyCell_Check(own_cell.as_ptr()) == 0
-                    || ffi::PyCell_Check(shipped_cell.as_ptr()) == 0
-                {
-                    return Err(PyTypeError::new_err("closure entries must be cells"));
-                }
-                let value = ffi::PyCell_Get(shipped_cell.as_ptr());
-                if value.is_null() {
-                    // An empty cell stays empty.
-                    ffi::PyErr_Clear();
-                    continue;
-                }
-                let value = owned(py, value)?;
-                if ffi::PyCell_Set(own_cell.as_ptr(), value.as_ptr()) != 0 {
-                    return Err(crate::errors::fetch(py));
-                }
+        let namespace = ffi::PyFunction_GetGlobals(obj.as_ptr());
+        if let Some(used) = slotstate.get_item(pyo3::intern!(py, "__globals__"))? {
+            if ffi::PyDict_Update(namespace, used.as_ptr()) != 0 {
+                return Err(fetch(py));
             }
         }
-    }
+        let key = pyo3::intern!(py, "__builtins__");
+        if ffi::PyDict_SetItem(namespace, key.as_ptr(), builtins_dict(py)?.as_ptr()) != 0 {
+            return Err(fetch(py));
+        }
 
-    for (attr, value) in slotstate.iter() {
-        if let Ok(name) = attr.extract::<&str>() {
-            if matches!(
-                name,
-                "__globals__" | "__closure__" | "_cloudpickle_submodules"
-            ) {
+        if let Some(shipped) = slotstate.get_item(pyo3::intern!(py, "__closure__"))? {
+            if !shipped.is_none() {
+                set_closure(py, ffi::PyFunction_GetClosure(obj.as_ptr()), &shipped)?;
+            }
+        }
+
+        let skip = [
+            pyo3::intern!(py, "__globals__"),
+            pyo3::intern!(py, "__closure__"),
+            pyo3::intern!(py, "_cloudpickle_submodules"),
+        ];
+        for (attr, value) in slotstate.iter() {
+            let attr = attr.cast_into::<PyString>()?;
+            // Keys are usually the interned names themselves.
+            if skip.iter().any(|s| s.is(&attr))
+                || matches!(
+                    attr.to_str(),
+                    Ok("__globals__" | "__closure__" | "_cloudpickle_submodules")
+                )
+            {
                 continue;
             }
+            if ffi::PyObject_SetAttr(obj.as_ptr(), attr.as_ptr(), value.as_ptr()) != 0 {
+                return Err(fetch(py));
+            }
         }
-        obj.setattr(attr.cast_into::<pyo3::types::PyString>()?, value)?;
     }
     Ok(())
+}
+
+/// Copies the values of the shipped cells into the function's own cells
+/// (an empty shipped cell leaves its counterpart empty).
+///
+/// # Safety
+/// GIL held; `own` is the function's closure (a tuple) or null.
+unsafe fn set_closure(
+    py: Python<'_>,
+    own: *mut ffi::PyObject,
+    shipped: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let Ok(shipped) = shipped.cast::<PyTuple>() else {
+        return Err(PyTypeError::new_err("__closure__ must be a tuple of cells"));
+    };
+    let own_len = if own.is_null() {
+        0
+    } else {
+        ffi::PyTuple_GET_SIZE(own) as usize
+    };
+    for (i, shipped_cell) in shipped.iter().enumerate() {
+        if i >= own_len {
+            break;
+        }
+        let own_cell = ffi::PyTuple_GET_ITEM(own, i as ffi::Py_ssize_t);
+        if ffi::PyCell_Check(own_cell) == 0 || ffi::PyCell_Check(shipped_cell.as_ptr()) == 0 {
+            return Err(PyTypeError::new_err("closure entries must be cells"));
+        }
+        // A new reference, or null (no exception) when the cell is empty.
+        let value = ffi::PyCell_Get(shipped_cell.as_ptr());
+        if value.is_null() {
+            ffi::PyErr_Clear();
+            continue;
+        }
+        let value = Bound::from_owned_ptr(py, value);
+        if ffi::PyCell_Set(own_cell, value.as_ptr()) != 0 {
+            return Err(fetch(py));
+        }
+    }
+    Ok(())
+}
+
+/// The marker `_make_cell` takes for "no value": `_empty_cell_value`.
+static EMPTY_MARKER: OnceLock<Py<PyAny>> = OnceLock::new();
+
+fn empty_marker(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    if let Some(m) = EMPTY_MARKER.get() {
+        return Ok(m.bind(py));
+    }
+    let marker = py
+        .import(pyo3::intern!(py, "cloudpickle._reconstructors"))?
+        .getattr(pyo3::intern!(py, "_empty_cell_value"))?;
+    let _ = EMPTY_MARKER.set(marker.unbind());
+    Ok(EMPTY_MARKER.get().expect("just set").bind(py))
+}
+
+/// `_make_empty_cell()`: a new cell that holds no value.
+#[pyfunction]
+#[pyo3(name = "_make_empty_cell")]
+pub fn make_empty_cell(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    // SAFETY: GIL held; PyCell_New(NULL) returns a new reference or null.
+    unsafe { owned(py, ffi::PyCell_New(std::ptr::null_mut())) }
+}
+
+/// `_make_cell(value=_empty_cell_value)`: a new cell holding `value`, or an
+/// empty one when it is omitted or is the `_empty_cell_value` marker.
+#[pyfunction]
+#[pyo3(name = "_make_cell", signature = (*args, **kwargs))]
+pub fn make_cell<'py>(
+    py: Python<'py>,
+    args: &Bound<'py, PyTuple>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let kwargs = kwargs.filter(|k| !k.is_empty());
+    let value = match (args.len(), kwargs) {
+        (0, None) => None,
+        (1, None) => Some(args.get_item(0)?),
+        (0, Some(k)) if k.len() == 1 => match k.get_item(pyo3::intern!(py, "value"))? {
+            Some(v) => Some(v),
+            None => {
+                return Err(PyTypeError::new_err(
+                    "_make_cell() got an unexpected keyword argument",
+                ))
+            }
+        },
+        _ => {
+            return Err(PyTypeError::new_err(
+                "_make_cell() takes at most 1 argument (value)",
+            ))
+        }
+    };
+    let value = match value {
+        Some(v) if !v.is(empty_marker(py)?) => v.as_ptr(),
+        _ => std::ptr::null_mut(),
+    };
+    // SAFETY: GIL held; PyCell_New takes a borrowed value (or null) and
+    // returns a new reference or null.
+    unsafe { owned(py, ffi::PyCell_New(value)) }
 }

@@ -228,14 +228,23 @@ class TestCodeReduce:
             assert len(args) == 16
 
 
+def _reconstructors_of(kind):
+    """The Python reconstructors, or the published (native) ones."""
+    return recon if kind == "python" else cloudpickle.cloudpickle
+
+
 class TestCellsAndSimpleReducers:
     def test_cell_reduce(self):
         cell = types.CellType([1])
         constructor, args = red._cell_reduce(cell)
-        assert constructor is recon._make_cell and args == ([1],)
-        assert red._cell_reduce(types.CellType()) == (recon._make_empty_cell, ())
+        # The published reconstructors (the engine's native versions).
+        public = cloudpickle.cloudpickle
+        assert constructor is public._make_cell and args == ([1],)
+        assert red._cell_reduce(types.CellType()) == (public._make_empty_cell, ())
 
-    def test_make_cell_and_empty_cell(self):
+    @pytest.mark.parametrize("module", ["python", "native"])
+    def test_make_cell_and_empty_cell(self, module):
+        recon = _reconstructors_of(module)
         assert recon._make_cell(5).cell_contents == 5
         assert recon._make_cell(None).cell_contents is None
         for cell in (recon._make_cell(), recon._make_empty_cell()):
@@ -243,6 +252,15 @@ class TestCellsAndSimpleReducers:
             with pytest.raises(ValueError):
                 _ = cell.cell_contents
         assert recon._make_empty_cell() is not recon._make_empty_cell()
+        marker = cloudpickle.cloudpickle._empty_cell_value
+        for cell in (recon._make_cell(marker), recon._make_cell(value=marker)):
+            with pytest.raises(ValueError):
+                _ = cell.cell_contents
+        assert recon._make_cell(value=[2]).cell_contents == [2]
+        with pytest.raises(TypeError):
+            recon._make_cell(1, 2)
+        with pytest.raises(TypeError):
+            recon._make_cell(other=1)
 
     def test_get_cell_contents(self):
         assert recon._get_cell_contents(types.CellType(3)) == 3
@@ -411,7 +429,8 @@ class TestFunctionState:
         rv = red._dynamic_function_reduce(func, {})
         assert len(rv) == 6
         make, newargs, state, listitems, dictitems, setstate = rv
-        assert make is recon._make_function and setstate is recon._function_setstate
+        public = cloudpickle.cloudpickle
+        assert make is public._make_function and setstate is public._function_setstate
         assert listitems is None and dictitems is None
         rebuilt = make(*newargs)
         setstate(rebuilt, state)
@@ -427,7 +446,7 @@ class TestFunctionState:
 
     def test_function_reduce_defers_importable_functions(self):
         assert red._function_reduce(_importable.module_function, {}) is NotImplemented
-        assert red._function_reduce(lambda: 0, {})[0] is recon._make_function
+        assert red._function_reduce(lambda: 0, {})[0] is cloudpickle.cloudpickle._make_function
 
     def test_setstate_leaves_empty_cells_empty(self):
         def outer():
@@ -539,7 +558,7 @@ class TestWireNames:
     def test_reexported_and_named_after_the_public_module(self):
         public = cloudpickle.cloudpickle
         for name in recon.__all__:
-            if name in ("_make_function", "_function_setstate"):
+            if name in ("_make_function", "_function_setstate", "_make_cell", "_make_empty_cell"):
                 # Replaced by the engine's native versions, under the same name.
                 native = getattr(public, name)
                 assert native is getattr(cloudpickle._engine, name)
@@ -554,7 +573,7 @@ class TestWireNames:
 
     def test_reconstructors_pickle_by_reference(self):
         public = cloudpickle.cloudpickle
-        for func in (public._make_function, public._function_setstate, recon._make_cell,
+        for func in (public._make_function, public._function_setstate, public._make_cell,
                      recon.subimport, recon._make_skeleton_class):  # fmt: skip
             refs = global_references(pickle.dumps(func))
             assert refs == [("cloudpickle.cloudpickle", func.__name__)]

@@ -15,7 +15,7 @@ import threading
 import types
 from collections import ChainMap
 
-from . import _engine, _reconstructors
+from . import _engine, _reconstructors, _reducers
 from ._reconstructors import *  # noqa: F401,F403  (names payloads refer to)
 from ._reducers import *  # noqa: F401,F403  (private helpers clients import)
 from ._reducers import _REDUCERS
@@ -25,12 +25,17 @@ from ._reducers import _REDUCERS
 # and behaviour), under this module's name, where payloads look them up.
 _make_function = _engine._make_function
 _function_setstate = _engine._function_setstate
-for _native in (_make_function, _function_setstate):
+_make_cell = _engine._make_cell
+_make_empty_cell = _engine._make_empty_cell
+for _native in (_make_function, _function_setstate, _make_cell, _make_empty_cell):
     # The very string object the other reconstructors carry: the memo then
     # writes the module name once per payload, as the reference does.
-    _native.__module__ = _make_cell.__module__  # noqa: F405
+    _native.__module__ = _make_skeleton_class.__module__  # noqa: F405
     # The Python versions stay importable under their own module's name.
     getattr(_reconstructors, _native.__name__).__module__ = _reconstructors.__name__
+    # The Python reducers (used by subclasses and direct callers) reference
+    # the published, native versions too.
+    setattr(_reducers, _native.__name__, _native)
 del _native
 
 __all__ = [
