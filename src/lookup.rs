@@ -142,10 +142,39 @@ const KNOWN_FUNCTIONS_MAX: usize = 1024;
 /// struct.
 ///
 /// # Safety
-/// `obj` must be an exact function object.
-unsafe fn function_names(obj: *mut ffi::PyObject) -> (usize, usize) {
-    let f = obj as *mut ffi::PyFunctionObject;
-    ((*f).func_qualname as usize, (*f).func_module as usize)
+/// GIL held; `obj` alive. Functions and builtin functions only (None
+/// for anything else).
+unsafe fn function_names(obj: *mut ffi::PyObject) -> Option<(usize, usize)> {
+    let tp = ffi::Py_TYPE(obj);
+    if tp == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
+        let f = obj as *mut ffi::PyFunctionObject;
+        return Some(((*f).func_qualname as usize, (*f).func_module as usize));
+    }
+    if tp == std::ptr::addr_of_mut!(ffi::PyCFunction_Type) {
+        // A builtin function: its name is the C string of its method
+        // definition (fixed), its `__module__` the object in `m_module`.
+        let f = obj as *mut ffi::PyCFunctionObject;
+        let name = if (*f).m_ml.is_null() {
+            0
+        } else {
+            (*(*f).m_ml).ml_name as usize
+        };
+        return Some((name, (*f).m_module as usize));
+    }
+    None
+}
+
+/// Whether `name` is the very string object that names the module of
+/// cloudpickle's reconstructors (their `__module__`).
+fn is_reconstructor_module(py: Python<'_>, name: &Bound<'_, PyString>) -> bool {
+    // Held, so that its address cannot be reused by another string.
+    static NAME: std::sync::OnceLock<Option<Py<PyAny>>> = std::sync::OnceLock::new();
+    let held = NAME.get_or_init(|| {
+        crate::reduce::hot(py)
+            .ok()
+            .and_then(|h| h.make_function_module(py))
+    });
+    held.as_ref().is_some_and(|n| n.as_ptr() == name.as_ptr())
 }
 
 /// Where the function `obj` was found by reference before, if that still
@@ -155,13 +184,11 @@ unsafe fn function_names(obj: *mut ffi::PyObject) -> (usize, usize) {
 /// The GIL must be held.
 pub unsafe fn known_function<'py>(obj: &Bound<'py, PyAny>) -> Option<Located<'py>> {
     let py = obj.py();
-    if ffi::Py_TYPE(obj.as_ptr()) != std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
-        return None;
-    }
+    let names = function_names(obj.as_ptr())?;
     let located = {
         let guard = KNOWN_FUNCTIONS.lock().unwrap_or_else(|e| e.into_inner());
         let known = guard.as_ref()?.get(&(obj.as_ptr() as usize))?;
-        if function_names(obj.as_ptr()) != (known.qualname, known.module_attr) {
+        if names != (known.qualname, known.module_attr) {
             return None;
         }
         Located {
@@ -172,6 +199,12 @@ pub unsafe fn known_function<'py>(obj: &Bound<'py, PyAny>) -> Option<Located<'py
             parent: known.parent.bind(py).clone(),
         }
     };
+    // cloudpickle's own reconstructors (named `cloudpickle.cloudpickle.X`
+    // in every by-value payload) are not looked up again: they are found
+    // where they were as long as the package is not rebuilt under us.
+    if is_reconstructor_module(py, &located.module_name) {
+        return Some(located);
+    }
     // Still imported, and still holding the function at the same place?
     let module = imported_module(py, &located.module_name)?;
     if !module.is(&located.module) {
@@ -192,10 +225,9 @@ pub unsafe fn known_function<'py>(obj: &Bound<'py, PyAny>) -> Option<Located<'py
 /// # Safety
 /// The GIL must be held.
 pub unsafe fn remember_function(obj: &Bound<'_, PyAny>, located: &Located<'_>) {
-    if ffi::Py_TYPE(obj.as_ptr()) != std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
+    let Some((qualname, module_attr)) = function_names(obj.as_ptr()) else {
         return;
-    }
-    let (qualname, module_attr) = function_names(obj.as_ptr());
+    };
     if module_attr == 0 || module_attr != located.module_name.as_ptr() as usize {
         return;
     }

@@ -484,6 +484,16 @@ impl<'s, 'py> Engine<'s, 'py> {
         if ffi::PyType_IsSubtype(tp, std::ptr::addr_of_mut!(ffi::PyType_Type)) != 0 {
             return self.save_global(obj, None);
         }
+        if tp == std::ptr::addr_of_mut!(ffi::PyCFunction_Type) {
+            // A builtin function of a module (cloudpickle's own native
+            // reconstructors among them): its `__reduce__` returns its
+            // name, which is its `__qualname__` too, and pickle saves it
+            // as a global. Done directly, with the lookup cache.
+            let owner = ffi::PyCFunction_GetSelf(obj);
+            if owner.is_null() || ffi::PyModule_Check(owner) != 0 {
+                return self.save_global(obj, None);
+            }
+        }
         if self.proto >= 2 && self.save_plain_instance(obj, tp, transient)? {
             return Ok(());
         }

@@ -205,6 +205,30 @@ impl<'s, 'py> Engine<'s, 'py> {
 
     /// Whether `callable` is named `__newobj__` or `__newobj_ex__`.
     unsafe fn newobj_kind(&mut self, callable: &Bound<'py, PyAny>) -> PyResult<(bool, bool)> {
+        // Functions and builtin functions: their `__name__` is read from
+        // the object itself (what the attribute getters return).
+        let tp = ffi::Py_TYPE(callable.as_ptr());
+        let direct: Option<Bound<'py, PyAny>> =
+            if tp == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
+                let f = callable.as_ptr() as *mut ffi::PyFunctionObject;
+                Some(borrowed(self.py, (*f).func_name))
+            } else if tp == std::ptr::addr_of_mut!(ffi::PyCFunction_Type) {
+                let f = callable.as_ptr() as *mut ffi::PyCFunctionObject;
+                if (*f).m_ml.is_null() {
+                    None
+                } else {
+                    let name = std::ffi::CStr::from_ptr((*(*f).m_ml).ml_name);
+                    let name = name.to_bytes();
+                    return Ok((name == b"__newobj__", name == b"__newobj_ex__"));
+                }
+            } else {
+                None
+            };
+        if let Some(name) = direct {
+            let name = name.cast_into::<PyString>()?;
+            let name = name.to_cow()?;
+            return Ok((name == "__newobj__", name == "__newobj_ex__"));
+        }
         let native = {
             let tp = ffi::Py_TYPE(callable.as_ptr());
             tp == std::ptr::addr_of_mut!(ffi::PyType_Type)

@@ -50,6 +50,15 @@ pub(crate) struct Hot {
 }
 
 impl Hot {
+    /// The `__module__` string of the published `_make_function`.
+    pub(crate) fn make_function_module(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.make_function
+            .bind(py)
+            .getattr(pyo3::intern!(py, "__module__"))
+            .ok()
+            .map(Bound::unbind)
+    }
+
     /// Whether `callable` is one of the reconstructors of values pickled
     /// by value.
     #[inline]
