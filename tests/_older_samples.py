@@ -23,7 +23,6 @@ import functools
 import importlib.util
 import logging
 import os
-import os.path
 import pickle
 import sys
 import types
@@ -437,7 +436,7 @@ def build_samples():
     text_path = os.path.join(OUT_DIR, "text.txt")
     with open(text_path, "w") as f:
         f.write("line one\nline two\n")
-    text_file = open(text_path)  # noqa: SIM115 - closed by main()
+    text_file = open(text_path)  # closed by main()
     text_file.readline()  # the position travels too
 
     ordered = collections.OrderedDict([("z", 1), ("a", 2)])

@@ -83,8 +83,9 @@ KNOWN_LOSSES = {
     },
 }
 
-# Every name under cloudpickle.* that payloads of the older releases refer to
-# (read from their sources and recorded when loading their payloads).
+# Every name under cloudpickle.* that payloads of the older releases can refer
+# to (read from their sources; the names their payloads refer to in these
+# tests must be among them).
 OLD_PAYLOAD_NAMES = (
     "_builtin_type",
     "_class_setstate",
@@ -272,8 +273,6 @@ def _old_module_path_payload():
     reconstructor is named under ``cloudpickle.cloudpickle_fast``, as 2.2.x
     names its state setters. Protocol 2 writes names as text lines and has no
     frames, so the module name can be rewritten in place."""
-    import enum
-
     scale = 3
 
     class Shape:
