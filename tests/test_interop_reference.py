@@ -2,9 +2,9 @@
 cloudpickle 3.1.2), in both directions.
 
 The reference runs in its own virtual environment, created on first use in
-the temporary directory (``cloudpickle-reference-<version>-<python>-<hash>``)
-and reused afterwards; set ``CLOUDPICKLE_REFERENCE_PYTHON`` to the
-interpreter of an existing environment to use that instead. The tests are
+the temporary directory and reused afterwards (``_reference_venv.py``); set
+``CLOUDPICKLE_REFERENCE_PYTHON`` to the interpreter of an existing
+environment to use that instead. The tests are
 skipped only when the package index cannot be reached to install it.
 
 The functions exchanged come from ``_interop_samples.py``: each side executes
@@ -12,17 +12,13 @@ that file as a module unknown to ``sys.modules``, so its functions travel by
 value, and uses its probes to exercise the loaded objects.
 """
 
-import hashlib
 import os
 import pickle
-import shutil
-import subprocess
-import sys
 import tempfile
 import textwrap
-import urllib.request
 
 import _interop_samples
+import _reference_venv
 import cloudpickle
 import pytest
 from _child_process import RESULT_PROTOCOL, TESTS_DIR, load_in_child, run_python
@@ -61,112 +57,10 @@ spec.loader.exec_module(samples)
 # -----------------------------------------------------------------------------
 
 
-def _venv_python(venv_dir):
-    if os.name == "nt":
-        return os.path.join(venv_dir, "Scripts", "python.exe")
-    return os.path.join(venv_dir, "bin", "python")
-
-
-def _reference_info(python):
-    """``(cloudpickle version, python version)`` seen by ``python``, or None
-    when it cannot import cloudpickle."""
-    script = (
-        "import sys, cloudpickle\n"
-        "print(cloudpickle.__version__)\n"
-        "print('{}.{}'.format(*sys.version_info[:2]))\n"
-        "print(hasattr(cloudpickle.cloudpickle, '_engine'))\n"
-    )
-    proc = subprocess.run(
-        [python, "-I", "-c", script],
-        check=False,
-        capture_output=True,
-        text=True,
-        cwd=tempfile.gettempdir(),
-        timeout=120,
-    )
-    if proc.returncode != 0:
-        return None
-    version, python_version, has_engine = proc.stdout.split()
-    if has_engine == "True":
-        return None
-    return version, python_version
-
-
-def _index_reachable():
-    index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
-    try:
-        with urllib.request.urlopen(f"{index}/cloudpickle/", timeout=20) as response:
-            return response.status < 400
-    except Exception:  # noqa: BLE001 - any failure means "cannot reach it"
-        return False
-
-
-def _create_reference_venv(venv_dir):
-    """Create the environment next to ``venv_dir`` and move it into place
-    when complete, so concurrent or interrupted runs never see half of one."""
-    staging = f"{venv_dir}.tmp-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "venv", staging],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        if proc.returncode != 0:
-            pytest.fail(f"cannot create a virtual environment for the reference:\n{proc.stderr}")
-        proc = subprocess.run(
-            [_venv_python(staging), "-m", "pip", "install", "--disable-pip-version-check",
-             "--no-input", "-q", f"cloudpickle=={REFERENCE_VERSION}"],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )  # fmt: skip
-        if proc.returncode != 0:
-            if not _index_reachable():
-                pytest.skip(
-                    f"cannot install cloudpickle=={REFERENCE_VERSION}: the package index "
-                    "is unreachable (set CLOUDPICKLE_REFERENCE_PYTHON to an interpreter "
-                    "that has it)"
-                )
-            pytest.fail(f"pip could not install the reference:\n{proc.stdout}\n{proc.stderr}")
-        try:
-            os.rename(staging, venv_dir)
-        except OSError:
-            # Another run finished first: use its environment.
-            if not os.path.isdir(venv_dir):
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 @pytest.fixture(scope="session")
 def reference_python():
     """The interpreter of an environment where cloudpickle is the reference."""
-    ours = "{}.{}".format(*sys.version_info[:2])
-    override = os.environ.get("CLOUDPICKLE_REFERENCE_PYTHON")
-    if override:
-        info = _reference_info(override)
-        if info is None or info != (REFERENCE_VERSION, ours):
-            pytest.fail(
-                f"CLOUDPICKLE_REFERENCE_PYTHON={override} must be a Python {ours} with the "
-                f"pure-Python cloudpickle {REFERENCE_VERSION}; it reports {info}"
-            )
-        return override
-
-    # One environment per base interpreter.
-    tag = hashlib.sha256(sys.base_prefix.encode()).hexdigest()[:10]
-    name = f"cloudpickle-reference-{REFERENCE_VERSION}-{sys.implementation.cache_tag}-{tag}"
-    venv_dir = os.path.join(tempfile.gettempdir(), name)
-    python = _venv_python(venv_dir)
-    if not (os.path.exists(python) and _reference_info(python) == (REFERENCE_VERSION, ours)):
-        shutil.rmtree(venv_dir, ignore_errors=True)
-        _create_reference_venv(venv_dir)
-    info = _reference_info(python)
-    assert info == (REFERENCE_VERSION, ours), info
-    return python
+    return _reference_venv.reference_python(REFERENCE_VERSION, "CLOUDPICKLE_REFERENCE_PYTHON")
 
 
 def run_reference(python, script, *args):
