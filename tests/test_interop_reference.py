@@ -293,3 +293,34 @@ def test_main_functions_pickle_to_the_same_bytes(main_payloads):
         from _helpers import describe_difference
 
         pytest.fail("payloads differ:\n" + describe_difference(ours, reference))
+
+
+NAMES_PROBE = """
+import inspect, json
+import cloudpickle.cloudpickle as module
+print(json.dumps(sorted(
+    name for name, value in vars(module).items()
+    if not name.startswith("__") and not inspect.ismodule(value)
+    and name not in ("k", "v")  # loop variables left in the module
+)))
+"""
+
+
+def test_cloudpickle_module_has_every_name_of_the_reference(reference_python):
+    # Client code imports private helpers and constants from
+    # cloudpickle.cloudpickle: every name the reference module defines
+    # (other than the modules it imports) exists here too.
+    import json
+    import subprocess
+
+    out = subprocess.run(
+        [reference_python, "-I", "-c", NAMES_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    names = json.loads(out)
+    assert "_make_function" in names
+    missing = [name for name in names if not hasattr(cloudpickle.cloudpickle, name)]
+    assert missing == []

@@ -54,6 +54,18 @@ from ._reconstructors import (
 )
 
 __all__ = [
+    "DELETE_GLOBAL",
+    "EXTENDED_ARG",
+    "GLOBAL_OPS",
+    "HAVE_ARGUMENT",
+    "LOAD_GLOBAL",
+    "STORE_GLOBAL",
+    "Enum",
+    "OrderedDict",
+    "builtin_code_type",
+    "_getattribute",
+    "_pickle_getattribute",
+    "is_tornado_coroutine",
     "_REDUCERS",
     "_get_or_create_tracker_id",
     "_cell_reduce",
@@ -106,6 +118,35 @@ __all__ = [
 # ---------------------------------------------------------------------------
 
 
+# Module constants other code reads from ``cloudpickle.cloudpickle``: the
+# opcodes that name globals, and the type of PyPy's builtin code objects
+# (None on CPython).
+STORE_GLOBAL = opcode.opmap["STORE_GLOBAL"]
+DELETE_GLOBAL = opcode.opmap["DELETE_GLOBAL"]
+LOAD_GLOBAL = opcode.opmap["LOAD_GLOBAL"]
+GLOBAL_OPS = (STORE_GLOBAL, DELETE_GLOBAL, LOAD_GLOBAL)
+HAVE_ARGUMENT = dis.HAVE_ARGUMENT
+EXTENDED_ARG = dis.EXTENDED_ARG
+builtin_code_type = type(float.__new__.__code__) if hasattr(float.__new__, "__code__") else None
+
+
+def is_tornado_coroutine(func):
+    """Whether ``func`` is a Tornado coroutine function (False when Tornado
+    is not imported). Deprecated, as in cloudpickle 3.x: call
+    ``tornado.gen.is_coroutine_function`` instead."""
+    import warnings
+
+    warnings.warn(
+        "is_tornado_coroutine is deprecated and will be removed in cloudpickle 4.0; "
+        "use tornado.gen.is_coroutine_function instead.",
+        category=DeprecationWarning,
+        stacklevel=2,
+    )
+    gen = sys.modules.get("tornado.gen")
+    check = getattr(gen, "is_coroutine_function", None)
+    return bool(check(func)) if check is not None else False
+
+
 def _is_registered_pickle_by_value(module):
     """True when ``module``, or a package containing it, was registered with
     ``register_pickle_by_value``."""
@@ -134,6 +175,13 @@ def _resolve_dotted(owner, dotted_name):
             raise AttributeError(f"cannot reach a local object through {dotted_name!r}")
         value = getattr(value, part)
     return value
+
+
+# Names the reference module also defines: pickle's attribute walker, and a
+# version of it taking a dotted name.
+_pickle_getattribute = getattr(pickle, "_getattribute", None)
+_getattribute = _resolve_dotted
+Enum = enum.Enum
 
 
 def _whichmodule(obj, name):
