@@ -151,3 +151,19 @@ pub fn init(py: Python<'_>) -> PyResult<()> {
 
 /// A C string for error messages and `Py_EnterRecursiveCall`.
 pub const WHILE_PICKLING: &CStr = c" while pickling an object";
+
+/// The version tag of the type `tp`, if it is valid (0 otherwise). CPython
+/// gives a type a new tag whenever it, or one of its bases, is modified.
+/// Up to 3.12 a flag says whether the tag is valid; from 3.13 on, the flag
+/// is unused and 0 means "no valid tag".
+///
+/// # Safety
+/// `tp` must be a live type object; GIL held.
+#[inline(always)]
+pub unsafe fn version_tag(tp: *mut ffi::PyTypeObject, py_minor: u8) -> u32 {
+    if py_minor >= 13 || ((*tp).tp_flags & ffi::Py_TPFLAGS_VALID_VERSION_TAG) != 0 {
+        (*tp).tp_version_tag
+    } else {
+        0
+    }
+}

@@ -253,11 +253,17 @@ def _make_skeleton_class(type_constructor, name, bases, type_kwargs, class_track
     # Keys set on a class get interned by CPython; intern them up front so a
     # class rebuilt here pickles the same way as one defined here.
     namespace = {sys.intern(key): value for key, value in type_kwargs.items()}
-    if type_constructor is type and all(type(base) is type for base in bases):
+    if (
+        type_constructor is type
+        and "__module__" in namespace
+        and all(type(base) is type for base in bases)
+    ):
         # The common case, without types.new_class's generic machinery: with
         # ``type`` as metaclass and plain classes as bases, there are no
         # ``__mro_entries__`` to resolve, no more derived metaclass to find
-        # and no ``__prepare__`` to call.
+        # and no ``__prepare__`` to call. (Without ``__module__``, as in old
+        # payloads, type() would take it from this module's globals where
+        # new_class gives "types": keep new_class's behaviour then.)
         skeleton = type(name, bases, namespace)
     else:
 

@@ -49,23 +49,10 @@ impl TypeCache {
     }
 }
 
-/// The type's version tag, if it is valid (0 otherwise).
-///
-/// # Safety
-/// `tp` must be a live type object.
-#[inline(always)]
-unsafe fn version_tag(tp: *mut ffi::PyTypeObject) -> u32 {
-    if ((*tp).tp_flags & ffi::Py_TPFLAGS_VALID_VERSION_TAG) != 0 {
-        (*tp).tp_version_tag
-    } else {
-        0
-    }
-}
-
 impl<'s, 'py> Engine<'s, 'py> {
     /// Whether instances of `tp` reduce the plain `object` way.
     unsafe fn is_plain_class(&mut self, tp: *mut ffi::PyTypeObject) -> bool {
-        let tag = version_tag(tp);
+        let tag = crate::py::version_tag(tp, self.c.py_minor);
         if tag != 0 {
             if let Some(ok) = self.types.get(tp as usize, tag) {
                 return ok;
@@ -73,7 +60,7 @@ impl<'s, 'py> Engine<'s, 'py> {
         }
         let ok = self.compute_plain_class(tp);
         // The lookups above assign a tag to a type that had none.
-        let tag = version_tag(tp);
+        let tag = crate::py::version_tag(tp, self.c.py_minor);
         if tag != 0 {
             self.types.set(tp as usize, tag, ok);
         }

@@ -162,9 +162,70 @@ pub unsafe fn reducer_override<'py>(
         }
         // A class that cannot be imported on the loading side: by value.
         before_python();
-        return Ok(Some(helper(py, "_dynamic_class_reduce")?.call1((obj,))?));
+        if let Some(rv) = cached_class_reduce(obj) {
+            return Ok(Some(rv));
+        }
+        let rv = helper(py, "_dynamic_class_reduce")?.call1((obj,))?;
+        remember_class_reduce(obj, &rv);
+        return Ok(Some(rv));
     }
     Ok(None)
+}
+
+/// By-value reductions of classes whose metaclass is `type`, by class,
+/// with the class's version tag when it was made. The tag changes whenever
+/// the class or one of its bases is modified (attribute set or deleted,
+/// `__bases__` assigned), so a reduction is reused only while the class
+/// namespace it copied is unchanged. The values in it are pickled afresh
+/// each time (a mutated list attribute shows its new contents). Classes
+/// with other metaclasses (ABCs, whose registry changes without a new tag;
+/// enums) are not cached.
+type ClassMap = HashMap<usize, (Py<PyAny>, u32, Py<PyAny>)>;
+
+static CLASS_CACHE: Mutex<Option<ClassMap>> = Mutex::new(None);
+
+const CLASS_CACHE_MAX: usize = 4096;
+
+/// The version tag of `obj` if it is a class whose metaclass is exactly
+/// `type` and it has a valid tag.
+fn cacheable_class_tag(obj: &Bound<'_, PyAny>) -> Option<u32> {
+    let o = obj.as_ptr();
+    // SAFETY: GIL held; `o` is alive; a type object when its type is
+    // `type`.
+    unsafe {
+        if ffi::Py_TYPE(o) != std::ptr::addr_of_mut!(ffi::PyType_Type) {
+            return None;
+        }
+        let tag = crate::py::version_tag(o.cast(), crate::py::cache().py_minor);
+        (tag != 0).then_some(tag)
+    }
+}
+
+fn cached_class_reduce<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
+    let tag = cacheable_class_tag(obj)?;
+    let guard = CLASS_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let (_, cached_tag, rv) = guard.as_ref()?.get(&(obj.as_ptr() as usize))?;
+    (*cached_tag == tag).then(|| rv.bind(obj.py()).clone())
+}
+
+fn remember_class_reduce(obj: &Bound<'_, PyAny>, rv: &Bound<'_, PyAny>) {
+    // Read after the reduction ran: the tag must describe the namespace as
+    // the reduction copied it.
+    let Some(tag) = cacheable_class_tag(obj) else {
+        return;
+    };
+    let old = {
+        let mut guard = CLASS_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        let map = guard.get_or_insert_with(HashMap::new);
+        let old = (map.len() >= CLASS_CACHE_MAX).then(|| std::mem::take(map));
+        let previous = map.insert(
+            obj.as_ptr() as usize,
+            (obj.clone().unbind(), tag, rv.clone().unbind()),
+        );
+        (old, previous)
+    };
+    // Released outside the lock: dropping references may run finalizers.
+    drop(old);
 }
 
 /// Reductions of code objects, by code object. Code objects are immutable,
