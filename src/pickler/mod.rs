@@ -127,7 +127,9 @@ pub struct Engine<'s, 'py> {
     /// the payload does not depend on hash randomization.
     canonical: u32,
     /// Where pickling failed, filled as an error travels up (see `trail`).
-    trail: trail::Trail,
+    /// Allocated on the first failure only: the success path carries one
+    /// null pointer.
+    trail: Option<Box<trail::Trail>>,
 }
 
 /// As in `_pickle.c`: fast mode starts tracking containers at this depth.
@@ -171,7 +173,7 @@ impl<'s, 'py> Engine<'s, 'py> {
             fast_nesting: 0,
             fast_memo: Default::default(),
             canonical: u32::from(opts.canonical),
-            trail: Default::default(),
+            trail: None,
         }
     }
 
@@ -198,7 +200,10 @@ impl<'s, 'py> Engine<'s, 'py> {
         self.out.set_framing(false);
         self.memo.drop_pending();
         if let Err(e) = result {
-            return Err(self.trail.annotate(self.py, e));
+            return Err(match &self.trail {
+                Some(trail) => trail.annotate(self.py, e),
+                None => e,
+            });
         }
         if self.write.is_some() {
             self.flush_to_file()?;
@@ -350,12 +355,20 @@ impl<'s, 'py> Engine<'s, 'py> {
     /// # Safety
     /// GIL held; `obj` alive for the whole call.
     pub(crate) unsafe fn save(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
-        let result = self.save_checked(obj, transient);
-        if result.is_err() {
-            // On the way up, each enclosing save records its object.
-            self.trail.push_object(self.py, obj);
+        match self.save_checked(obj, transient) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.save_failed(obj, e)),
         }
-        result
+    }
+
+    /// On the way up, each enclosing save records its object (see `trail`).
+    #[cold]
+    #[inline(never)]
+    unsafe fn save_failed(&mut self, obj: *mut ffi::PyObject, err: PyErr) -> PyErr {
+        self.trail
+            .get_or_insert_with(Default::default)
+            .push_object(self.py, obj);
+        err
     }
 
     #[inline(always)]
@@ -370,7 +383,7 @@ impl<'s, 'py> Engine<'s, 'py> {
     /// Records which part of the object being saved failed; returns `err`.
     #[cold]
     pub(super) fn failed_at(&mut self, step: trail::Step, err: PyErr) -> PyErr {
-        self.trail.push(step);
+        self.trail.get_or_insert_with(Default::default).push(step);
         err
     }
 
