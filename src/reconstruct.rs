@@ -117,12 +117,51 @@ pub fn function_setstate<'py>(obj: &Bound<'py, PyAny>, state: &Bound<'py, PyAny>
             {
                 continue;
             }
+            if already_set(obj.as_ptr(), &attr, &value) {
+                continue;
+            }
             if ffi::PyObject_SetAttr(obj.as_ptr(), attr.as_ptr(), value.as_ptr()) != 0 {
                 return Err(fetch(py));
             }
         }
     }
     Ok(())
+}
+
+/// Whether the function `func` (just made by `_make_function`) already
+/// holds `value` as its attribute `attr`, so that assigning it would change
+/// nothing: the name and qualified name taken from the code object, the
+/// module taken from the globals, no docstring, no defaults, no
+/// annotations. Read from the function object itself; any doubt answers
+/// false (the attribute is then assigned as usual).
+///
+/// # Safety
+/// GIL held; `func` is an exact function object.
+unsafe fn already_set(
+    func: *mut ffi::PyObject,
+    attr: &Bound<'_, PyString>,
+    value: &Bound<'_, PyAny>,
+) -> bool {
+    let f = func as *mut ffi::PyFunctionObject;
+    let v = value.as_ptr();
+    let same_str = |current: *mut ffi::PyObject| {
+        !current.is_null()
+            && (current == v
+                || (ffi::PyUnicode_CheckExact(current) != 0
+                    && ffi::PyUnicode_CheckExact(v) != 0
+                    && ffi::PyUnicode_Compare(current, v) == 0))
+    };
+    let empty_dict = || ffi::PyDict_CheckExact(v) != 0 && ffi::PyDict_Size(v) == 0;
+    match attr.to_str() {
+        Ok("__name__") => same_str((*f).func_name),
+        Ok("__qualname__") => same_str((*f).func_qualname),
+        Ok("__module__") => same_str((*f).func_module),
+        Ok("__doc__") => (*f).func_doc == v,
+        Ok("__defaults__") => v == ffi::Py_None() && (*f).func_defaults.is_null(),
+        Ok("__kwdefaults__") => v == ffi::Py_None() && (*f).func_kwdefaults.is_null(),
+        Ok("__annotations__") => (*f).func_annotations.is_null() && empty_dict(),
+        _ => false,
+    }
 }
 
 /// Copies the values of the shipped cells into the function's own cells
