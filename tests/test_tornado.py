@@ -1,0 +1,50 @@
+"""Tornado coroutines pickle by value like any decorated function (the
+reference has no special case for them since 3.0), and run after loading."""
+
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+import cloudpickle
+
+gen = pytest.importorskip("tornado.gen")
+ioloop = pytest.importorskip("tornado.ioloop")
+
+
+def make_coroutine():
+    offset = 10
+
+    @gen.coroutine
+    def add_later(x):
+        yield gen.sleep(0)
+        return x + offset
+
+    return add_later
+
+
+def test_tornado_coroutine_round_trip_in_another_process():
+    coroutine = make_coroutine()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        assert cloudpickle.cloudpickle.is_tornado_coroutine(coroutine)
+    payload = cloudpickle.dumps(coroutine)
+    code = (
+        "import pickle, sys\n"
+        "from tornado.ioloop import IOLoop\n"
+        "f = pickle.loads(sys.stdin.buffer.read())\n"
+        "print(IOLoop.current().run_sync(lambda: f(5)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], input=payload, capture_output=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == b"15"
+
+
+def test_is_tornado_coroutine_is_false_for_plain_functions():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        assert not cloudpickle.cloudpickle.is_tornado_coroutine(len)
+        assert not cloudpickle.cloudpickle.is_tornado_coroutine(lambda: 0)
