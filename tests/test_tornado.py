@@ -5,9 +5,8 @@ import subprocess
 import sys
 import warnings
 
-import pytest
-
 import cloudpickle
+import pytest
 
 gen = pytest.importorskip("tornado.gen")
 ioloop = pytest.importorskip("tornado.ioloop")
