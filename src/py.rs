@@ -167,3 +167,22 @@ pub unsafe fn version_tag(tp: *mut ffi::PyTypeObject, py_minor: u8) -> u32 {
         0
     }
 }
+
+/// Stops the garbage collector from tracking `obj`, a container the engine
+/// made for itself (a reduce tuple, a state dict). Such temporaries are
+/// referenced only by the engine and its memo and are never part of a
+/// reference cycle, so the collector has nothing to find in them; left
+/// tracked, the ones the memo keeps alive would be traversed again by
+/// every collection that runs while a large payload is being pickled.
+/// Untracked containers still keep their items alive, and CPython tracks a
+/// dict again if a container is later stored in it.
+#[inline]
+pub fn untrack(obj: &Bound<'_, PyAny>) {
+    // SAFETY: GIL held (a Bound); PyObject_GC_UnTrack accepts any object
+    // that supports GC, tracked or not.
+    unsafe {
+        if ffi::PyObject_IS_GC(obj.as_ptr()) != 0 {
+            ffi::PyObject_GC_UnTrack(obj.as_ptr().cast());
+        }
+    }
+}

@@ -542,7 +542,10 @@ impl<'s, 'py> Engine<'s, 'py> {
         let tp = borrowed(py, self.c.partial);
         let args1 = pyo3::types::PyTuple::new(py, [&func])?;
         let state = pyo3::types::PyTuple::new(py, [func, args, keywords, dict])?;
+        crate::py::untrack(&args1);
+        crate::py::untrack(&state);
         let rv = pyo3::types::PyTuple::new(py, [tp, args1.into_any(), state.into_any()])?;
+        crate::py::untrack(&rv);
         self.save_reduce(rv.as_ptr(), Some(obj))
     }
 

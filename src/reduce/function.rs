@@ -96,6 +96,21 @@ fn is_package_module(value: &Bound<'_, PyAny>) -> bool {
     }
 }
 
+/// `dict[key] = value` through the C API (no conversions: the key is an
+/// interned string, the value an object).
+#[inline]
+fn set_item(
+    dict: &Bound<'_, PyDict>,
+    key: &Bound<'_, PyString>,
+    value: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    // SAFETY: GIL held (Bounds); all three are live objects, `dict` a dict.
+    if unsafe { ffi::PyDict_SetItem(dict.as_ptr(), key.as_ptr(), value.as_ptr()) } != 0 {
+        return Err(crate::errors::fetch(dict.py()));
+    }
+    Ok(())
+}
+
 /// The by-value reduction of the function `func`.
 ///
 /// # Safety
@@ -162,40 +177,51 @@ pub unsafe fn dynamic_function_reduce<'py>(
         ],
     )?;
 
-    // state: (attributes, slotstate)
+    // state: (attributes, slotstate). The slots are read from the function
+    // object itself, as its attribute getters do (None for a null field).
+    let fo = f as *mut ffi::PyFunctionObject;
+    let field = |p: *mut ffi::PyObject| -> Bound<'py, PyAny> {
+        if p.is_null() {
+            none.clone()
+        } else {
+            Bound::from_borrowed_ptr(py, p)
+        }
+    };
+    let annotations = if (*fo).func_annotations.is_null() {
+        // Created (and stored) on first access, as the getter does.
+        func.getattr(pyo3::intern!(py, "__annotations__"))?
+    } else {
+        field((*fo).func_annotations)
+    };
     let slotstate = PyDict::new(py);
-    slotstate.set_item(
-        pyo3::intern!(py, "__name__"),
-        copy_str(&func.getattr(pyo3::intern!(py, "__name__"))?)?,
-    )?;
-    slotstate.set_item(
-        pyo3::intern!(py, "__qualname__"),
-        copy_str(&func.getattr(pyo3::intern!(py, "__qualname__"))?)?,
-    )?;
-    slotstate.set_item(
-        pyo3::intern!(py, "__annotations__"),
-        func.getattr(pyo3::intern!(py, "__annotations__"))?,
-    )?;
-    slotstate.set_item(
-        pyo3::intern!(py, "__kwdefaults__"),
-        func.getattr(pyo3::intern!(py, "__kwdefaults__"))?,
-    )?;
-    slotstate.set_item(
-        pyo3::intern!(py, "__defaults__"),
-        func.getattr(pyo3::intern!(py, "__defaults__"))?,
-    )?;
-    slotstate.set_item(
-        pyo3::intern!(py, "__module__"),
-        func.getattr(pyo3::intern!(py, "__module__"))?,
-    )?;
-    slotstate.set_item(
-        pyo3::intern!(py, "__doc__"),
-        func.getattr(pyo3::intern!(py, "__doc__"))?,
-    )?;
-    slotstate.set_item(
-        pyo3::intern!(py, "__closure__"),
-        closure.clone().unwrap_or_else(|| none.clone()),
-    )?;
+    let slots: [(&Bound<'py, PyString>, Bound<'py, PyAny>); 8] = [
+        (
+            pyo3::intern!(py, "__name__"),
+            copy_str(&field((*fo).func_name))?,
+        ),
+        (
+            pyo3::intern!(py, "__qualname__"),
+            copy_str(&field((*fo).func_qualname))?,
+        ),
+        (pyo3::intern!(py, "__annotations__"), annotations),
+        (
+            pyo3::intern!(py, "__kwdefaults__"),
+            field((*fo).func_kwdefaults),
+        ),
+        (
+            pyo3::intern!(py, "__defaults__"),
+            field((*fo).func_defaults),
+        ),
+        (pyo3::intern!(py, "__module__"), field((*fo).func_module)),
+        (pyo3::intern!(py, "__doc__"), field((*fo).func_doc)),
+        (
+            pyo3::intern!(py, "__closure__"),
+            closure.clone().unwrap_or_else(|| none.clone()),
+        ),
+    ];
+    for (key, value) in slots.iter() {
+        set_item(&slotstate, key, value)?;
+    }
 
     let used = PyDict::new(py);
     let mut has_module = false;
@@ -203,7 +229,9 @@ pub unsafe fn dynamic_function_reduce<'py>(
         let name = name?;
         if let Some(value) = namespace.get_item(&name)? {
             has_module |= is_package_module(&value);
-            used.set_item(name, value)?;
+            if ffi::PyDict_SetItem(used.as_ptr(), name.as_ptr(), value.as_ptr()) != 0 {
+                return Err(crate::errors::fetch(py));
+            }
         }
     }
     let mut closure_values = Vec::new();
@@ -228,8 +256,12 @@ pub unsafe fn dynamic_function_reduce<'py>(
     } else {
         PyList::empty(py).into_any()
     };
-    slotstate.set_item(pyo3::intern!(py, "_cloudpickle_submodules"), submodules)?;
-    slotstate.set_item(pyo3::intern!(py, "__globals__"), used)?;
+    set_item(
+        &slotstate,
+        pyo3::intern!(py, "_cloudpickle_submodules"),
+        &submodules,
+    )?;
+    set_item(&slotstate, pyo3::intern!(py, "__globals__"), used.as_any())?;
 
     let attributes = PyDict::new(py);
     let func_dict = func
@@ -242,7 +274,16 @@ pub unsafe fn dynamic_function_reduce<'py>(
         };
         attributes.set_item(k, v)?;
     }
+    // Engine-made temporaries: out of the garbage collector's way (see
+    // `py::untrack`), once filled.
+    for container in [newargs.as_any(), attributes.as_any(), slotstate.as_any()] {
+        crate::py::untrack(container);
+    }
+    if let Ok(cells) = newargs.get_item(4) {
+        crate::py::untrack(&cells);
+    }
     let state = PyTuple::new(py, [attributes.into_any(), slotstate.into_any()])?;
+    crate::py::untrack(state.as_any());
     let h = hot(py)?;
     let rv = PyTuple::new(
         py,
@@ -255,6 +296,7 @@ pub unsafe fn dynamic_function_reduce<'py>(
             h.function_setstate.bind(py).clone(),
         ],
     )?;
+    crate::py::untrack(rv.as_any());
     Ok(rv.into_any())
 }
 
