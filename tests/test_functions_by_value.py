@@ -1085,3 +1085,15 @@ class TestMainModule:
         # Nothing is looked up in the loading process's __main__.
         with_main = [ref for ref in global_references(payload) if ref[0] == "__main__"]
         assert with_main == []
+
+
+def test_annotations_not_yet_read_are_shipped_as_a_dict():
+    # The compiler stores annotations as a tuple of pairs until
+    # ``__annotations__`` is first read: the reduction must read them the
+    # way the attribute does.
+    namespace = {}
+    exec("def annotated(x: int, y: 'str' = 'a') -> float:\n    return 1.0\n", namespace)
+    func = namespace["annotated"]
+    loaded = pickle.loads(cloudpickle.dumps(func))
+    assert loaded.__annotations__ == {"x": int, "y": "str", "return": float}
+    assert func.__annotations__ == loaded.__annotations__

@@ -187,11 +187,14 @@ pub unsafe fn dynamic_function_reduce<'py>(
             Bound::from_borrowed_ptr(py, p)
         }
     };
-    let annotations = if (*fo).func_annotations.is_null() {
-        // Created (and stored) on first access, as the getter does.
-        func.getattr(pyo3::intern!(py, "__annotations__"))?
-    } else {
+    let annotations = if !(*fo).func_annotations.is_null()
+        && ffi::PyDict_CheckExact((*fo).func_annotations) != 0
+    {
         field((*fo).func_annotations)
+    } else {
+        // Null, or the compiler's tuple of (name, value) pairs: the getter
+        // makes (and stores) the dict.
+        func.getattr(pyo3::intern!(py, "__annotations__"))?
     };
     let slotstate = PyDict::new(py);
     let slots: [(&Bound<'py, PyString>, Bound<'py, PyAny>); 8] = [
