@@ -5,6 +5,11 @@ same payloads (standard pickles that ``pickle.loads`` reads), faster pickling.
 """
 
 from . import cloudpickle
+from ._inspection import (  # noqa: E402
+    LargePayloadWarning,
+    inspect_payload,
+    warn_on_large_payloads,
+)
 from .cloudpickle import *  # noqa: F401,F403
 from .cloudpickle import (  # noqa: F401
     DEFAULT_PROTOCOL,
@@ -33,4 +38,7 @@ __all__ = [
     "load",
     "register_pickle_by_value",
     "unregister_pickle_by_value",
+    "inspect_payload",
+    "warn_on_large_payloads",
+    "LargePayloadWarning",
 ]
