@@ -9,9 +9,8 @@ import sys
 import types
 import warnings
 
-import pytest
-
 import cloudpickle
+import pytest
 from cloudpickle._inspection import PayloadError, inspect_pickle
 
 BIG = b"g" * 300_000
