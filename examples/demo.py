@@ -122,9 +122,12 @@ def run_on_dask(work):
     except ImportError:
         print('--dask needs Dask: pip install "dask[distributed]"', file=sys.stderr)
         sys.exit(2)
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         futures = {name: client.submit(func, arg) for name, (func, arg) in work.items()}
         return {name: future.result(timeout=120) for name, future in futures.items()}
 

@@ -14,9 +14,8 @@ import sys
 import textwrap
 from concurrent.futures import ProcessPoolExecutor
 
-import pytest
-
 import cloudpickle
+import pytest
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 PACKAGE_DIR = os.path.dirname(os.path.abspath(cloudpickle.__file__))
