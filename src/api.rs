@@ -108,6 +108,29 @@ fn one_shot<'py, T>(
     result.map_err(|e| wrap_recursion(py, e))
 }
 
+/// A one-shot dump assembled into a bytes object; large bytes objects in
+/// the payload are copied once, into the result (see `Output::external`).
+fn one_shot_into_bytes<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+    opts: Options<'py>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let mut state = take_scratch();
+    state.out.allow_external = true;
+    let result = {
+        let mut engine = Engine::new(py, &mut state, opts);
+        engine.dump(obj)
+    };
+    let result = result.and_then(|()| state.out.to_pybytes(py));
+    // SAFETY: the GIL is held; the memo's references are released here,
+    // after the engine is gone.
+    unsafe { state.memo.clear() };
+    state.out.reset();
+    state.out.allow_external = false;
+    return_scratch(state);
+    result.map_err(|e| wrap_recursion(py, e))
+}
+
 /// Serialize obj as a bytes object (a standard pickle).
 ///
 /// protocol defaults to cloudpickle.DEFAULT_PROTOCOL, the highest protocol
@@ -125,7 +148,7 @@ pub fn dumps<'py>(
 ) -> PyResult<Bound<'py, PyBytes>> {
     let proto = resolve_protocol(protocol)?;
     let opts = one_shot_options(proto, buffer_callback, None)?;
-    let payload = one_shot(py, obj, opts, |state| Ok(PyBytes::new(py, &state.out.buf)))?;
+    let payload = one_shot_into_bytes(py, obj, opts)?;
     let size = payload.as_bytes().len();
     if size > LARGE_PAYLOAD_THRESHOLD.load(Ordering::Relaxed) {
         report_large_payload(py, obj, size, proto)?;

@@ -9,6 +9,15 @@ Hypothesis profiles
       HYPOTHESIS_PROFILE=long python -m pytest tests/test_identity_hypothesis.py
 
 * ``dev``: very few examples, for quick local iterations.
+* ``fuzz``: 100,000 examples per test, the differential fuzzing run (byte
+  identity with ``pickle.dumps`` for builtin data, round trips of generated
+  code and classes)::
+
+      HYPOTHESIS_PROFILE=fuzz python -m pytest tests/test_identity_hypothesis.py \
+          tests/test_fuzz_roundtrip.py -q
+
+Tests marked ``large`` (gigabyte payloads, a million dumps calls) run only
+when ``CLOUDPICKLE_TEST_LARGE=1`` is set.
 """
 
 import os
@@ -29,7 +38,23 @@ if settings is not None:
     settings.register_profile("ci", max_examples=200, **_common)
     settings.register_profile("long", max_examples=20_000, **_common)
     settings.register_profile("dev", max_examples=20, **_common)
+    settings.register_profile("fuzz", max_examples=100_000, **_common)
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "large: gigabyte payloads or very long runs (CLOUDPICKLE_TEST_LARGE=1)"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("CLOUDPICKLE_TEST_LARGE") == "1":
+        return
+    skip = pytest.mark.skip(reason="large test: set CLOUDPICKLE_TEST_LARGE=1 to run it")
+    for item in items:
+        if "large" in item.keywords:
+            item.add_marker(skip)
 
 
 def pytest_report_header(config):

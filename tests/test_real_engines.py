@@ -40,6 +40,17 @@ class Accumulator:
         return self.value
 
 
+@pytest.fixture(scope="module", autouse=True)
+def restore_copyreg():
+    # Importing distributed installs tblib's reducers for every exception
+    # class into copyreg.dispatch_table, for the whole process: undo that
+    # for the tests that run after this module.
+    before = dict(copyreg.dispatch_table)
+    yield
+    copyreg.dispatch_table.clear()
+    copyreg.dispatch_table.update(before)
+
+
 def engine_identity():
     """Where cloudpickle comes from in this process, and whether its engine
     is loaded."""

@@ -25,7 +25,28 @@ pub struct Output {
     frame_start: usize,
     /// Whether frames are being written (protocol >= 4, outside bypasses).
     framing: bool,
+    /// Large bytes objects the payload contains at these offsets of `buf`,
+    /// not copied into it (see `external`).
+    external: Vec<External>,
+    /// Whether `external` may be used (a dump into a bytes object).
+    pub allow_external: bool,
 }
+
+/// A bytes object whose content belongs at offset `at` of the output. A
+/// strong reference is held (bytes are immutable: the content cannot
+/// change before it is copied into the final payload).
+#[derive(Debug)]
+struct External {
+    at: usize,
+    obj: *mut pyo3::ffi::PyObject,
+    len: usize,
+}
+
+// SAFETY: the pointers are only dereferenced (data read, refcounts
+// changed) by methods that require the GIL; an Output moves between threads
+// only inside the GIL-protected thread-local pool or a PyO3 object.
+unsafe impl Send for Output {}
+unsafe impl Sync for Output {}
 
 impl Default for Output {
     fn default() -> Self {
@@ -33,13 +54,21 @@ impl Default for Output {
             buf: Vec::with_capacity(256),
             frame_start: NO_FRAME,
             framing: false,
+            external: Vec::new(),
+            allow_external: false,
         }
     }
 }
 
 impl Output {
-    /// Prepares for a new pickle.
+    /// Prepares for a new pickle. Must run with the GIL held when
+    /// `external` was used (it releases references).
     pub fn reset(&mut self) {
+        for e in self.external.drain(..) {
+            // SAFETY: a strong reference taken in `external`; callers hold
+            // the GIL (see above).
+            unsafe { pyo3::ffi::Py_DECREF(e.obj) };
+        }
         if self.buf.capacity() > KEEP_CAPACITY {
             self.buf = Vec::with_capacity(256);
         } else {
@@ -166,6 +195,58 @@ impl Output {
 
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
+    }
+
+    /// Records that the content of the bytes object `obj` (`len` bytes)
+    /// comes next, without copying it: the final payload is assembled once
+    /// by `to_pybytes`, so a large bytes object costs one copy (into the
+    /// result), not two (into this buffer, then into the result).
+    ///
+    /// # Safety
+    /// GIL held; `obj` is an exact bytes object of `len` bytes.
+    pub unsafe fn external(&mut self, obj: *mut pyo3::ffi::PyObject, len: usize) {
+        pyo3::ffi::Py_INCREF(obj);
+        self.external.push(External {
+            at: self.buf.len(),
+            obj,
+            len,
+        });
+    }
+
+    /// The payload as a bytes object.
+    pub fn to_pybytes<'py>(
+        &self,
+        py: pyo3::Python<'py>,
+    ) -> pyo3::PyResult<pyo3::Bound<'py, pyo3::types::PyBytes>> {
+        if self.external.is_empty() {
+            return Ok(pyo3::types::PyBytes::new(py, &self.buf));
+        }
+        let total = self.buf.len() + self.external.iter().map(|e| e.len).sum::<usize>();
+        // SAFETY: GIL held (we have `py`). The new bytes object has `total`
+        // writable bytes, filled below before it is shared; each external
+        // object is alive (we hold a reference) and owns `len` bytes.
+        unsafe {
+            let raw = pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), total as isize);
+            let result = crate::errors::owned(py, raw)?;
+            let dst = pyo3::ffi::PyBytes_AsString(raw) as *mut u8;
+            let mut written = 0usize;
+            let mut from = 0usize;
+            for e in &self.external {
+                let part = &self.buf[from..e.at];
+                std::ptr::copy_nonoverlapping(part.as_ptr(), dst.add(written), part.len());
+                written += part.len();
+                let src = pyo3::ffi::PyBytes_AsString(e.obj) as *const u8;
+                std::ptr::copy_nonoverlapping(src, dst.add(written), e.len);
+                written += e.len;
+                from = e.at;
+            }
+            let rest = &self.buf[from..];
+            std::ptr::copy_nonoverlapping(rest.as_ptr(), dst.add(written), rest.len());
+            debug_assert_eq!(written + rest.len(), total);
+            result
+                .cast_into::<pyo3::types::PyBytes>()
+                .map_err(Into::into)
+        }
     }
 }
 
