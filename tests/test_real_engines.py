@@ -134,6 +134,15 @@ def test_dask_ships_a_large_array_captured_by_a_closure(dask_client):
         return float(big.sum())
 
     assert dask_client.submit(total, pure=False).result(timeout=TIMEOUT) == float(big.sum())
+    # Dask's pickling entry point sends the array out of band (protocol 5):
+    # the payload itself is small, the array's memory travels as a buffer.
+    import distributed.protocol.pickle as dask_pickle
+
+    buffers = []
+    payload = dask_pickle.dumps(total, buffer_callback=buffers.append)
+    assert len(payload) < 10_000
+    assert sum(memoryview(b).nbytes for b in buffers) == big.nbytes
+    assert dask_pickle.loads(payload, buffers=buffers)() == float(big.sum())
 
 
 def test_dask_runs_a_module_registered_by_value(dask_client, tmp_path):

@@ -525,10 +525,30 @@ impl<'s, 'py> Engine<'s, 'py> {
         dictoffset: ffi::Py_ssize_t,
     ) -> PyResult<()> {
         let py = self.py;
-        let object = borrowed(py, obj);
-        let func = object.getattr(pyo3::intern!(py, "func"))?;
-        let args = object.getattr(pyo3::intern!(py, "args"))?;
-        let keywords = object.getattr(pyo3::intern!(py, "keywords"))?;
+        let (func, args, keywords) = match partial_member_offsets((*obj).ob_type) {
+            // SAFETY: offsets of object members (T_OBJECT, never null for a
+            // constructed partial) declared by the type itself, read from
+            // an instance of that exact type.
+            Some([f, a, k]) => {
+                let at = |offset: isize| {
+                    let p = *((obj as *mut u8).offset(offset) as *mut *mut ffi::PyObject);
+                    if p.is_null() {
+                        py.None().into_bound(py)
+                    } else {
+                        borrowed(py, p)
+                    }
+                };
+                (at(f), at(a), at(k))
+            }
+            None => {
+                let object = borrowed(py, obj);
+                (
+                    object.getattr(pyo3::intern!(py, "func"))?,
+                    object.getattr(pyo3::intern!(py, "args"))?,
+                    object.getattr(pyo3::intern!(py, "keywords"))?,
+                )
+            }
+        };
         // The instance dict slot as partial_reduce reads it: None when it
         // was never created (reading `__dict__` would create it).
         // SAFETY: a positive tp_dictoffset is the offset of the dict
@@ -597,4 +617,37 @@ pub(crate) unsafe fn name<'py>(
     s: *mut ffi::PyObject,
 ) -> Bound<'py, pyo3::types::PyString> {
     Bound::from_borrowed_ptr(py, s).cast_into_unchecked()
+}
+
+/// Offsets of the `func`, `args` and `keywords` members of
+/// `functools.partial` instances, from the type's own member table (looked
+/// up once; None if the type does not declare them as object members).
+///
+/// # Safety
+/// GIL held; `tp` is the `functools.partial` type.
+unsafe fn partial_member_offsets(tp: *mut ffi::PyTypeObject) -> Option<[isize; 3]> {
+    static OFFSETS: std::sync::OnceLock<Option<[isize; 3]>> = std::sync::OnceLock::new();
+    *OFFSETS.get_or_init(|| {
+        let mut found = [None; 3];
+        let mut member = (*tp).tp_members;
+        while !member.is_null() && !(*member).name.is_null() {
+            let name = std::ffi::CStr::from_ptr((*member).name).to_bytes();
+            let slot = match name {
+                b"func" => 0,
+                b"args" => 1,
+                b"keywords" => 2,
+                _ => {
+                    member = member.add(1);
+                    continue;
+                }
+            };
+            // T_OBJECT (6, null reads as None) or T_OBJECT_EX.
+            const T_OBJECT: std::os::raw::c_int = 6;
+            if (*member).type_code == T_OBJECT || (*member).type_code == ffi::Py_T_OBJECT_EX {
+                found[slot] = Some((*member).offset);
+            }
+            member = member.add(1);
+        }
+        Some([found[0]?, found[1]?, found[2]?])
+    })
 }

@@ -224,6 +224,26 @@ impl<'s, 'py> Engine<'s, 'py> {
             } else {
                 None
             };
+        if tp == std::ptr::addr_of_mut!(ffi::PyType_Type) {
+            // A class whose metaclass is `type`: `__name__` is the heap
+            // type's name object, or the last component of `tp_name`.
+            let t = callable.as_ptr() as *mut ffi::PyTypeObject;
+            if ((*t).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE) != 0 {
+                let name = (*(t as *mut ffi::PyHeapTypeObject)).ht_name;
+                if !name.is_null() && ffi::PyUnicode_CheckExact(name) != 0 {
+                    let name = borrowed(self.py, name).cast_into::<PyString>()?;
+                    let name = name.to_cow()?;
+                    return Ok((name == "__newobj__", name == "__newobj_ex__"));
+                }
+            } else if !(*t).tp_name.is_null() {
+                let full = std::ffi::CStr::from_ptr((*t).tp_name).to_bytes();
+                let short = match full.iter().rposition(|&b| b == b'.') {
+                    Some(i) => &full[i + 1..],
+                    None => full,
+                };
+                return Ok((short == b"__newobj__", short == b"__newobj_ex__"));
+            }
+        }
         if let Some(name) = direct {
             let name = name.cast_into::<PyString>()?;
             let name = name.to_cow()?;
