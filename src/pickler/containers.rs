@@ -80,7 +80,7 @@ impl<'s, 'py> Engine<'s, 'py> {
             while i < ffi::PyList_GET_SIZE(obj) {
                 let item = ffi::PyList_GET_ITEM(obj, i);
                 let t = self.is_transient(item);
-                save_child!(self, item, t).map_err(|e| self.failed_at(Step::Item(i), e))?;
+                save_child!(self, item, t).map_err(|e| self.failed_at(Step::Item(i), item, e))?;
                 self.out.byte(APPEND);
                 i += 1;
             }
@@ -89,7 +89,7 @@ impl<'s, 'py> Engine<'s, 'py> {
         if len == 1 {
             let item = ffi::PyList_GET_ITEM(obj, 0);
             let t = self.is_transient(item);
-            save_child!(self, item, t).map_err(|e| self.failed_at(Step::Item(0), e))?;
+            save_child!(self, item, t).map_err(|e| self.failed_at(Step::Item(0), item, e))?;
             self.out.byte(APPEND);
             return Ok(());
         }
@@ -100,7 +100,8 @@ impl<'s, 'py> Engine<'s, 'py> {
             while total < ffi::PyList_GET_SIZE(obj) {
                 let item = ffi::PyList_GET_ITEM(obj, total);
                 let t = self.is_transient(item);
-                save_child!(self, item, t).map_err(|e| self.failed_at(Step::Item(total), e))?;
+                save_child!(self, item, t)
+                    .map_err(|e| self.failed_at(Step::Item(total), item, e))?;
                 total += 1;
                 batch += 1;
                 if batch == BATCHSIZE {
@@ -198,12 +199,12 @@ impl<'s, 'py> Engine<'s, 'py> {
         let t = self.is_transient_value(value);
         let r = match self.save(key, tk) {
             Ok(()) => self.save(value, t).map_err(|e| {
-                let key = pyo3::Bound::from_borrowed_ptr(self.py, key).unbind();
-                self.failed_at(Step::Value(key), e)
+                let key_obj = pyo3::Bound::from_borrowed_ptr(self.py, key).unbind();
+                self.failed_at(Step::Value(key_obj), value, e)
             }),
             Err(e) => {
-                let key = pyo3::Bound::from_borrowed_ptr(self.py, key).unbind();
-                Err(self.failed_at(Step::Key(key), e))
+                let key_obj = pyo3::Bound::from_borrowed_ptr(self.py, key).unbind();
+                Err(self.failed_at(Step::Key(key_obj), key, e))
             }
         };
         ffi::Py_DECREF(key);
@@ -239,8 +240,9 @@ impl<'s, 'py> Engine<'s, 'py> {
         for i in 0..len {
             // Tuple items are not transient: a recursive tuple is traversed
             // twice (see below).
-            self.save(ffi::PyTuple_GET_ITEM(obj, i), false)
-                .map_err(|e| self.failed_at(Step::Item(i), e))?;
+            let item = ffi::PyTuple_GET_ITEM(obj, i);
+            self.save(item, false)
+                .map_err(|e| self.failed_at(Step::Item(i), item, e))?;
         }
         // Saving the items memoized the tuple itself: it is recursive, so
         // drop what was pushed and fetch it from the memo.
@@ -300,7 +302,7 @@ impl<'s, 'py> Engine<'s, 'py> {
                 }
                 let item = Bound::from_owned_ptr(self.py, item);
                 self.save(item.as_ptr(), false)
-                    .map_err(|e| self.failed_at(Step::SetItem, e))?;
+                    .map_err(|e| self.failed_at(Step::SetItem, item.as_ptr(), e))?;
                 batch += 1;
                 if batch == BATCHSIZE {
                     break;
@@ -358,7 +360,7 @@ impl<'s, 'py> Engine<'s, 'py> {
             }
             let item = Bound::from_owned_ptr(self.py, item);
             self.save(item.as_ptr(), false)
-                .map_err(|e| self.failed_at(Step::SetItem, e))?;
+                .map_err(|e| self.failed_at(Step::SetItem, item.as_ptr(), e))?;
         }
         if let Some(idx) = self.memo.get(obj) {
             self.out.byte(POP_MARK);

@@ -161,7 +161,7 @@ impl<'s, 'py> Engine<'s, 'py> {
         let dict_transient = self.transient_memo && ffi::Py_REFCNT(dict.as_ptr()) == 2;
 
         self.save(tp.cast(), false)
-            .map_err(|e| self.failed_at(super::trail::Step::Callable, e))?;
+            .map_err(|e| self.failed_at(super::trail::Step::Callable, tp.cast(), e))?;
         self.save(self.c.empty_tuple, false)?;
         self.out.byte(NEWOBJ);
         if let Some(idx) = self.memo.get(obj) {
@@ -172,7 +172,7 @@ impl<'s, 'py> Engine<'s, 'py> {
         self.memo_put(obj, transient)?;
         if ffi::PyDict_Size(dict.as_ptr()) != 0 {
             self.save(dict.as_ptr(), dict_transient)
-                .map_err(|e| self.failed_at(super::trail::Step::State, e))?;
+                .map_err(|e| self.failed_at(super::trail::Step::State, dict.as_ptr(), e))?;
             self.out.byte(BUILD);
         }
         Ok(true)

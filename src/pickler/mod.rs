@@ -200,8 +200,13 @@ impl<'s, 'py> Engine<'s, 'py> {
         self.out.set_framing(false);
         self.memo.drop_pending();
         if let Err(e) = result {
-            return Err(match &self.trail {
-                Some(trail) => trail.annotate(self.py, e),
+            return Err(match &mut self.trail {
+                Some(trail) => {
+                    // SAFETY: `obj` is alive (borrowed from the caller).
+                    unsafe { trail.push_object(self.py, obj.as_ptr()) };
+                    trail.annotate(self.py, e)
+                }
+                // The object passed in failed itself: nothing to add.
                 None => e,
             });
         }
@@ -355,24 +360,6 @@ impl<'s, 'py> Engine<'s, 'py> {
     /// # Safety
     /// GIL held; `obj` alive for the whole call.
     pub(crate) unsafe fn save(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
-        match self.save_checked(obj, transient) {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.save_failed(obj, e)),
-        }
-    }
-
-    /// On the way up, each enclosing save records its object (see `trail`).
-    #[cold]
-    #[inline(never)]
-    unsafe fn save_failed(&mut self, obj: *mut ffi::PyObject, err: PyErr) -> PyErr {
-        self.trail
-            .get_or_insert_with(Default::default)
-            .push_object(self.py, obj);
-        err
-    }
-
-    #[inline(always)]
-    unsafe fn save_checked(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
         self.boundary()?;
         if self.persistent_id.is_some() && self.save_pers(obj)? {
             return Ok(());
@@ -380,10 +367,23 @@ impl<'s, 'py> Engine<'s, 'py> {
         self.save_body(obj, transient)
     }
 
-    /// Records which part of the object being saved failed; returns `err`.
+    /// Records, as an error travels up, the child whose save failed (null
+    /// when not known) and which part of the object being saved it was
+    /// (see `trail`); returns `err`. Only error paths call this: `save`
+    /// itself records nothing, so the success path pays nothing.
     #[cold]
-    pub(super) fn failed_at(&mut self, step: trail::Step, err: PyErr) -> PyErr {
-        self.trail.get_or_insert_with(Default::default).push(step);
+    #[inline(never)]
+    pub(super) unsafe fn failed_at(
+        &mut self,
+        step: trail::Step,
+        child: *mut ffi::PyObject,
+        err: PyErr,
+    ) -> PyErr {
+        let trail = self.trail.get_or_insert_with(Default::default);
+        if !child.is_null() {
+            trail.push_object(self.py, child);
+        }
+        trail.push(step);
         err
     }
 
@@ -583,7 +583,7 @@ impl<'s, 'py> Engine<'s, 'py> {
         if self.bin {
             self.boundary()?;
             self.save_body(pid.as_ptr(), false)
-                .map_err(|e| self.failed_at(trail::Step::PersistentId, e))?;
+                .map_err(|e| self.failed_at(trail::Step::PersistentId, pid.as_ptr(), e))?;
             self.out.byte(BINPERSID);
         } else {
             let text = pid.str()?;

@@ -152,16 +152,16 @@ impl<'s, 'py> Engine<'s, 'py> {
                 self.check_class(o, &cls, "args[0] from __newobj__ args has the wrong class")?;
             }
             self.save(cls.as_ptr(), false)
-                .map_err(|e| self.failed_at(Step::Callable, e))?;
+                .map_err(|e| self.failed_at(Step::Callable, cls.as_ptr(), e))?;
             let rest = args.get_slice(1, args.len());
             self.save(rest.as_ptr(), false)
-                .map_err(|e| self.failed_at(Step::Args(1), e))?;
+                .map_err(|e| self.failed_at(Step::Args(1), rest.as_ptr(), e))?;
             self.out.byte(NEWOBJ);
         } else {
             self.save(callable.as_ptr(), false)
-                .map_err(|e| self.failed_at(Step::Callable, e))?;
+                .map_err(|e| self.failed_at(Step::Callable, callable.as_ptr(), e))?;
             self.save(args.as_ptr(), false)
-                .map_err(|e| self.failed_at(Step::Args(0), e))?;
+                .map_err(|e| self.failed_at(Step::Args(0), args.as_ptr(), e))?;
             self.out.byte(REDUCE);
         }
 
@@ -176,17 +176,17 @@ impl<'s, 'py> Engine<'s, 'py> {
         }
         if let Some(li) = listitems {
             self.batch_list_iter(&li)
-                .map_err(|e| self.failed_at(Step::ListItems, e))?;
+                .map_err(|e| self.failed_at(Step::ListItems, std::ptr::null_mut(), e))?;
         }
         if let Some(di) = dictitems {
             self.batch_dict_iter(&di)
-                .map_err(|e| self.failed_at(Step::DictItems, e))?;
+                .map_err(|e| self.failed_at(Step::DictItems, std::ptr::null_mut(), e))?;
         }
         if let Some(state) = state {
             match state_setter {
                 None => {
                     self.save(state.as_ptr(), false)
-                        .map_err(|e| self.failed_at(Step::State, e))?;
+                        .map_err(|e| self.failed_at(Step::State, state.as_ptr(), e))?;
                     self.out.byte(BUILD);
                 }
                 Some(setter) => {
@@ -195,7 +195,7 @@ impl<'s, 'py> Engine<'s, 'py> {
                     self.save(setter.as_ptr(), false)?;
                     self.save(o, false)?;
                     self.save(state.as_ptr(), false)
-                        .map_err(|e| self.failed_at(Step::State, e))?;
+                        .map_err(|e| self.failed_at(Step::State, state.as_ptr(), e))?;
                     self.out.bytes(&[TUPLE2, REDUCE, POP]);
                 }
             }
@@ -332,11 +332,11 @@ impl<'s, 'py> Engine<'s, 'py> {
         }
         if self.proto >= 4 {
             self.save(cls.as_ptr(), false)
-                .map_err(|e| self.failed_at(Step::Callable, e))?;
+                .map_err(|e| self.failed_at(Step::Callable, cls.as_ptr(), e))?;
             self.save(cargs.as_ptr(), false)
-                .map_err(|e| self.failed_at(Step::Args(0), e))?;
+                .map_err(|e| self.failed_at(Step::Args(0), cargs.as_ptr(), e))?;
             self.save(kwargs.as_ptr(), false)
-                .map_err(|e| self.failed_at(Step::Args(0), e))?;
+                .map_err(|e| self.failed_at(Step::Args(0), kwargs.as_ptr(), e))?;
             self.out.byte(NEWOBJ_EX);
         } else {
             // functools.partial(cls.__new__, cls, *args, **kwargs)()
