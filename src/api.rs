@@ -121,7 +121,7 @@ fn one_shot_into_bytes<'py>(
         let mut engine = Engine::new(py, &mut state, opts);
         engine.dump(obj)
     };
-    let result = result.and_then(|()| state.out.to_pybytes(py));
+    let result = result.and_then(|()| state.out.take_pybytes(py));
     // SAFETY: the GIL is held; the memo's references are released here,
     // after the engine is gone.
     unsafe { state.memo.clear() };

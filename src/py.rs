@@ -19,6 +19,12 @@ extern "C" {
     /// Public since 3.8 (`Include/cpython/picklebufobject.h`).
     pub static mut PyPickleBuffer_Type: ffi::PyTypeObject;
     pub fn PyPickleBuffer_GetBuffer(obj: *mut ffi::PyObject) -> *const ffi::Py_buffer;
+    /// Public C API (`Include/cpython/bytesobject.h`), not re-exported by
+    /// pyo3-ffi: reallocates a bytes object that nobody else references.
+    pub fn _PyBytes_Resize(
+        bytes: *mut *mut ffi::PyObject,
+        newsize: ffi::Py_ssize_t,
+    ) -> std::os::raw::c_int;
 }
 
 /// Strong references kept for the life of the process; raw pointers so the

@@ -262,3 +262,40 @@ def test_buffer_callback_with_default_protocol():
     buf = io.BytesIO()
     cloudpickle.dump(obj, buf, buffer_callback=Collector(False))
     assert_same_bytes(buf.getvalue(), data)
+
+
+class _Scribbler:
+    """Overwrites ``target`` when pickled: a later object in the same dump
+    changing a buffer that was already written."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        self.target[:4] = b"XXXX"
+        return (str, ("scribbled",))
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_large_payloads_go_straight_into_the_result(protocol):
+    """Payloads of 64 KiB or more are copied straight into the final bytes
+    object, between small opcodes, several times over (the result grows):
+    the bytes are pickle's, and a writable buffer changed later in the same
+    dump keeps the content it had when it was written."""
+    sizes = [65_536, 70_001, 1_000_000, 3_000_000, 131_072]
+    for make in (bytes, bytearray):
+        items = []
+        for i, n in enumerate(sizes):
+            items.append({"i": i, "text": "x" * (n // 3)})
+            items.append(make(bytes([i + 1])) * n)
+        if protocol >= 5:
+            target = bytearray(b"A" * 100_000)
+            items.append(_pb(target))
+            items.append(_Scribbler(target))
+        expected = pickle.dumps(items, protocol=protocol)
+        if protocol >= 5:
+            target[:4] = b"AAAA"
+        assert_same_bytes(cloudpickle.dumps(items, protocol=protocol), expected)
+        if protocol >= 5:
+            loaded = pickle.loads(expected)
+            assert bytes(loaded[-2][:4]) == b"AAAA"

@@ -82,7 +82,6 @@ def test_numpy_array_over_2_gib(band):
         assert result["buffers"] == 1 and result["payload"] < 1000
         assert result["extra"] < 100 * 2**20, result
     else:
-        # NumPy hands pickle a writable buffer, which is copied into the
-        # output as pickle does (not referenced: it could still change),
-        # then into the result: two copies.
-        assert result["extra"] <= result["payload"] * 2.1, result
+        # NumPy hands over a writable buffer: it is copied once, straight
+        # into the result (which grows by remapping, not copying).
+        assert result["extra"] <= result["payload"] * 1.1, result

@@ -259,14 +259,9 @@ impl<'s, 'py> Engine<'s, 'py> {
                 None => pyo3::types::PyBytes::new(self.py, data).into_any(),
             };
             write.call1((chunk,))?;
-        } else if bypass
-            && self.out.allow_external
-            && payload.is_some_and(|p| ffi::PyBytes_CheckExact(p) != 0)
-        {
-            // A large bytes object, left where it is until the payload is
-            // assembled (one copy instead of two).
-            self.out
-                .external(payload.expect("checked above"), data.len());
+        } else if bypass && self.out.allow_external {
+            // Straight into the final bytes object: one copy, not two.
+            self.out.append_large(self.py, data)?;
         } else {
             self.out.bytes(data);
         }

@@ -25,26 +25,20 @@ pub struct Output {
     frame_start: usize,
     /// Whether frames are being written (protocol >= 4, outside bypasses).
     framing: bool,
-    /// Large bytes objects the payload contains at these offsets of `buf`,
-    /// not copied into it (see `external`).
-    external: Vec<External>,
-    /// Whether `external` may be used (a dump into a bytes object).
+    /// The part of the payload already moved into its final bytes object
+    /// (see `append_large`): `head_len` bytes of `head`, which has room for
+    /// more. Null until a large payload is written.
+    head: *mut pyo3::ffi::PyObject,
+    head_len: usize,
+    /// The size of `head` (its room).
+    head_cap: usize,
+    /// Whether `head` may be used (a dump into a bytes object).
     pub allow_external: bool,
 }
 
-/// A bytes object whose content belongs at offset `at` of the output. A
-/// strong reference is held (bytes are immutable: the content cannot
-/// change before it is copied into the final payload).
-#[derive(Debug)]
-struct External {
-    at: usize,
-    obj: *mut pyo3::ffi::PyObject,
-    len: usize,
-}
-
-// SAFETY: the pointers are only dereferenced (data read, refcounts
-// changed) by methods that require the GIL; an Output moves between threads
-// only inside the GIL-protected thread-local pool or a PyO3 object.
+// SAFETY: `head` is only dereferenced (data written, resized, released) by
+// methods that require the GIL; an Output moves between threads only inside
+// the GIL-protected thread-local pool or a PyO3 object.
 unsafe impl Send for Output {}
 unsafe impl Sync for Output {}
 
@@ -54,7 +48,9 @@ impl Default for Output {
             buf: Vec::with_capacity(256),
             frame_start: NO_FRAME,
             framing: false,
-            external: Vec::new(),
+            head: std::ptr::null_mut(),
+            head_len: 0,
+            head_cap: 0,
             allow_external: false,
         }
     }
@@ -62,13 +58,16 @@ impl Default for Output {
 
 impl Output {
     /// Prepares for a new pickle. Must run with the GIL held when
-    /// `external` was used (it releases references).
+    /// `append_large` was used (it releases the head).
     pub fn reset(&mut self) {
-        for e in self.external.drain(..) {
-            // SAFETY: a strong reference taken in `external`; callers hold
-            // the GIL (see above).
-            unsafe { pyo3::ffi::Py_DECREF(e.obj) };
+        if !self.head.is_null() {
+            // SAFETY: our own reference (see `append_large`); callers hold
+            // the GIL.
+            unsafe { pyo3::ffi::Py_DECREF(self.head) };
+            self.head = std::ptr::null_mut();
         }
+        self.head_len = 0;
+        self.head_cap = 0;
         if self.buf.capacity() > KEEP_CAPACITY {
             self.buf = Vec::with_capacity(256);
         } else {
@@ -197,53 +196,80 @@ impl Output {
         self.buf.is_empty()
     }
 
-    /// Records that the content of the bytes object `obj` (`len` bytes)
-    /// comes next, without copying it: the final payload is assembled once
-    /// by `to_pybytes`, so a large bytes object costs one copy (into the
-    /// result), not two (into this buffer, then into the result).
+    /// Appends `data`, a large payload, to the final bytes object directly:
+    /// what `buf` holds goes first, then `data`, and `buf` starts again
+    /// empty. The final object grows geometrically by `realloc`, which for
+    /// large blocks remaps pages instead of copying them, so a large payload
+    /// is copied once (into the result), not twice (into this buffer, then
+    /// into the result). The copy is taken now, so a mutable buffer changed
+    /// later during the same dump does not change the payload.
     ///
     /// # Safety
-    /// GIL held; `obj` is an exact bytes object of `len` bytes.
-    pub unsafe fn external(&mut self, obj: *mut pyo3::ffi::PyObject, len: usize) {
-        pyo3::ffi::Py_INCREF(obj);
-        self.external.push(External {
-            at: self.buf.len(),
-            obj,
-            len,
-        });
+    /// GIL held; no frame is open.
+    pub unsafe fn append_large(&mut self, py: pyo3::Python<'_>, data: &[u8]) -> pyo3::PyResult<()> {
+        debug_assert!(self.frame_start == NO_FRAME);
+        let needed = self.head_len + self.buf.len() + data.len();
+        if needed > self.head_cap {
+            let size = needed.max(self.head_cap.saturating_mul(2));
+            self.resize_head(py, size)?;
+        }
+        // `head` has room for `needed` bytes (ensured above) and is ours
+        // alone; `buf` and `data` cannot overlap it.
+        let dst = pyo3::ffi::PyBytes_AsString(self.head) as *mut u8;
+        std::ptr::copy_nonoverlapping(self.buf.as_ptr(), dst.add(self.head_len), self.buf.len());
+        self.head_len += self.buf.len();
+        std::ptr::copy_nonoverlapping(data.as_ptr(), dst.add(self.head_len), data.len());
+        self.head_len += data.len();
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Makes `head` a bytes object of `size` bytes, keeping its first
+    /// `head_len` bytes.
+    unsafe fn resize_head(&mut self, py: pyo3::Python<'_>, size: usize) -> pyo3::PyResult<()> {
+        let size =
+            isize::try_from(size).map_err(|_| pyo3::exceptions::PyMemoryError::new_err(()))?;
+        if self.head.is_null() {
+            let raw = pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), size);
+            if raw.is_null() {
+                return Err(crate::errors::fetch(py));
+            }
+            self.head = raw;
+        } else if crate::py::_PyBytes_Resize(&mut self.head, size) != 0 {
+            // On failure the object was released and the pointer cleared.
+            self.head = std::ptr::null_mut();
+            self.head_len = 0;
+            self.head_cap = 0;
+            return Err(crate::errors::fetch(py));
+        }
+        self.head_cap = size as usize;
+        Ok(())
     }
 
     /// The payload as a bytes object.
-    pub fn to_pybytes<'py>(
-        &self,
+    pub fn take_pybytes<'py>(
+        &mut self,
         py: pyo3::Python<'py>,
     ) -> pyo3::PyResult<pyo3::Bound<'py, pyo3::types::PyBytes>> {
-        if self.external.is_empty() {
+        if self.head.is_null() {
             return Ok(pyo3::types::PyBytes::new(py, &self.buf));
         }
-        let total = self.buf.len() + self.external.iter().map(|e| e.len).sum::<usize>();
-        // SAFETY: GIL held (we have `py`). The new bytes object has `total`
-        // writable bytes, filled below before it is shared; each external
-        // object is alive (we hold a reference) and owns `len` bytes.
+        // SAFETY: GIL held (we have `py`); `head` is our reference to a
+        // bytes object no one else has seen, so it may be resized and
+        // written; it is handed over (and the field cleared) at the end.
         unsafe {
-            let raw = pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), total as isize);
-            let result = crate::errors::owned(py, raw)?;
-            let dst = pyo3::ffi::PyBytes_AsString(raw) as *mut u8;
-            let mut written = 0usize;
-            let mut from = 0usize;
-            for e in &self.external {
-                let part = &self.buf[from..e.at];
-                std::ptr::copy_nonoverlapping(part.as_ptr(), dst.add(written), part.len());
-                written += part.len();
-                let src = pyo3::ffi::PyBytes_AsString(e.obj) as *const u8;
-                std::ptr::copy_nonoverlapping(src, dst.add(written), e.len);
-                written += e.len;
-                from = e.at;
-            }
-            let rest = &self.buf[from..];
-            std::ptr::copy_nonoverlapping(rest.as_ptr(), dst.add(written), rest.len());
-            debug_assert_eq!(written + rest.len(), total);
-            result
+            let total = self.head_len + self.buf.len();
+            self.resize_head(py, total)?;
+            let dst = pyo3::ffi::PyBytes_AsString(self.head) as *mut u8;
+            std::ptr::copy_nonoverlapping(
+                self.buf.as_ptr(),
+                dst.add(self.head_len),
+                self.buf.len(),
+            );
+            let raw = std::mem::replace(&mut self.head, std::ptr::null_mut());
+            self.head_len = 0;
+            self.head_cap = 0;
+            crate::errors::owned(py, raw)?
                 .cast_into::<pyo3::types::PyBytes>()
                 .map_err(Into::into)
         }
