@@ -92,6 +92,25 @@ def _sibling_case():
     return holder
 
 
+class EarlierKiller:
+    """Its reducer empties the list it is in, dropping the (already written)
+    items before it: tuples, and the objects only they hold."""
+
+    def __init__(self, holder):
+        self.holder = holder
+
+    def __reduce__(self):
+        del self.holder[:-1]
+        gc.collect()
+        return (int, (2,))
+
+
+def _earlier_case():
+    holder = [(([i], (str(i) * 3, [i, i])), {"k": (i,)}) for i in range(20)]
+    holder.append(EarlierKiller(holder))
+    return holder
+
+
 def _set_case():
     target = set(range(5))
     target.add(SetMutator(target))
@@ -124,6 +143,7 @@ CASES = {
     "lying __class__": lambda: (LyingClass(), {}),
     "raising __class__": lambda: (RaisingClassProperty(), {}),
     "reducer deletes a sibling": lambda: (_sibling_case(), {}),
+    "reducer deletes the items before it": lambda: (_earlier_case(), {}),
     "reducer runs gc.collect": lambda: ([GcTrigger() for _ in range(50)], {}),
     "set mutated by an item's reducer": lambda: (_set_case(), {}),
     "reduce returns self as args": lambda: (ReturnsSelfAsArgs(), {}),
@@ -187,6 +207,15 @@ def test_no_crash_and_same_exception_type_as_pickle(name, child_outcomes):
         assert ours == ["error", "PicklingError"]
         return
     assert ours == expected
+
+
+def test_items_written_before_a_reducer_that_frees_them():
+    """Objects only a tuple or list holds are written without a memo entry
+    until Python code runs; a reducer that then frees them must not change
+    the payload (pickle's bytes) nor crash."""
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        expected = pickle.dumps(_earlier_case(), protocol=protocol)
+        assert cloudpickle.dumps(_earlier_case(), protocol=protocol) == expected
 
 
 def test_write_failing_midway_in_dump():

@@ -803,3 +803,27 @@ def test_functools_partial_identical_to_pickle(protocol):
     for case in cases:
         assert cloudpickle.dumps(case, protocol) == pickle.dumps(case, protocol)
         pickle.loads(cloudpickle.dumps(case, protocol))
+
+
+def test_functools_partial_in_containers_and_cycles(protocol):
+    """The partial's reduction is written without building its tuples: the
+    memo indices still match pickle's, for partials held only by a tuple or
+    list (their args and keywords then have no other holder), shared ones,
+    nested ones, and partials that reach themselves."""
+    import functools
+    import operator
+
+    shared = functools.partial(operator.add, 1)
+    holder = []
+    self_ref = functools.partial(operator.add, holder)
+    holder.append(self_ref)
+    in_dict = functools.partial(operator.mul, 2)
+    in_dict.me = in_dict
+    cases = [
+        [(functools.partial(max, i, key=abs), (i,), {"scale": 2}) for i in range(300)],
+        ((functools.partial(functools.partial(min, 3), 4), shared), shared),
+        {"p": [self_ref, self_ref], "q": in_dict},
+    ]
+    for case in cases:
+        assert cloudpickle.dumps(case, protocol) == pickle.dumps(case, protocol)
+        pickle.loads(cloudpickle.dumps(case, protocol))

@@ -238,10 +238,16 @@ impl<'s, 'py> Engine<'s, 'py> {
             self.out.byte(MARK);
         }
         for i in 0..len {
-            // Tuple items are not transient: a recursive tuple is traversed
-            // twice (see below).
+            // Tuple items are not transient in general: a recursive tuple is
+            // traversed twice (see below). A transient tuple cannot be
+            // recursive, though: its only referrer is its parent, which is
+            // in the table or transient itself up to an ancestor that is, so
+            // no path leads back to it; an item only it holds is reached
+            // once too. (The root tuple is transient for another reason,
+            // see `dump`.)
             let item = ffi::PyTuple_GET_ITEM(obj, i);
-            self.save(item, false)
+            let t = transient && obj != self.root && self.is_transient(item);
+            self.save(item, t)
                 .map_err(|e| self.failed_at(Step::Item(i), item, e))?;
         }
         // Saving the items memoized the tuple itself: it is recursive, so

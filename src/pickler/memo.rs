@@ -118,6 +118,15 @@ impl Memo {
         index
     }
 
+    /// Hands out the next index without recording any object (see
+    /// `Engine::memo_skip`).
+    #[inline]
+    pub fn skip(&mut self) -> usize {
+        let index = self.next_index;
+        self.next_index += 1;
+        index
+    }
+
     /// # Safety
     /// The GIL must be held and `obj` must be a live object.
     unsafe fn insert(&mut self, obj: *mut ffi::PyObject, index: usize) {

@@ -115,6 +115,12 @@ pub struct Engine<'s, 'py> {
     /// Whether refcount-1 objects may be parked instead of memoized; turned
     /// off for good the first time Python code is about to run.
     transient_memo: bool,
+    /// The object passed to `dump`: a root tuple is transient for another
+    /// reason than its items (see `dump`), which do not inherit it.
+    root: *mut ffi::PyObject,
+    /// Whether reductions may be written without building their temporary
+    /// tuples (see `memo_skip`): a one-shot dump, whose memo nobody sees.
+    private_temporaries: bool,
     /// Lowest stack address the engine may recurse down to.
     stack_floor: usize,
     fast: bool,
@@ -165,6 +171,8 @@ impl<'s, 'py> Engine<'s, 'py> {
             buffer_callback: opts.buffer_callback,
             reducer_override: opts.reducer_override,
             transient_memo: opts.transient_memo && opts.persistent_id.is_none(),
+            root: std::ptr::null_mut(),
+            private_temporaries: opts.transient_memo,
             persistent_id: opts.persistent_id,
             dispatch: Dispatch::new(opts.dispatch_table),
             globals_ref: opts.globals_ref,
@@ -192,6 +200,7 @@ impl<'s, 'py> Engine<'s, 'py> {
         // its memo entry can never be looked up (for a one-shot dump).
         let root_transient =
             self.transient_memo && unsafe { ffi::PyTuple_CheckExact(obj.as_ptr()) } != 0;
+        self.root = obj.as_ptr();
         let result = unsafe { self.save(obj.as_ptr(), root_transient) };
         let result = result.map(|()| {
             self.out.byte(STOP);
@@ -280,6 +289,27 @@ impl<'s, 'py> Engine<'s, 'py> {
     fn leave(&mut self) {
         // SAFETY: paired with a successful `enter`.
         unsafe { ffi::Py_LeaveRecursiveCall() };
+    }
+
+    /// Writes a memo index (MEMOIZE, BINPUT or LONG_BINPUT) for an object
+    /// that only the engine has, and will never meet again: the index is
+    /// taken, as pickle would take it, but no entry is made. Protocol >= 1.
+    #[inline(always)]
+    fn memo_skip(&mut self) -> PyResult<()> {
+        if self.fast {
+            return Ok(());
+        }
+        let idx = self.memo.skip();
+        if self.proto >= 4 {
+            self.out.byte(MEMOIZE);
+        } else if idx < 256 {
+            self.out.op_u8(BINPUT, idx as u8);
+        } else if idx <= u32::MAX as usize {
+            self.out.op_u32(LONG_BINPUT, idx as u32);
+        } else {
+            return Err(self.pickling_error("memo id too large for LONG_BINPUT"));
+        }
+        Ok(())
     }
 
     /// Writes the memo index of `obj` (MEMOIZE, BINPUT, LONG_BINPUT or PUT)
@@ -511,7 +541,7 @@ impl<'s, 'py> Engine<'s, 'py> {
             return Ok(());
         }
         if tp == self.c.partial.cast() && (*tp).tp_dictoffset > 0 {
-            return self.save_partial(obj, (*tp).tp_dictoffset);
+            return self.save_partial(obj, (*tp).tp_dictoffset, transient);
         }
         self.save_by_reduce_ex(obj, tp)
     }
@@ -523,6 +553,7 @@ impl<'s, 'py> Engine<'s, 'py> {
         &mut self,
         obj: *mut ffi::PyObject,
         dictoffset: ffi::Py_ssize_t,
+        transient: bool,
     ) -> PyResult<()> {
         let py = self.py;
         let (func, args, keywords) = match partial_member_offsets((*obj).ob_type) {
@@ -559,14 +590,71 @@ impl<'s, 'py> Engine<'s, 'py> {
         } else {
             borrowed(py, slot)
         };
-        let tp = borrowed(py, self.c.partial);
-        let args1 = pyo3::types::PyTuple::new(py, [&func])?;
-        let state = pyo3::types::PyTuple::new(py, [func, args, keywords, dict])?;
-        crate::py::untrack(&args1);
-        crate::py::untrack(&state);
-        let rv = pyo3::types::PyTuple::new(py, [tp, args1.into_any(), state.into_any()])?;
-        crate::py::untrack(&rv);
-        self.save_reduce(rv.as_ptr(), Some(obj))
+        if self.proto < 2 || !self.private_temporaries || self.persistent_id.is_some() {
+            let tp = borrowed(py, self.c.partial);
+            let args1 = pyo3::types::PyTuple::new(py, [&func])?;
+            let state = pyo3::types::PyTuple::new(py, [func, args, keywords, dict])?;
+            crate::py::untrack(&args1);
+            crate::py::untrack(&state);
+            let rv = pyo3::types::PyTuple::new(py, [tp, args1.into_any(), state.into_any()])?;
+            crate::py::untrack(&rv);
+            return self.save_reduce(rv.as_ptr(), Some(obj));
+        }
+        self.enter()?;
+        let r = self.write_partial(obj, [&func, &args, &keywords, &dict], transient);
+        self.leave();
+        r
+    }
+
+    /// What `save_reduce` writes for the reduction of `save_partial`, with
+    /// the two tuples it would have built (`(func,)` and the state) only
+    /// written: the same opcodes, and the same memo indices, but no tuple
+    /// objects and no memo entries for them (no one else can refer to
+    /// tuples that do not exist). Protocol 2 and later.
+    unsafe fn write_partial(
+        &mut self,
+        obj: *mut ffi::PyObject,
+        state: [&Bound<'py, PyAny>; 4],
+        transient: bool,
+    ) -> PyResult<()> {
+        let py = self.py;
+        let func = state[0];
+        let tp: *mut ffi::PyObject = self.c.partial.cast();
+        self.save(tp, false)
+            .map_err(|e| self.failed_at(trail::Step::Callable, tp, e))?;
+        // The arguments, (func,).
+        self.boundary()?;
+        if let Err(e) = self.save(func.as_ptr(), false) {
+            let e = self.failed_at(trail::Step::Item(0), func.as_ptr(), e);
+            let args1 = pyo3::types::PyTuple::new(py, [func])?;
+            return Err(self.failed_at(trail::Step::Args(0), args1.as_ptr(), e));
+        }
+        self.out.byte(TUPLE1);
+        self.memo_skip()?;
+        self.out.byte(REDUCE);
+        if let Some(idx) = self.memo.get(obj) {
+            // Recursive: saving func memoized the partial already.
+            self.out.byte(POP);
+            return self.memo_get(idx);
+        }
+        self.memo_put(obj, transient)?;
+        // The state, (func, args, keywords, __dict__ or None). Only the
+        // partial holds its args tuple and keywords dict, when it is itself
+        // held only by a container being traversed (`transient`).
+        self.boundary()?;
+        self.out.byte(MARK);
+        for (i, item) in state.iter().enumerate() {
+            let t = transient && (i == 1 || i == 2) && ffi::Py_REFCNT(item.as_ptr()) == 1;
+            if let Err(e) = self.save(item.as_ptr(), t) {
+                let e = self.failed_at(trail::Step::Item(i as isize), item.as_ptr(), e);
+                let whole = pyo3::types::PyTuple::new(py, state)?;
+                return Err(self.failed_at(trail::Step::State, whole.as_ptr(), e));
+            }
+        }
+        self.out.byte(TUPLE);
+        self.memo_skip()?;
+        self.out.byte(BUILD);
+        Ok(())
     }
 
     /// Calls persistent_id(obj); writes the id and returns true if it is
