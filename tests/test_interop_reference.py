@@ -242,7 +242,37 @@ MAIN_SCRIPT = textwrap.dedent(
         return counter
 
 
-    objs = [compute, square, make_power(3), fact, tags, bump, read, functools.partial(compute, scale=5)]
+    def many_cells(a, b, c, d, e):
+        def inner() -> int:
+            return a + b + c + d + e
+
+        return inner
+
+
+    def g(x: int = 1, *, y: "str" = "q"):
+        return x
+
+
+    def not_yet():
+        def uses_later():
+            return later
+
+        later = 1
+        return uses_later
+
+
+    WIDE = {f"v{i}": i for i in range(1005)}
+    globals().update(WIDE)
+    exec("def wide():\\n    return " + " + ".join(WIDE), globals())
+
+
+    def gen(n):
+        yield from range(n)
+
+
+    extra = [many_cells(1, 2, 3, 4, 5), g, not_yet(), wide, gen, lambda: g]
+    objs = [compute, square, make_power(3), fact, tags, bump, read,
+            functools.partial(compute, scale=5), extra]
     with open(sys.argv[1], "wb") as f:
         f.write(cloudpickle.dumps(objs))
     """
@@ -250,7 +280,8 @@ MAIN_SCRIPT = textwrap.dedent(
 
 MAIN_PROBE = """
 def probe(objs):
-    compute, square, cube, fact, tags, bump, read, part = objs
+    compute, square, cube, fact, tags, bump, read, part, extra = objs
+    assert [f() for f in extra[:4:2]] == [15, 1] and extra[3]() == sum(range(1005))
     return (
         compute(1), compute.__doc__, compute.note, compute.__module__,
         square(7), cube(2), fact(6), tags("<a><b/><c/></a>"),

@@ -124,6 +124,12 @@ impl<'s, 'py> Engine<'s, 'py> {
         obj: *mut ffi::PyObject,
         transient: bool,
     ) -> PyResult<()> {
+        self.write_str(obj)?;
+        self.memo_put(obj, transient)
+    }
+
+    /// The opcode and content of the string `obj` (no memo index).
+    pub(super) unsafe fn write_str(&mut self, obj: *mut ffi::PyObject) -> PyResult<()> {
         if self.bin {
             let mut size: ffi::Py_ssize_t = 0;
             let data = ffi::PyUnicode_AsUTF8AndSize(obj, &mut size);
@@ -169,7 +175,7 @@ impl<'s, 'py> Engine<'s, 'py> {
             self.out.bytes(&escaped);
             self.out.byte(b'\n');
         }
-        self.memo_put(obj, transient)
+        Ok(())
     }
 
     pub(super) unsafe fn save_bytes(

@@ -22,6 +22,7 @@ mod buffer;
 pub(crate) mod canonical;
 mod containers;
 mod dispatch;
+mod function;
 mod global;
 mod instance;
 mod reduce;
@@ -500,6 +501,13 @@ impl<'s, 'py> Engine<'s, 'py> {
             if !rv.is(self.py.NotImplemented()) {
                 return self.save_reduce_value(obj, &rv);
             }
+        } else if tp == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
+            let object = borrowed(self.py, obj);
+            if !crate::by_value::should_pickle_by_reference(&object, &mut || self.before_python())?
+            {
+                return self.save_function_by_value(obj);
+            }
+            return self.save_global(obj, None);
         } else {
             let object = borrowed(self.py, obj);
             let mut globals_ref = self.globals_ref.take();

@@ -48,7 +48,7 @@ fn code_globals<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
 
 /// `"".join(s)`: a string equal to `s` that is not `s` (payloads must not
 /// depend on which strings the process happened to intern).
-fn copy_str<'py>(s: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn copy_str<'py>(s: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let py = s.py();
     // SAFETY: GIL held; the UTF-8 buffer belongs to `s`, alive meanwhile.
     unsafe {
@@ -111,27 +111,58 @@ fn set_item(
     Ok(())
 }
 
-/// The by-value reduction of the function `func`.
+/// What the by-value reduction of a function is made of, read from the
+/// function (see `dynamic_function_reduce` for the layout). The engine
+/// either builds the reduction from these parts or writes it directly.
+pub struct FunctionParts<'py> {
+    pub code: Bound<'py, PyAny>,
+    /// The globals dict shared by the functions of one dump that share
+    /// their module's namespace (`globals_ref`).
+    pub base_globals: Bound<'py, PyAny>,
+    /// The function's closure tuple (None when it has no free variables).
+    pub closure: Bound<'py, PyAny>,
+    /// Number of cells in the closure (0 without a closure).
+    pub n_cells: usize,
+    /// `__name__` and `__qualname__`, as read (not yet copied).
+    pub name: Bound<'py, PyAny>,
+    pub qualname: Bound<'py, PyAny>,
+    pub annotations: Bound<'py, PyAny>,
+    pub kwdefaults: Bound<'py, PyAny>,
+    pub defaults: Bound<'py, PyAny>,
+    pub module: Bound<'py, PyAny>,
+    pub doc: Bound<'py, PyAny>,
+    /// The globals the code uses that the namespace defines, in the order
+    /// of `_extract_code_globals`.
+    pub used: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>,
+    /// Whether a used global or closure value is a package (or a module
+    /// of one), whose submodules the function may reach.
+    pub has_module: bool,
+    pub closure_values: Vec<Bound<'py, PyAny>>,
+    /// The function's `__dict__`.
+    pub func_dict: Bound<'py, PyDict>,
+}
+
+/// Reads the parts of the by-value reduction of `func`.
 ///
 /// # Safety
 /// `func` must be an exact function object; the GIL must be held.
-pub unsafe fn dynamic_function_reduce<'py>(
+pub unsafe fn function_parts<'py>(
     func: &Bound<'py, PyAny>,
     globals_ref: &Bound<'py, PyDict>,
-) -> PyResult<Bound<'py, PyAny>> {
+) -> PyResult<FunctionParts<'py>> {
     let py = func.py();
     let f = func.as_ptr();
     let code = Bound::from_borrowed_ptr(py, ffi::PyFunction_GetCode(f));
     let namespace =
         Bound::from_borrowed_ptr(py, ffi::PyFunction_GetGlobals(f)).cast_into::<PyDict>()?;
+    let none = py.None().into_bound(py);
     let closure_ptr = ffi::PyFunction_GetClosure(f);
     let closure = if closure_ptr.is_null() {
-        None
+        none.clone()
     } else {
-        Some(Bound::from_borrowed_ptr(py, closure_ptr))
+        Bound::from_borrowed_ptr(py, closure_ptr)
     };
 
-    // newargs: (code, base_globals, None, None, closure of empty cells)
     let key = owned(py, ffi::PyLong_FromVoidPtr(namespace.as_ptr().cast()))?;
     let base_globals = match globals_ref.get_item(&key)? {
         Some(g) => g,
@@ -154,31 +185,9 @@ pub unsafe fn dynamic_function_reduce<'py>(
             }
         }
     }
-    let none = py.None().into_bound(py);
-    let closure_arg = match &closure {
-        Some(cells) if !cells.is_none() => {
-            let n = cells.len()?;
-            let mut empty = Vec::with_capacity(n);
-            for _ in 0..n {
-                empty.push(owned(py, ffi::PyCell_New(std::ptr::null_mut()))?);
-            }
-            PyTuple::new(py, empty)?.into_any()
-        }
-        _ => none.clone(),
-    };
-    let newargs = PyTuple::new(
-        py,
-        [
-            code.clone(),
-            base_globals,
-            none.clone(),
-            none.clone(),
-            closure_arg,
-        ],
-    )?;
 
-    // state: (attributes, slotstate). The slots are read from the function
-    // object itself, as its attribute getters do (None for a null field).
+    // The slots are read from the function object itself, as its attribute
+    // getters do (None for a null field).
     let fo = f as *mut ffi::PyFunctionObject;
     let field = |p: *mut ffi::PyObject| -> Bound<'py, PyAny> {
         if p.is_null() {
@@ -196,50 +205,22 @@ pub unsafe fn dynamic_function_reduce<'py>(
         // makes (and stores) the dict.
         func.getattr(pyo3::intern!(py, "__annotations__"))?
     };
-    let slotstate = PyDict::new(py);
-    let slots: [(&Bound<'py, PyString>, Bound<'py, PyAny>); 8] = [
-        (
-            pyo3::intern!(py, "__name__"),
-            copy_str(&field((*fo).func_name))?,
-        ),
-        (
-            pyo3::intern!(py, "__qualname__"),
-            copy_str(&field((*fo).func_qualname))?,
-        ),
-        (pyo3::intern!(py, "__annotations__"), annotations),
-        (
-            pyo3::intern!(py, "__kwdefaults__"),
-            field((*fo).func_kwdefaults),
-        ),
-        (
-            pyo3::intern!(py, "__defaults__"),
-            field((*fo).func_defaults),
-        ),
-        (pyo3::intern!(py, "__module__"), field((*fo).func_module)),
-        (pyo3::intern!(py, "__doc__"), field((*fo).func_doc)),
-        (
-            pyo3::intern!(py, "__closure__"),
-            closure.clone().unwrap_or_else(|| none.clone()),
-        ),
-    ];
-    for (key, value) in slots.iter() {
-        set_item(&slotstate, key, value)?;
-    }
 
-    let used = PyDict::new(py);
+    let mut used = Vec::new();
     let mut has_module = false;
     for name in code_globals(&code)?.try_iter()? {
         let name = name?;
         if let Some(value) = namespace.get_item(&name)? {
             has_module |= is_package_module(&value);
-            if ffi::PyDict_SetItem(used.as_ptr(), name.as_ptr(), value.as_ptr()) != 0 {
-                return Err(crate::errors::fetch(py));
-            }
+            used.push((name, value));
         }
     }
     let mut closure_values = Vec::new();
-    if let Some(cells) = closure.as_ref().filter(|c| !c.is_none()) {
-        for cell in cells.cast::<PyTuple>()?.iter() {
+    let mut n_cells = 0;
+    if !closure.is_none() {
+        let cells = closure.cast::<PyTuple>()?;
+        n_cells = cells.len();
+        for cell in cells.iter() {
             let value = ffi::PyCell_Get(cell.as_ptr());
             if value.is_null() {
                 // PyCell_Get raises nothing for an empty cell on CPython.
@@ -251,26 +232,127 @@ pub unsafe fn dynamic_function_reduce<'py>(
             closure_values.push(value);
         }
     }
-    // Only packages (and their modules) among the dependencies can bring
-    // submodules along.
-    let submodules = if has_module {
-        let deps = PyList::new(py, used.values().iter().chain(closure_values))?;
-        helper(py, "_find_imported_submodules")?.call1((&code, deps))?
+    let func_dict = func
+        .getattr(pyo3::intern!(py, "__dict__"))?
+        .cast_into::<PyDict>()?;
+    Ok(FunctionParts {
+        code,
+        base_globals,
+        closure,
+        n_cells,
+        name: field((*fo).func_name),
+        qualname: field((*fo).func_qualname),
+        annotations,
+        kwdefaults: field((*fo).func_kwdefaults),
+        defaults: field((*fo).func_defaults),
+        module: field((*fo).func_module),
+        doc: field((*fo).func_doc),
+        used,
+        has_module,
+        closure_values,
+        func_dict,
+    })
+}
+
+/// `_find_imported_submodules(code, deps)` for a function whose globals or
+/// closure hold a package; an empty list otherwise.
+pub fn submodules<'py>(parts: &FunctionParts<'py>) -> PyResult<Bound<'py, PyAny>> {
+    let py = parts.code.py();
+    if !parts.has_module {
+        return Ok(PyList::empty(py).into_any());
+    }
+    let deps = PyList::new(
+        py,
+        parts
+            .used
+            .iter()
+            .map(|(_, v)| v)
+            .chain(parts.closure_values.iter()),
+    )?;
+    helper(py, "_find_imported_submodules")?.call1((&parts.code, deps))
+}
+
+/// The by-value reduction of the function `func`.
+///
+/// # Safety
+/// `func` must be an exact function object; the GIL must be held.
+pub unsafe fn dynamic_function_reduce<'py>(
+    func: &Bound<'py, PyAny>,
+    globals_ref: &Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let parts = function_parts(func, globals_ref)?;
+    build_function_reduce(&parts)
+}
+
+/// The reduction of a function from its parts:
+/// `(_make_function, (code, base_globals, None, None, closure of empty
+/// cells), (attributes, slotstate), None, None, _function_setstate)`.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn build_function_reduce<'py>(
+    parts: &FunctionParts<'py>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = parts.code.py();
+    let none = py.None().into_bound(py);
+    let closure_arg = if parts.closure.is_none() {
+        none.clone()
     } else {
-        PyList::empty(py).into_any()
+        let mut empty = Vec::with_capacity(parts.n_cells);
+        for _ in 0..parts.n_cells {
+            empty.push(owned(py, ffi::PyCell_New(std::ptr::null_mut()))?);
+        }
+        PyTuple::new(py, empty)?.into_any()
     };
+    let newargs = PyTuple::new(
+        py,
+        [
+            parts.code.clone(),
+            parts.base_globals.clone(),
+            none.clone(),
+            none.clone(),
+            closure_arg,
+        ],
+    )?;
+
+    let slotstate = PyDict::new(py);
+    let slots: [(&Bound<'py, PyString>, Bound<'py, PyAny>); 8] = [
+        (pyo3::intern!(py, "__name__"), copy_str(&parts.name)?),
+        (
+            pyo3::intern!(py, "__qualname__"),
+            copy_str(&parts.qualname)?,
+        ),
+        (
+            pyo3::intern!(py, "__annotations__"),
+            parts.annotations.clone(),
+        ),
+        (
+            pyo3::intern!(py, "__kwdefaults__"),
+            parts.kwdefaults.clone(),
+        ),
+        (pyo3::intern!(py, "__defaults__"), parts.defaults.clone()),
+        (pyo3::intern!(py, "__module__"), parts.module.clone()),
+        (pyo3::intern!(py, "__doc__"), parts.doc.clone()),
+        (pyo3::intern!(py, "__closure__"), parts.closure.clone()),
+    ];
+    for (key, value) in slots.iter() {
+        set_item(&slotstate, key, value)?;
+    }
+    let used = PyDict::new(py);
+    for (name, value) in &parts.used {
+        if ffi::PyDict_SetItem(used.as_ptr(), name.as_ptr(), value.as_ptr()) != 0 {
+            return Err(crate::errors::fetch(py));
+        }
+    }
     set_item(
         &slotstate,
         pyo3::intern!(py, "_cloudpickle_submodules"),
-        &submodules,
+        &submodules(parts)?,
     )?;
     set_item(&slotstate, pyo3::intern!(py, "__globals__"), used.as_any())?;
 
     let attributes = PyDict::new(py);
-    let func_dict = func
-        .getattr(pyo3::intern!(py, "__dict__"))?
-        .cast_into::<PyDict>()?;
-    for (k, v) in func_dict.iter() {
+    for (k, v) in parts.func_dict.iter() {
         let k = match k.cast::<PyString>() {
             Ok(_) => copy_str(&k)?,
             Err(_) => k,

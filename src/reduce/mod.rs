@@ -12,7 +12,7 @@ use pyo3::types::PyDict;
 
 use crate::by_value::should_pickle_by_reference;
 
-mod function;
+pub(crate) mod function;
 
 /// The Python module holding the helpers and reconstructors.
 static HELPERS: OnceLock<Py<PyModule>> = OnceLock::new();
@@ -38,10 +38,10 @@ pub(crate) struct Hot {
     cell_reduce: Py<PyAny>,
     module_reduce: Py<PyAny>,
     subimport: Py<PyAny>,
-    make_function: Py<PyAny>,
-    function_setstate: Py<PyAny>,
+    pub(crate) make_function: Py<PyAny>,
+    pub(crate) function_setstate: Py<PyAny>,
     make_cell: Py<PyAny>,
-    make_empty_cell: Py<PyAny>,
+    pub(crate) make_empty_cell: Py<PyAny>,
     /// Addresses of the callables that rebuild what is pickled by value
     /// (`_make_function`, `_make_skeleton_class`, `_make_skeleton_enum`,
     /// `_make_typevar`, `dynamic_subimport`, `types.CodeType`), held so
