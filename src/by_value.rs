@@ -123,6 +123,11 @@ pub fn remember_module(obj: &Bound<'_, PyAny>, module_name: &Bound<'_, PyString>
     drop(old);
 }
 
+/// Whether no module is registered for pickling by value.
+pub fn registry_is_empty(py: Python<'_>) -> bool {
+    REGISTRY.get().is_none_or(|r| r.bind(py).is_empty())
+}
+
 /// Whether the function or class `obj` is pickled by reference.
 ///
 /// # Safety

@@ -166,7 +166,7 @@ unsafe fn function_names(obj: *mut ffi::PyObject) -> Option<(usize, usize)> {
 
 /// Whether `name` is the very string object that names the module of
 /// cloudpickle's reconstructors (their `__module__`).
-fn is_reconstructor_module(py: Python<'_>, name: &Bound<'_, PyString>) -> bool {
+pub(crate) fn is_reconstructor_module(py: Python<'_>, name: &Bound<'_, PyString>) -> bool {
     // Held, so that its address cannot be reused by another string.
     static NAME: std::sync::OnceLock<Option<Py<PyAny>>> = std::sync::OnceLock::new();
     let held = NAME.get_or_init(|| {

@@ -1097,3 +1097,42 @@ def test_annotations_not_yet_read_are_shipped_as_a_dict():
     loaded = pickle.loads(cloudpickle.dumps(func))
     assert loaded.__annotations__ == {"x": int, "y": "str", "return": float}
     assert func.__annotations__ == loaded.__annotations__
+
+
+def test_reconstructor_names_follow_copyreg_after_caching():
+    """The engine remembers where its own reconstructors were found, but an
+    extension code or a dispatch table entry registered afterwards still
+    takes effect, as it does for pickle."""
+    import copyreg
+    import pickletools
+
+    scale = 3
+    f = lambda x: x * scale  # noqa: E731
+    for _ in range(2):
+        before = cloudpickle.dumps(f)
+    assert pickle.loads(before)(2) == 6
+    code = 0x7FFF_0F01
+    copyreg.add_extension("cloudpickle.cloudpickle", "_make_function", code)
+    try:
+        after = cloudpickle.dumps(f)
+        ops = {op.name for op, _, _ in pickletools.genops(after)}
+        assert "EXT4" in ops
+        assert pickle.loads(after)(2) == 6
+    finally:
+        copyreg.remove_extension("cloudpickle.cloudpickle", "_make_function", code)
+    assert cloudpickle.dumps(f) == before
+
+    seen = []
+
+    def reduce_builtin(obj):
+        seen.append(obj)
+        return obj.__qualname__
+
+    copyreg.pickle(type(len), reduce_builtin)
+    try:
+        # The reducer names the global the same way; what matters is that
+        # it is consulted.
+        assert pickle.loads(cloudpickle.dumps(f))(2) == 6
+        assert any(getattr(o, "__name__", "") == "_make_function" for o in seen)
+    finally:
+        del copyreg.dispatch_table[type(len)]

@@ -22,6 +22,47 @@ impl<'s, 'py> Engine<'s, 'py> {
             || tp == std::ptr::addr_of_mut!(ffi::PyCFunction_Type)
     }
 
+    /// cloudpickle's own reconstructors (`_make_function`, `subimport`...,
+    /// named in every payload by value) once saved in this state: the same
+    /// opcodes as `save_global` writes for them, without looking them up
+    /// again (see `lookup::known_function`). Returns false when it does not
+    /// apply: another protocol, copyreg extension codes, a dispatch table
+    /// entry for their type, or modules registered by value (which could
+    /// include cloudpickle itself).
+    ///
+    /// # Safety
+    /// GIL held; `obj` alive, not in the memo.
+    #[inline]
+    pub(super) unsafe fn save_own_global(
+        &mut self,
+        obj: *mut ffi::PyObject,
+        tp: *mut ffi::PyTypeObject,
+    ) -> PyResult<bool> {
+        let Some(i) = self
+            .types
+            .own_globals
+            .iter()
+            .position(|(o, _, _)| o.as_ptr() == obj)
+        else {
+            return Ok(false);
+        };
+        if self.proto < 4
+            || ffi::PyDict_Size(self.c.extension_registry) != 0
+            || !crate::by_value::registry_is_empty(self.py)
+            || self.dispatch_lookup(tp)?.is_some()
+        {
+            return Ok(false);
+        }
+        // The cache holds references to both strings.
+        let module_name = self.types.own_globals[i].1.as_ptr();
+        let global_name = self.types.own_globals[i].2.as_ptr();
+        self.save(module_name, false)?;
+        self.save(global_name, false)?;
+        self.out.byte(STACK_GLOBAL);
+        self.memo_put(obj, false)?;
+        Ok(true)
+    }
+
     pub(super) unsafe fn save_type(&mut self, obj: *mut ffi::PyObject) -> PyResult<()> {
         let singleton = if obj == ffi::Py_TYPE(ffi::Py_None()).cast() {
             Some(ffi::Py_None())
@@ -134,6 +175,22 @@ impl<'s, 'py> Engine<'s, 'py> {
         } else {
             global_name
         };
+        if self.proto >= 4
+            && name.is_none()
+            && self.types.own_globals.len() < 16
+            && crate::lookup::is_reconstructor_module(py, &module_name)
+            && !self
+                .types
+                .own_globals
+                .iter()
+                .any(|(o, _, _)| o.as_ptr() == obj)
+        {
+            self.types.own_globals.push((
+                object.clone().unbind(),
+                module_name.clone().unbind(),
+                global_name.clone().unbind(),
+            ));
+        }
         if self.proto >= 4 {
             self.save(module_name.as_ptr(), false)?;
             self.save(global_name.as_ptr(), false)?;

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::types::PyString;
 
 use super::opcodes::*;
 use super::Engine;
@@ -24,6 +25,9 @@ use crate::py::_PyType_Lookup;
 pub struct TypeCache {
     last: Option<(usize, u32, bool)>,
     map: HashMap<usize, (u32, bool)>,
+    /// cloudpickle's own reconstructors with the module name and global
+    /// name they were saved under (see `Engine::save_own_global`).
+    pub(super) own_globals: Vec<(Py<PyAny>, Py<PyString>, Py<PyString>)>,
 }
 
 impl TypeCache {

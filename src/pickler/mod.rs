@@ -501,6 +501,11 @@ impl<'s, 'py> Engine<'s, 'py> {
             if !rv.is(self.py.NotImplemented()) {
                 return self.save_reduce_value(obj, &rv);
             }
+        } else if (tp == std::ptr::addr_of_mut!(ffi::PyCFunction_Type)
+            || tp == std::ptr::addr_of_mut!(ffi::PyFunction_Type))
+            && self.save_own_global(obj, tp)?
+        {
+            return Ok(());
         } else if tp == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
             let object = borrowed(self.py, obj);
             if !crate::by_value::should_pickle_by_reference(&object, &mut || self.before_python())?
