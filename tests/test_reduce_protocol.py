@@ -827,3 +827,23 @@ def test_functools_partial_in_containers_and_cycles(protocol):
     for case in cases:
         assert cloudpickle.dumps(case, protocol) == pickle.dumps(case, protocol)
         pickle.loads(cloudpickle.dumps(case, protocol))
+
+
+def test_builtin_types_follow_builtins_after_caching(protocol):
+    """Builtin types are saved under the names they were first found under,
+    as long as ``builtins`` still holds them there: once the name points
+    elsewhere, the type can no longer be found by reference and goes by
+    value (as the reference cloudpickle does; pickle refuses it)."""
+    import builtins
+
+    data = [object, property, int, [property]]
+    assert cloudpickle.dumps(data, protocol) == pickle.dumps(data, protocol)
+    original = builtins.property
+    builtins.property = type("property", (), {})
+    try:
+        with pytest.raises(pickle.PicklingError):
+            pickle.dumps(data, protocol)
+        assert b"_make_skeleton_class" in cloudpickle.dumps(data, protocol)
+    finally:
+        builtins.property = original
+    assert cloudpickle.dumps(data, protocol) == pickle.dumps(data, protocol)

@@ -12,6 +12,17 @@ use crate::errors::{fetch, repr};
 
 use crate::lookup::Located;
 
+/// The namespace of the `builtins` module (the module's dict lives as long
+/// as the interpreter).
+fn builtins_dict(py: Python<'_>) -> PyResult<*mut ffi::PyObject> {
+    static DICT: std::sync::OnceLock<Py<PyAny>> = std::sync::OnceLock::new();
+    if let Some(d) = DICT.get() {
+        return Ok(d.as_ptr());
+    }
+    let dict = py.import("builtins")?.dict().into_any().unbind();
+    Ok(DICT.get_or_init(|| dict).as_ptr())
+}
+
 impl<'s, 'py> Engine<'s, 'py> {
     /// Types whose `__qualname__` and `__module__` are read by C getters,
     /// so looking them up runs no Python code.
@@ -56,6 +67,40 @@ impl<'s, 'py> Engine<'s, 'py> {
         // The cache holds references to both strings.
         let module_name = self.types.own_globals[i].1.as_ptr();
         let global_name = self.types.own_globals[i].2.as_ptr();
+        self.save(module_name, false)?;
+        self.save(global_name, false)?;
+        self.out.byte(STACK_GLOBAL);
+        self.memo_put(obj, false)?;
+        Ok(true)
+    }
+
+    /// A static type of `builtins` (`object`, `property`, `int`...) once
+    /// saved in this state: the opcodes `save_global` writes for it, with
+    /// the names it was saved under, as long as `builtins` still holds it
+    /// under that name (and protocol, extension codes and the by-value
+    /// registry do not ask for the full path). Returns false when it does
+    /// not apply.
+    ///
+    /// # Safety
+    /// GIL held; `obj` alive, a type whose type is `type`, not in the memo.
+    pub(super) unsafe fn save_builtin_type(&mut self, obj: *mut ffi::PyObject) -> PyResult<bool> {
+        let Some((_, module_name, global_name)) = self.types.builtin_types.get(&(obj as usize))
+        else {
+            return Ok(false);
+        };
+        // The cache holds references to both strings.
+        let (module_name, global_name) = (module_name.as_ptr(), global_name.as_ptr());
+        if self.proto < 4
+            || ffi::PyDict_Size(self.c.extension_registry) != 0
+            || !crate::by_value::registry_is_empty(self.py)
+        {
+            return Ok(false);
+        }
+        let builtins = builtins_dict(self.py)?;
+        if ffi::PyDict_GetItemWithError(builtins, global_name) != obj {
+            ffi::PyErr_Clear();
+            return Ok(false);
+        }
         self.save(module_name, false)?;
         self.save(global_name, false)?;
         self.out.byte(STACK_GLOBAL);
@@ -190,6 +235,23 @@ impl<'s, 'py> Engine<'s, 'py> {
                 module_name.clone().unbind(),
                 global_name.clone().unbind(),
             ));
+        }
+        if self.proto >= 4
+            && name.is_none()
+            && ffi::PyType_Check(obj) != 0
+            && (*obj.cast::<ffi::PyTypeObject>()).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE == 0
+            && self.types.builtin_types.len() < 256
+            && module_name.to_cow()? == "builtins"
+            && parent.is(&module)
+        {
+            self.types.builtin_types.insert(
+                obj as usize,
+                (
+                    object.clone().unbind(),
+                    module_name.clone().unbind(),
+                    global_name.clone().unbind(),
+                ),
+            );
         }
         if self.proto >= 4 {
             self.save(module_name.as_ptr(), false)?;

@@ -21,13 +21,21 @@ use super::opcodes::*;
 use super::Engine;
 use crate::py::_PyType_Lookup;
 
+/// An object saved as a global, with the module name and global name it
+/// was saved under.
+pub(super) type NamedGlobal = (Py<PyAny>, Py<PyString>, Py<PyString>);
+
 #[derive(Default)]
 pub struct TypeCache {
     last: Option<(usize, u32, bool)>,
     map: HashMap<usize, (u32, bool)>,
     /// cloudpickle's own reconstructors with the module name and global
     /// name they were saved under (see `Engine::save_own_global`).
-    pub(super) own_globals: Vec<(Py<PyAny>, Py<PyString>, Py<PyString>)>,
+    pub(super) own_globals: Vec<NamedGlobal>,
+    /// Static (non-heap) types found in `builtins`, by address, with the
+    /// module name and global name they were saved under (see
+    /// `Engine::save_builtin_type`).
+    pub(super) builtin_types: HashMap<usize, NamedGlobal>,
 }
 
 impl TypeCache {

@@ -501,9 +501,10 @@ impl<'s, 'py> Engine<'s, 'py> {
             if !rv.is(self.py.NotImplemented()) {
                 return self.save_reduce_value(obj, &rv);
             }
-        } else if (tp == std::ptr::addr_of_mut!(ffi::PyCFunction_Type)
-            || tp == std::ptr::addr_of_mut!(ffi::PyFunction_Type))
-            && self.save_own_global(obj, tp)?
+        } else if (tp == std::ptr::addr_of_mut!(ffi::PyType_Type) && self.save_builtin_type(obj)?)
+            || ((tp == std::ptr::addr_of_mut!(ffi::PyCFunction_Type)
+                || tp == std::ptr::addr_of_mut!(ffi::PyFunction_Type))
+                && self.save_own_global(obj, tp)?)
         {
             return Ok(());
         } else if tp == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
