@@ -8,6 +8,7 @@ mod lookup;
 mod pickler;
 mod py;
 mod reconstruct;
+mod reconstruct_class;
 mod reduce;
 
 use pyo3::prelude::*;
@@ -27,6 +28,7 @@ fn engine_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(reconstruct::function_setstate, m)?)?;
     m.add_function(wrap_pyfunction!(reconstruct::make_cell, m)?)?;
     m.add_function(wrap_pyfunction!(reconstruct::make_empty_cell, m)?)?;
+    m.add_function(wrap_pyfunction!(reconstruct_class::make_skeleton_class, m)?)?;
     m.add_class::<api::PicklerState>()?;
     Ok(())
 }

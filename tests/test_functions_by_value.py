@@ -558,7 +558,13 @@ class TestWireNames:
     def test_reexported_and_named_after_the_public_module(self):
         public = cloudpickle.cloudpickle
         for name in recon.__all__:
-            if name in ("_make_function", "_function_setstate", "_make_cell", "_make_empty_cell"):
+            if name in (
+                "_make_function",
+                "_function_setstate",
+                "_make_cell",
+                "_make_empty_cell",
+                "_make_skeleton_class",
+            ):
                 # Replaced by the engine's native versions, under the same name.
                 native = getattr(public, name)
                 assert native is getattr(cloudpickle._engine, name)
@@ -574,7 +580,7 @@ class TestWireNames:
     def test_reconstructors_pickle_by_reference(self):
         public = cloudpickle.cloudpickle
         for func in (public._make_function, public._function_setstate, public._make_cell,
-                     recon.subimport, recon._make_skeleton_class):  # fmt: skip
+                     recon.subimport, public._make_skeleton_class):  # fmt: skip
             refs = global_references(pickle.dumps(func))
             assert refs == [("cloudpickle.cloudpickle", func.__name__)]
         assert pickle.loads(pickle.dumps(recon._empty_cell_value)) is recon._empty_cell_value

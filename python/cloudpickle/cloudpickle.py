@@ -23,14 +23,24 @@ from ._reducers import _REDUCERS
 # The function reconstructors run once per function in every payload: the
 # engine's native versions replace the Python ones (same names, arguments
 # and behaviour), under this module's name, where payloads look them up.
+# The very string object the other reconstructors carry as their module
+# name: the memo then writes it once per payload, as the reference does.
+_PUBLISHED_MODULE = _reconstructors._class_setstate.__module__
 _make_function = _engine._make_function
 _function_setstate = _engine._function_setstate
 _make_cell = _engine._make_cell
 _make_empty_cell = _engine._make_empty_cell
-for _native in (_make_function, _function_setstate, _make_cell, _make_empty_cell):
-    # The very string object the other reconstructors carry: the memo then
-    # writes the module name once per payload, as the reference does.
-    _native.__module__ = _make_skeleton_class.__module__  # noqa: F405
+# Returns the class already loaded under the same tracker id without
+# building a skeleton only to discard it; otherwise the Python version.
+_make_skeleton_class = _engine._make_skeleton_class
+for _native in (
+    _make_function,
+    _function_setstate,
+    _make_cell,
+    _make_empty_cell,
+    _make_skeleton_class,
+):
+    _native.__module__ = _PUBLISHED_MODULE
     # The Python versions stay importable under their own module's name.
     getattr(_reconstructors, _native.__name__).__module__ = _reconstructors.__name__
     # The Python reducers (used by subclasses and direct callers) reference
