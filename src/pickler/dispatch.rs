@@ -48,12 +48,12 @@ pub static REGISTERED: OnceLock<Registered> = OnceLock::new();
 fn class_attr<'py>(
     py: Python<'py>,
     cls: &Bound<'py, PyAny>,
-    name: &str,
+    name: &Bound<'py, pyo3::types::PyString>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     if !cls.is_instance_of::<pyo3::types::PyType>() {
         return Ok(None);
     }
-    let name = pyo3::types::PyString::new(py, name);
+    // An interned name: the type's attribute cache answers.
     // SAFETY: `cls` is a type object (checked above); `_PyType_Lookup`
     // returns a borrowed reference that we turn into an owned one at once.
     unsafe {
@@ -78,7 +78,7 @@ fn chainmap_dicts<'py>(table: &Bound<'py, PyAny>) -> PyResult<Option<Vec<Bound<'
     let Ok(dict) = dict.cast_into::<PyDict>() else {
         return Ok(None);
     };
-    let Some(maps) = dict.get_item("maps")? else {
+    let Some(maps) = dict.get_item(pyo3::intern!(py, "maps"))? else {
         return Ok(None);
     };
     match maps.cast::<PyList>() {
@@ -99,7 +99,11 @@ impl<'s, 'py> Engine<'s, 'py> {
         let table = match source {
             DispatchSource::Given(table) => Some(table.clone()),
             DispatchSource::PicklerClass => match registered {
-                Some(r) => class_attr(py, r.pickler_class.bind(py), "dispatch_table")?,
+                Some(r) => class_attr(
+                    py,
+                    r.pickler_class.bind(py),
+                    pyo3::intern!(py, "dispatch_table"),
+                )?,
                 None => None,
             },
         };

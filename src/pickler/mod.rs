@@ -22,6 +22,7 @@ mod buffer;
 pub(crate) mod canonical;
 mod containers;
 mod dispatch;
+mod fragment;
 mod function;
 mod global;
 mod instance;
@@ -536,6 +537,12 @@ impl<'s, 'py> Engine<'s, 'py> {
         if let Some(reducer) = self.dispatch_lookup(tp)? {
             self.before_python();
             let rv = crate::reduce::call_reducer(&reducer, &borrowed(self.py, obj))?;
+            if tp == std::ptr::addr_of_mut!(ffi::PyCode_Type)
+                && crate::reduce::is_code_reduce(&reducer)
+                && self.save_code_reduction(obj, &rv)?
+            {
+                return Ok(());
+            }
             return self.save_reduce_value(obj, &rv);
         }
         if ffi::PyType_IsSubtype(tp, std::ptr::addr_of_mut!(ffi::PyType_Type)) != 0 {

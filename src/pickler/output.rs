@@ -34,6 +34,8 @@ pub struct Output {
     head_cap: usize,
     /// Whether `head` may be used (a dump into a bytes object).
     pub allow_external: bool,
+    /// Frames committed so far (see `frame_mark`).
+    commits: u64,
 }
 
 // SAFETY: `head` is only dereferenced (data written, resized, released) by
@@ -52,6 +54,7 @@ impl Default for Output {
             head_len: 0,
             head_cap: 0,
             allow_external: false,
+            commits: 0,
         }
     }
 }
@@ -159,6 +162,30 @@ impl Output {
         self.array([op, a[0], a[1], a[2], a[3]]);
     }
 
+    /// Whether a frame is open (its header written, not yet committed).
+    #[inline]
+    pub fn frame_is_open(&self) -> bool {
+        self.framing && self.frame_start != NO_FRAME
+    }
+
+    /// Bytes in the open frame so far (0 when none is open).
+    #[inline]
+    pub fn open_frame_len(&self) -> usize {
+        if self.frame_start == NO_FRAME {
+            0
+        } else {
+            self.buf.len() - self.frame_start - FRAME_HEADER_SIZE
+        }
+    }
+
+    /// Identifies the open frame and what was moved out of `buf`: equal
+    /// marks before and after some writes mean those writes sit, unsplit,
+    /// at the end of `buf` inside one frame.
+    #[inline]
+    pub fn frame_mark(&self) -> (u64, usize, usize, *mut pyo3::ffi::PyObject) {
+        (self.commits, self.frame_start, self.head_len, self.head)
+    }
+
     /// True when the open frame is large enough to be committed at this
     /// opcode boundary.
     #[inline(always)]
@@ -173,6 +200,7 @@ impl Output {
         if !self.framing || self.frame_start == NO_FRAME {
             return;
         }
+        self.commits += 1;
         let start = self.frame_start;
         let frame_len = self.buf.len() - start - FRAME_HEADER_SIZE;
         if frame_len >= FRAME_SIZE_MIN {

@@ -240,6 +240,12 @@ static CODE_CACHE: Mutex<Option<CodeMap>> = Mutex::new(None);
 /// Entries kept before the cache is emptied (bounds the memory it pins).
 const CODE_CACHE_MAX: usize = 4096;
 
+/// Whether `reducer` is cloudpickle's own `_code_reduce` (whose results
+/// `call_reducer` caches).
+pub(crate) fn is_code_reduce(reducer: &Bound<'_, PyAny>) -> bool {
+    hot(reducer.py()).is_ok_and(|h| reducer.is(h.code_reduce.bind(reducer.py())))
+}
+
 /// Calls `reducer(obj)`, from the code-object cache when `reducer` is
 /// cloudpickle's own `_code_reduce`.
 pub fn call_reducer<'py>(

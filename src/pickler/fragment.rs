@@ -1,0 +1,333 @@
+//! Code objects written from recorded opcodes.
+//!
+//! A function pickled by value carries its code object, reduced to
+//! `(types.CodeType, args)` where `args` holds a dozen and a half fields:
+//! counts, the bytecode, names, constants, file name, line table. Code
+//! objects are immutable and their reductions are cached (see
+//! `reduce::call_reducer`), yet every `dumps` call walked `args` again,
+//! item by item, to write the same opcodes: a third of the work of
+//! pickling a small closure.
+//!
+//! At protocol 4 and above, what `args` pickles to does not depend on where
+//! in the stream it is written, provided that none of its objects is in the
+//! memo yet (otherwise pickle writes a `BINGET` to the earlier copy) and
+//! that no frame is committed in its middle: memoizing is the index-free
+//! `MEMOIZE`. So the first time the arguments are written the normal way,
+//! their bytes are recorded along with the objects they memoize, in order;
+//! later, when those conditions hold, the bytes are copied and the objects
+//! entered in the memo under the indices the normal path would give them.
+//! Only arguments made of plain data (str, bytes, int, float, bool, None,
+//! tuples of those) are recorded: saving them runs no Python code and
+//! consults no hook. Anything else, or any doubt, takes the normal path:
+//! the bytes are the same either way (tested against `pickle` and the
+//! reference).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+
+use super::opcodes::{POP, REDUCE};
+use super::output::FRAME_SIZE_TARGET;
+use super::trail::Step;
+use super::Engine;
+
+/// The recorded opcodes of one code object's arguments.
+pub(crate) struct Fragment {
+    proto: u8,
+    bytes: Box<[u8]>,
+    /// The objects the bytes memoize, in the order of their `MEMOIZE`s.
+    /// Borrowed from `args`: an immutable tuple of immutable objects,
+    /// which this fragment keeps alive.
+    objects: Box<[*mut ffi::PyObject]>,
+    /// Held, never read: keeps the objects above alive.
+    _args: Py<PyAny>,
+}
+
+// SAFETY: the raw pointers are only dereferenced by the engine with the
+// GIL held, and the objects they designate are kept alive by `args`, a
+// strong reference owned by the fragment.
+unsafe impl Send for Fragment {}
+unsafe impl Sync for Fragment {}
+
+enum Slot {
+    /// Not recorded yet (for these arguments).
+    Unknown,
+    /// These arguments cannot be recorded (not plain data, or an object
+    /// occurs twice in them).
+    Unusable,
+    Ready(Arc<Fragment>),
+}
+
+/// Per code object address: the code object (kept alive, so the address is
+/// not reused), the arguments tuple the slot describes, and the slot.
+type FragmentMap = HashMap<usize, (Py<PyAny>, usize, Slot)>;
+
+static FRAGMENTS: Mutex<Option<FragmentMap>> = Mutex::new(None);
+
+/// Entries kept before the map is emptied (bounds the memory it pins).
+const FRAGMENTS_MAX: usize = 4096;
+/// Arguments with more memoized objects, or more bytes, are not recorded.
+const MAX_OBJECTS: usize = 256;
+const MAX_BYTES: usize = 16 * 1024;
+
+/// What to do with a code object's arguments.
+pub(super) enum Plan {
+    Replay(Arc<Fragment>),
+    /// Write normally and record; the objects to be memoized, in order.
+    Record(Vec<*mut ffi::PyObject>),
+    Normal,
+}
+
+fn lock() -> std::sync::MutexGuard<'static, Option<FragmentMap>> {
+    FRAGMENTS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The plan for `args`, the arguments of the cached reduction of `code`.
+///
+/// # Safety
+/// GIL held; `code` and `args` alive.
+pub(super) unsafe fn plan(
+    py: Python<'_>,
+    code: *mut ffi::PyObject,
+    args: *mut ffi::PyObject,
+) -> Plan {
+    {
+        let guard = lock();
+        if let Some((_, for_args, slot)) = guard.as_ref().and_then(|m| m.get(&(code as usize))) {
+            if *for_args == args as usize {
+                return match slot {
+                    Slot::Ready(f) => Plan::Replay(f.clone()),
+                    Slot::Unusable => Plan::Normal,
+                    Slot::Unknown => match plain_objects(args) {
+                        Some(objects) => Plan::Record(objects),
+                        None => Plan::Normal,
+                    },
+                };
+            }
+        }
+    }
+    let objects = plain_objects(args);
+    let slot = if objects.is_some() {
+        Slot::Unknown
+    } else {
+        Slot::Unusable
+    };
+    store(py, code, args, slot);
+    match objects {
+        Some(objects) => Plan::Record(objects),
+        None => Plan::Normal,
+    }
+}
+
+/// Records `slot` for `code` and `args`.
+unsafe fn store(py: Python<'_>, code: *mut ffi::PyObject, args: *mut ffi::PyObject, slot: Slot) {
+    let mut guard = lock();
+    let map = guard.get_or_insert_with(HashMap::new);
+    // Dropping references may run finalizers: let them go after the lock
+    // is released.
+    let old = (map.len() >= FRAGMENTS_MAX).then(|| std::mem::take(map));
+    let previous = map.insert(
+        code as usize,
+        (
+            Bound::from_borrowed_ptr(py, code).unbind(),
+            args as usize,
+            slot,
+        ),
+    );
+    drop(guard);
+    drop(old);
+    drop(previous);
+}
+
+/// The objects saving `args` memoizes, in order, when it is plain data in
+/// which no object occurs twice; None otherwise. Mirrors the engine: str
+/// and bytes are memoized when written, a non-empty tuple after its items,
+/// ints, floats, bools and None never.
+unsafe fn plain_objects(args: *mut ffi::PyObject) -> Option<Vec<*mut ffi::PyObject>> {
+    let mut objects = Vec::with_capacity(32);
+    let mut size = 0usize;
+    collect(args, &mut objects, &mut size, 0)?;
+    let mut sorted = objects.clone();
+    sorted.sort_unstable();
+    if sorted.windows(2).any(|w| w[0] == w[1]) {
+        return None;
+    }
+    Some(objects)
+}
+
+unsafe fn collect(
+    obj: *mut ffi::PyObject,
+    objects: &mut Vec<*mut ffi::PyObject>,
+    size: &mut usize,
+    depth: usize,
+) -> Option<()> {
+    let tp = ffi::Py_TYPE(obj);
+    if obj == ffi::Py_None()
+        || obj == ffi::Py_True()
+        || obj == ffi::Py_False()
+        || tp == std::ptr::addr_of_mut!(ffi::PyLong_Type)
+        || tp == std::ptr::addr_of_mut!(ffi::PyFloat_Type)
+    {
+        return Some(());
+    }
+    if tp == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) {
+        // An upper bound of its UTF-8 size.
+        *size += 4 * ffi::PyUnicode_GetLength(obj) as usize;
+    } else if tp == std::ptr::addr_of_mut!(ffi::PyBytes_Type) {
+        *size += ffi::PyBytes_Size(obj) as usize;
+    } else if tp == std::ptr::addr_of_mut!(ffi::PyTuple_Type) {
+        if depth > 8 {
+            return None;
+        }
+        let len = ffi::PyTuple_GET_SIZE(obj);
+        if len == 0 {
+            // Written as EMPTY_TUPLE, never memoized.
+            return Some(());
+        }
+        for i in 0..len {
+            collect(ffi::PyTuple_GET_ITEM(obj, i), objects, size, depth + 1)?;
+        }
+    } else {
+        return None;
+    }
+    objects.push(obj);
+    (objects.len() <= MAX_OBJECTS && *size <= MAX_BYTES).then_some(())
+}
+
+impl<'s, 'py> Engine<'s, 'py> {
+    /// Whether recorded bytes may stand for what `save` would write: a
+    /// protocol with index-free memoizing and frames, no hook that `save`
+    /// would consult for plain data, and a memo.
+    fn fragments_apply(&self) -> bool {
+        self.proto >= 4
+            && !self.fast
+            && self.persistent_id.is_none()
+            && self.reducer_override.is_none()
+            && self.out.framing()
+    }
+
+    /// Saves `args`, the arguments of the cached reduction of the code
+    /// object `code`, from recorded bytes when possible (see module docs);
+    /// otherwise the normal way, recording them when they qualify.
+    ///
+    /// # Safety
+    /// GIL held; `code` and `args` alive, no parked memo entries (the
+    /// caller ran `before_python`).
+    pub(super) unsafe fn save_code_args(
+        &mut self,
+        code: *mut ffi::PyObject,
+        args: *mut ffi::PyObject,
+    ) -> PyResult<()> {
+        if !self.fragments_apply() {
+            return self.save(args, false);
+        }
+        match plan(self.py, code, args) {
+            Plan::Replay(fragment) => {
+                if fragment.proto == self.proto && self.replay(&fragment)? {
+                    return Ok(());
+                }
+                self.save(args, false)
+            }
+            Plan::Record(objects) => self.save_recording(code, args, objects),
+            Plan::Normal => self.save(args, false),
+        }
+    }
+
+    /// Whether none of `objects` is in the memo.
+    unsafe fn none_memoized(&self, objects: &[*mut ffi::PyObject]) -> bool {
+        objects.iter().all(|&o| self.memo.get(o).is_none())
+    }
+
+    /// Writes `fragment` and memoizes its objects; false (nothing written)
+    /// when the normal path could write something else here.
+    unsafe fn replay(&mut self, fragment: &Fragment) -> PyResult<bool> {
+        // What `save(args)` does first.
+        self.boundary()?;
+        if self.out.open_frame_len() + fragment.bytes.len() >= FRAME_SIZE_TARGET
+            || !self.none_memoized(&fragment.objects)
+            || self.memo.len() + fragment.objects.len() >= u32::MAX as usize
+        {
+            return Ok(false);
+        }
+        self.out.bytes(&fragment.bytes);
+        for &obj in fragment.objects.iter() {
+            self.memo.put(obj, false);
+        }
+        Ok(true)
+    }
+
+    /// Saves `args` the normal way and records the bytes when they could
+    /// be replayed elsewhere: nothing was in the memo before, and the frame
+    /// open at the start is still open at the end.
+    unsafe fn save_recording(
+        &mut self,
+        code: *mut ffi::PyObject,
+        args: *mut ffi::PyObject,
+        objects: Vec<*mut ffi::PyObject>,
+    ) -> PyResult<()> {
+        self.boundary()?;
+        let recordable = self.out.frame_is_open() && self.none_memoized(&objects);
+        let start = self.out.buf.len();
+        let frame = self.out.frame_mark();
+        let memo_start = self.memo.len();
+        self.save(args, false)?;
+        if recordable
+            && self.out.frame_mark() == frame
+            && self.out.buf.len() >= start
+            && self.memo.len() - memo_start == objects.len()
+        {
+            let fragment = Fragment {
+                proto: self.proto,
+                bytes: self.out.buf[start..].into(),
+                objects: objects.into_boxed_slice(),
+                _args: Bound::from_borrowed_ptr(self.py, args).unbind(),
+            };
+            store(self.py, code, args, Slot::Ready(Arc::new(fragment)));
+        }
+        Ok(())
+    }
+}
+
+impl<'s, 'py> Engine<'s, 'py> {
+    /// Writes `rv`, the reduction of the code object `code` returned by
+    /// cloudpickle's own `_code_reduce` (`(types.CodeType, args)`), as
+    /// `save_reduce` would, with its arguments from recorded bytes when
+    /// possible. False when `rv` has another shape (the caller then
+    /// writes it the general way).
+    ///
+    /// # Safety
+    /// GIL held; `code` and `rv` alive; no parked memo entries.
+    pub(super) unsafe fn save_code_reduction(
+        &mut self,
+        code: *mut ffi::PyObject,
+        rv: &Bound<'py, PyAny>,
+    ) -> PyResult<bool> {
+        let rv = rv.as_ptr();
+        if ffi::PyTuple_CheckExact(rv) == 0 || ffi::PyTuple_GET_SIZE(rv) != 2 {
+            return Ok(false);
+        }
+        let callable = ffi::PyTuple_GET_ITEM(rv, 0);
+        let args = ffi::PyTuple_GET_ITEM(rv, 1);
+        if callable != std::ptr::addr_of_mut!(ffi::PyCode_Type).cast()
+            || ffi::PyTuple_CheckExact(args) == 0
+        {
+            return Ok(false);
+        }
+        let by_value = self.by_value_callable(callable);
+        self.canonical_scope(by_value, |e| {
+            e.save(callable, false)
+                .map_err(|err| e.failed_at(Step::Callable, callable, err))?;
+            e.save_code_args(code, args)
+                .map_err(|err| e.failed_at(Step::Args(0), args, err))?;
+            e.out.byte(REDUCE);
+            if let Some(idx) = e.memo.get(code) {
+                e.out.byte(POP);
+                return e.memo_get(idx);
+            }
+            e.memo_put(code, false)
+        })?;
+        Ok(true)
+    }
+}
