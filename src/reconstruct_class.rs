@@ -53,6 +53,14 @@ pub fn make_skeleton_class<'py>(
             return Ok(known);
         }
     }
+    if let Some(skeleton) = plain_skeleton(py, type_constructor, name, bases, type_kwargs)? {
+        if class_tracker_id.is_none() || track_new(namespace, class_tracker_id, &skeleton)? {
+            return Ok(skeleton);
+        }
+        return namespace
+            .get_item(pyo3::intern!(py, "_lookup_class_or_track"))?
+            .call1((class_tracker_id, skeleton));
+    }
     namespace
         .get_item(pyo3::intern!(py, "_make_skeleton_class"))?
         .call1((
@@ -63,6 +71,193 @@ pub fn make_skeleton_class<'py>(
             class_tracker_id,
             extra,
         ))
+}
+
+/// The skeleton made by the common branch of the Python
+/// `_make_skeleton_class`: `type(name, bases, namespace)` with the keys of
+/// `type_kwargs` interned, when `type_constructor` is `type`, every base's
+/// metaclass is `type` and the namespace has `__module__` (so there are no
+/// `__mro_entries__`, derived metaclass or `__prepare__` to consider).
+/// None when another branch applies (left to the Python version).
+fn plain_skeleton<'py>(
+    py: Python<'py>,
+    type_constructor: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyAny>,
+    bases: &Bound<'py, PyAny>,
+    type_kwargs: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let type_type: *mut ffi::PyObject = std::ptr::addr_of_mut!(ffi::PyType_Type).cast();
+    if type_constructor.as_ptr() != type_type {
+        return Ok(None);
+    }
+    let (Ok(bases_tuple), Ok(kwargs)) = (bases.cast::<PyTuple>(), type_kwargs.cast::<PyDict>())
+    else {
+        return Ok(None);
+    };
+    // SAFETY: GIL held; reading the types of live objects.
+    if !bases_tuple
+        .iter()
+        .all(|b| unsafe { ffi::Py_TYPE(b.as_ptr()).cast() == type_type })
+    {
+        return Ok(None);
+    }
+    let namespace = PyDict::new(py);
+    let mut has_module = false;
+    for (key, value) in kwargs.iter() {
+        if !key.is_exact_instance_of::<pyo3::types::PyString>() {
+            // sys.intern refuses it: let the Python version say so.
+            return Ok(None);
+        }
+        let mut raw = key.into_ptr();
+        // SAFETY: `raw` is a new (owned) reference to an exact str;
+        // PyUnicode_InternInPlace may replace it with another owned
+        // reference, which `from_owned_ptr` then takes over.
+        let key = unsafe {
+            ffi::PyUnicode_InternInPlace(&mut raw);
+            Bound::from_owned_ptr(py, raw)
+        };
+        has_module |= key.eq(pyo3::intern!(py, "__module__"))?;
+        namespace.set_item(key, value)?;
+    }
+    if !has_module {
+        return Ok(None);
+    }
+    type_constructor.call1((name, bases, namespace)).map(Some)
+}
+
+/// `weakref.WeakValueDictionary`, `weakref.WeakKeyDictionary` and
+/// `weakref.KeyedRef`, looked up once.
+static WEAKREF_TYPES: OnceLock<[Py<PyAny>; 3]> = OnceLock::new();
+
+fn weakref_types(py: Python<'_>) -> PyResult<&[Py<PyAny>; 3]> {
+    if let Some(t) = WEAKREF_TYPES.get() {
+        return Ok(t);
+    }
+    let m = py.import(pyo3::intern!(py, "weakref"))?;
+    let types = [
+        m.getattr(pyo3::intern!(py, "WeakValueDictionary"))?
+            .unbind(),
+        m.getattr(pyo3::intern!(py, "WeakKeyDictionary"))?.unbind(),
+        m.getattr(pyo3::intern!(py, "KeyedRef"))?.unbind(),
+    ];
+    Ok(WEAKREF_TYPES.get_or_init(|| types))
+}
+
+/// The instance dict of `obj` when `obj` is exactly of type `tp`.
+fn instance_dict<'py>(obj: &Bound<'py, PyAny>, tp: &Py<PyAny>) -> Option<Bound<'py, PyDict>> {
+    if !obj.get_type().is(tp.bind(obj.py())) {
+        return None;
+    }
+    // SAFETY: GIL held; PyObject_GenericGetDict returns a new reference or
+    // null with an exception set (cleared: no dict means no answer).
+    let attrs = unsafe { ffi::PyObject_GenericGetDict(obj.as_ptr(), std::ptr::null_mut()) };
+    if attrs.is_null() {
+        // SAFETY: clearing the error just raised.
+        unsafe { ffi::PyErr_Clear() };
+        return None;
+    }
+    // SAFETY: a new reference.
+    unsafe { Bound::from_owned_ptr(obj.py(), attrs) }
+        .cast_into::<PyDict>()
+        .ok()
+}
+
+/// What `_lookup_class_or_track(tracker_id, skeleton)` does for a class
+/// just created and an id the tracker holds no live class for, done on the
+/// trackers' own dicts: `_DYNAMIC_CLASS_TRACKER_BY_ID.data[tracker_id] =
+/// KeyedRef(skeleton, its _remove, tracker_id)` and
+/// `_DYNAMIC_CLASS_TRACKER_BY_CLASS.data[ref(skeleton, its _remove)] =
+/// tracker_id`, as `setdefault` and `__setitem__` would. No Python code
+/// runs (string keys; weak references to a class of metaclass `type`
+/// hash and compare by identity), so under the GIL this is as atomic as
+/// the Python version under its lock. False (nothing done) whenever
+/// anything differs from that plain case: the Python version then runs.
+fn track_new(
+    namespace: &Bound<'_, PyAny>,
+    tracker_id: &Bound<'_, PyAny>,
+    skeleton: &Bound<'_, PyAny>,
+) -> PyResult<bool> {
+    let py = namespace.py();
+    let type_type: *mut ffi::PyTypeObject = std::ptr::addr_of_mut!(ffi::PyType_Type);
+    // SAFETY: reading the type of a live object.
+    if !tracker_id.is_exact_instance_of::<pyo3::types::PyString>()
+        || unsafe { ffi::Py_TYPE(skeleton.as_ptr()) } != type_type
+    {
+        return Ok(false);
+    }
+    let Ok(namespace) = namespace.cast::<PyDict>() else {
+        return Ok(false);
+    };
+    let [value_dict_type, key_dict_type, keyed_ref_type] = weakref_types(py)?;
+    let (Some(by_id), Some(by_class)) = (
+        namespace.get_item(pyo3::intern!(py, "_DYNAMIC_CLASS_TRACKER_BY_ID"))?,
+        namespace.get_item(pyo3::intern!(py, "_DYNAMIC_CLASS_TRACKER_BY_CLASS"))?,
+    ) else {
+        return Ok(false);
+    };
+    let (Some(id_attrs), Some(class_attrs)) = (
+        instance_dict(&by_id, value_dict_type),
+        instance_dict(&by_class, key_dict_type),
+    ) else {
+        return Ok(false);
+    };
+    let data = pyo3::intern!(py, "data");
+    let remove = pyo3::intern!(py, "_remove");
+    let (Some(id_data), Some(id_remove), Some(pending), Some(class_data), Some(class_remove)) = (
+        id_attrs.get_item(data)?,
+        id_attrs.get_item(remove)?,
+        id_attrs.get_item(pyo3::intern!(py, "_pending_removals"))?,
+        class_attrs.get_item(data)?,
+        class_attrs.get_item(remove)?,
+    ) else {
+        return Ok(false);
+    };
+    let (Ok(id_data), Ok(class_data), Ok(pending)) = (
+        id_data.cast_into::<PyDict>(),
+        class_data.cast_into::<PyDict>(),
+        pending.cast_into::<pyo3::types::PyList>(),
+    ) else {
+        return Ok(false);
+    };
+    // Removals waiting to be committed, or an entry for this id (dead or
+    // alive): the Python version's business.
+    if !pending.is_empty() || id_data.contains(tracker_id)? {
+        return Ok(false);
+    }
+    let keyed_ref_type = keyed_ref_type.bind(py);
+    // SAFETY: GIL held. `KeyedRef.__new__` is `ref.__new__(KeyedRef, ob,
+    // callback)` followed by setting its `key` slot: the weakref type's own
+    // tp_new is called with a subtype of it (checked: KeyedRef's base is
+    // `weakref.ref`) and returns a new reference or null with an error set.
+    let keyed = unsafe {
+        let ref_type = std::ptr::addr_of_mut!(ffi::_PyWeakref_RefType);
+        let tp = keyed_ref_type.as_ptr() as *mut ffi::PyTypeObject;
+        if ffi::PyType_Check(keyed_ref_type.as_ptr()) == 0 || (*tp).tp_base != ref_type {
+            return Ok(false);
+        }
+        let Some(new) = (*ref_type).tp_new else {
+            return Ok(false);
+        };
+        let args = PyTuple::new(py, [skeleton, &id_remove])?;
+        let keyed = new(tp, args.as_ptr(), std::ptr::null_mut());
+        if keyed.is_null() {
+            return Err(crate::errors::fetch(py));
+        }
+        Bound::from_owned_ptr(py, keyed)
+    };
+    keyed.setattr(pyo3::intern!(py, "key"), tracker_id)?;
+    // SAFETY: GIL held; PyWeakref_NewRef returns a new reference or null
+    // with an error set.
+    let weak = unsafe {
+        let weak = ffi::PyWeakref_NewRef(skeleton.as_ptr(), class_remove.as_ptr());
+        if weak.is_null() {
+            return Err(crate::errors::fetch(py));
+        }
+        Bound::from_owned_ptr(py, weak)
+    };
+    id_data.set_item(tracker_id, keyed)?;
+    class_data.set_item(weak, tracker_id)?;
+    Ok(true)
 }
 
 /// The live class the tracker holds under `tracker_id`, read from the

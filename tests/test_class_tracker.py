@@ -1,0 +1,93 @@
+"""The class tracker on the loading side: a class loaded for the first time
+is entered in both tracker mappings (natively for plain classes, see
+src/reconstruct_class.rs), exactly as the Python ``_lookup_class_or_track``
+does, and leaves them when it is collected."""
+
+import gc
+import pickle
+import weakref
+from _weakrefset import _IterationGuard
+
+import cloudpickle
+import pytest
+from cloudpickle import cloudpickle as cp
+
+
+def fresh_payload(attr):
+    """A payload of a class this process has not loaded, then the class
+    itself dropped: loading the payload is a first load."""
+
+    class Shape:
+        sides = attr
+
+        def area(self):
+            return self.sides * 2
+
+    payload = cloudpickle.dumps(Shape)
+    tracker_id = cp._DYNAMIC_CLASS_TRACKER_BY_CLASS[Shape]
+    del Shape
+    gc.collect()
+    assert tracker_id not in cp._DYNAMIC_CLASS_TRACKER_BY_ID
+    return payload, tracker_id
+
+
+def test_first_load_enters_both_mappings():
+    payload, tracker_id = fresh_payload(("first", 1))
+    loaded = pickle.loads(payload)
+    assert cp._DYNAMIC_CLASS_TRACKER_BY_ID[tracker_id] is loaded
+    assert cp._DYNAMIC_CLASS_TRACKER_BY_CLASS[loaded] == tracker_id
+    # The entries are the kinds the weakref mappings make themselves.
+    assert type(cp._DYNAMIC_CLASS_TRACKER_BY_ID.data[tracker_id]) is weakref.KeyedRef
+    assert cp._DYNAMIC_CLASS_TRACKER_BY_ID.data[tracker_id].key == tracker_id
+    # Loaded again: the same class; pickled again: the same id.
+    assert pickle.loads(payload) is loaded
+    assert pickle.loads(cloudpickle.dumps(loaded)) is loaded
+    assert cp._DYNAMIC_CLASS_TRACKER_BY_CLASS[loaded] == tracker_id
+    assert loaded().area() == ("first", 1, "first", 1)
+
+
+def test_collected_classes_leave_the_tracker():
+    payload, tracker_id = fresh_payload(("second", 2))
+    loaded = pickle.loads(payload)
+    ref = weakref.ref(loaded)
+    by_class_len = len(cp._DYNAMIC_CLASS_TRACKER_BY_CLASS)
+    del loaded
+    gc.collect()
+    assert ref() is None
+    assert tracker_id not in cp._DYNAMIC_CLASS_TRACKER_BY_ID
+    assert tracker_id not in cp._DYNAMIC_CLASS_TRACKER_BY_ID.data
+    assert len(cp._DYNAMIC_CLASS_TRACKER_BY_CLASS) == by_class_len - 1
+    # A later load makes a new class, tracked again.
+    again = pickle.loads(payload)
+    assert cp._DYNAMIC_CLASS_TRACKER_BY_ID[tracker_id] is again
+
+
+def test_pending_removals_are_committed_first():
+    payloads = [fresh_payload(("pending", i)) for i in range(3)]
+    tracker = cp._DYNAMIC_CLASS_TRACKER_BY_ID
+    loaded = [pickle.loads(p) for p, _ in payloads[:2]]
+    # While the mapping is being iterated, removals are only queued.
+    with _IterationGuard(tracker):
+        del loaded
+        gc.collect()
+        assert tracker._pending_removals
+    cls = pickle.loads(payloads[2][0])
+    assert tracker[payloads[2][1]] is cls
+    assert payloads[0][1] not in tracker and payloads[1][1] not in tracker
+
+
+@pytest.mark.parametrize("tracker_id", [None, "explicit-id-for-test"])
+def test_make_skeleton_class_called_directly(tracker_id):
+    cls = cp._make_skeleton_class(type, "Direct", (object,), {"__module__": "m"}, tracker_id, None)
+    assert cls.__name__ == "Direct" and cls.__module__ == "m"
+    if tracker_id is not None:
+        assert cp._DYNAMIC_CLASS_TRACKER_BY_ID[tracker_id] is cls
+        same = cp._make_skeleton_class(
+            type, "Direct", (object,), {"__module__": "m"}, tracker_id, None
+        )
+        assert same is cls
+
+
+def test_make_skeleton_class_bad_namespace_keys():
+    with pytest.raises(TypeError):
+        cp._make_skeleton_class(type, "Bad", (object,), {1: "x", "__module__": "m"}, None, None)
