@@ -76,3 +76,72 @@ def test_registered_module_ships_by_value(private_module, tmp_path):
     finally:
         cloudpickle.unregister_pickle_by_value(private_module)
     assert load_in_child(payload, tmp_path) == ["loaded", "42"]
+
+
+def write_package(root, version):
+    """A package ``cp_local_pkg`` with a submodule, at ``root``."""
+    pkg = root / "cp_local_pkg"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(f"VERSION = {version}\n")
+    (pkg / "sub.py").write_text(
+        textwrap.dedent(
+            f"""\
+            from . import VERSION
+
+            def versioned(x):
+                return ("v{version}", VERSION, x)
+            """
+        )
+    )
+
+
+@pytest.fixture
+def local_package(tmp_path, monkeypatch):
+    write_package(tmp_path / "new", 2)
+    monkeypatch.syspath_prepend(str(tmp_path / "new"))
+    package = importlib.import_module("cp_local_pkg")
+    sub = importlib.import_module("cp_local_pkg.sub")
+    yield package, sub
+    for name in ("cp_local_pkg", "cp_local_pkg.sub"):
+        sys.modules.pop(name, None)
+
+
+def run_versioned(payload, tmp_path, extra_path=()):
+    path = tmp_path / "payload.pkl"
+    path.write_bytes(payload)
+    script = (
+        "import pickle, sys\n"
+        "try:\n"
+        "    print(pickle.loads(open(sys.argv[1], 'rb').read())(1))\n"
+        "except ModuleNotFoundError as exc:\n"
+        "    print('missing', exc.name)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(path)],
+        capture_output=True,
+        text=True,
+        env=child_env(extra_path),
+        cwd=os.path.dirname(__file__),
+        timeout=120,
+        check=True,
+    )
+    return proc.stdout.strip()
+
+
+def test_registered_package_submodules_ship_by_value(local_package, tmp_path):
+    package, sub = local_package
+    cloudpickle.register_pickle_by_value(package)
+    try:
+        assert package.__name__ in cloudpickle.list_registry_pickle_by_value()
+        payload = cloudpickle.dumps(sub.versioned)
+    finally:
+        cloudpickle.unregister_pickle_by_value(package)
+    # A worker without the package runs it...
+    assert run_versioned(payload, tmp_path) == "('v2', 2, 1)"
+    # ...and so does one with an old version of it: the new code runs.
+    write_package(tmp_path / "old", 1)
+    assert run_versioned(payload, tmp_path, [str(tmp_path / "old")]) == "('v2', 2, 1)"
+    # Unregistered, the function goes by reference again.
+    by_reference = cloudpickle.dumps(sub.versioned)
+    assert run_versioned(by_reference, tmp_path) == "missing cp_local_pkg"
+    assert run_versioned(by_reference, tmp_path, [str(tmp_path / "old")]) == "('v1', 1, 1)"
