@@ -52,8 +52,9 @@ unsafe impl Send for Fragment {}
 unsafe impl Sync for Fragment {}
 
 enum Slot {
-    /// Not recorded yet (for these arguments).
-    Unknown,
+    /// Not recorded yet (for these arguments), after this many attempts
+    /// that found some of the objects already memoized.
+    Unknown(u8),
     /// These arguments cannot be recorded (not plain data, or an object
     /// occurs twice in them).
     Unusable,
@@ -68,6 +69,10 @@ static FRAGMENTS: Mutex<Option<FragmentMap>> = Mutex::new(None);
 
 /// Entries kept before the map is emptied (bounds the memory it pins).
 const FRAGMENTS_MAX: usize = 4096;
+/// Attempts at recording before giving up: arguments whose objects are
+/// always memoized already when they are written (functions that share
+/// names, pickled together) cannot be replayed either.
+const MAX_ATTEMPTS: u8 = 8;
 /// Arguments with more memoized objects, or more bytes, are not recorded.
 const MAX_OBJECTS: usize = 256;
 const MAX_BYTES: usize = 16 * 1024;
@@ -75,8 +80,9 @@ const MAX_BYTES: usize = 16 * 1024;
 /// What to do with a code object's arguments.
 pub(super) enum Plan {
     Replay(Arc<Fragment>),
-    /// Write normally and record; the objects to be memoized, in order.
-    Record(Vec<*mut ffi::PyObject>),
+    /// Write normally and record; the objects to be memoized, in order,
+    /// and the attempts made so far.
+    Record(Vec<*mut ffi::PyObject>, u8),
     Normal,
 }
 
@@ -100,8 +106,8 @@ pub(super) unsafe fn plan(
                 return match slot {
                     Slot::Ready(f) => Plan::Replay(f.clone()),
                     Slot::Unusable => Plan::Normal,
-                    Slot::Unknown => match plain_objects(args) {
-                        Some(objects) => Plan::Record(objects),
+                    Slot::Unknown(attempts) => match plain_objects(args) {
+                        Some(objects) => Plan::Record(objects, *attempts),
                         None => Plan::Normal,
                     },
                 };
@@ -110,13 +116,13 @@ pub(super) unsafe fn plan(
     }
     let objects = plain_objects(args);
     let slot = if objects.is_some() {
-        Slot::Unknown
+        Slot::Unknown(0)
     } else {
         Slot::Unusable
     };
     store(py, code, args, slot);
     match objects {
-        Some(objects) => Plan::Record(objects),
+        Some(objects) => Plan::Record(objects, 0),
         None => Plan::Normal,
     }
 }
@@ -230,7 +236,7 @@ impl<'s, 'py> Engine<'s, 'py> {
                 }
                 self.save(args, false)
             }
-            Plan::Record(objects) => self.save_recording(code, args, objects),
+            Plan::Record(objects, attempts) => self.save_recording(code, args, objects, attempts),
             Plan::Normal => self.save(args, false),
         }
     }
@@ -266,9 +272,20 @@ impl<'s, 'py> Engine<'s, 'py> {
         code: *mut ffi::PyObject,
         args: *mut ffi::PyObject,
         objects: Vec<*mut ffi::PyObject>,
+        attempts: u8,
     ) -> PyResult<()> {
         self.boundary()?;
-        let recordable = self.out.frame_is_open() && self.none_memoized(&objects);
+        if !self.none_memoized(&objects) {
+            self.save(args, false)?;
+            let slot = if attempts + 1 >= MAX_ATTEMPTS {
+                Slot::Unusable
+            } else {
+                Slot::Unknown(attempts + 1)
+            };
+            store(self.py, code, args, slot);
+            return Ok(());
+        }
+        let recordable = self.out.frame_is_open();
         let start = self.out.buf.len();
         let frame = self.out.frame_mark();
         let memo_start = self.memo.len();
