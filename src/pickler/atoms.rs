@@ -129,7 +129,33 @@ impl<'s, 'py> Engine<'s, 'py> {
     }
 
     /// The opcode and content of the string `obj` (no memo index).
+    ///
+    /// The common case (a short string with a UTF-8 form, protocol 4 and
+    /// above) is inlined into the callers on the per-object path; the rest
+    /// is `write_str_general`.
+    #[inline(always)]
     pub(super) unsafe fn write_str(&mut self, obj: *mut ffi::PyObject) -> PyResult<()> {
+        if self.proto >= 4 {
+            let mut size: ffi::Py_ssize_t = 0;
+            let data = ffi::PyUnicode_AsUTF8AndSize(obj, &mut size);
+            if !data.is_null() && size <= 0xff {
+                // SAFETY: `data` points at the `size` bytes of the UTF-8
+                // form cached in `obj`, alive while `obj` is.
+                let slice = std::slice::from_raw_parts(data as *const u8, size as usize);
+                self.out.short_string(SHORT_BINUNICODE, slice);
+                return Ok(());
+            }
+            if data.is_null() {
+                // Lone surrogates: the general path encodes them again,
+                // with "surrogatepass".
+                ffi::PyErr_Clear();
+            }
+        }
+        self.write_str_general(obj)
+    }
+
+    #[inline(never)]
+    unsafe fn write_str_general(&mut self, obj: *mut ffi::PyObject) -> PyResult<()> {
         if self.bin {
             let mut size: ffi::Py_ssize_t = 0;
             let data = ffi::PyUnicode_AsUTF8AndSize(obj, &mut size);
