@@ -9,6 +9,7 @@ Payloads are standard pickles: :func:`loads` *is* :func:`pickle.loads`.
 """
 
 import copyreg
+import gc
 import pickle
 import sys
 import threading
@@ -251,3 +252,7 @@ dump = _engine.dump
 # The engine needs the Pickler class (its class-level dispatch table and the
 # reducer it consults) and pickle's error classes.
 _engine._configure(Pickler, Pickler.dispatch_table, _PICKLE_BY_VALUE_MODULES)
+
+# Cached class reductions hold their classes: let go of them before each
+# full collection, so classes the program dropped are freed as usual.
+gc.callbacks.append(_engine._release_class_cache)

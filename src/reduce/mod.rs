@@ -186,6 +186,35 @@ static CLASS_CACHE: Mutex<Option<ClassMap>> = Mutex::new(None);
 
 const CLASS_CACHE_MAX: usize = 4096;
 
+/// A `gc.callbacks` entry: at the start of every full collection, let go
+/// of the cached class reductions. The cache holds each class and its
+/// reduction (whose methods can refer back to the class), so a class
+/// pickled once would otherwise stay alive, with everything its namespace
+/// holds, after the program dropped it; with the cache emptied first, the
+/// collection that follows frees it as it would without this package. The
+/// cache fills again on later `dumps` calls. Nothing is done when the
+/// cache is in use (the lock is taken): the next full collection will.
+#[pyfunction]
+#[pyo3(name = "_release_class_cache")]
+pub fn release_class_cache(phase: &Bound<'_, PyAny>, info: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = phase.py();
+    if !phase.eq(pyo3::intern!(py, "start"))? {
+        return Ok(());
+    }
+    let generation = info.get_item(pyo3::intern!(py, "generation"))?;
+    if generation.extract::<i64>()? < 2 {
+        return Ok(());
+    }
+    let old = match CLASS_CACHE.try_lock() {
+        Ok(mut guard) => guard.take(),
+        Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner().take(),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    };
+    // Dropped with the lock released: releasing references may run code.
+    drop(old);
+    Ok(())
+}
+
 /// The version tag of `obj` if it is a class whose metaclass is exactly
 /// `type` and it has a valid tag.
 fn cacheable_class_tag(obj: &Bound<'_, PyAny>) -> Option<u32> {
