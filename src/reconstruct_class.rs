@@ -362,3 +362,64 @@ fn creation_is_invisible(
     }
     has_module
 }
+
+/// `_class_setstate(obj, state)`: fills the namespace of a class made by
+/// `_make_skeleton_class` or `_make_skeleton_enum` and returns it, as the
+/// Python version in `cloudpickle._reconstructors` does (which this one
+/// hands anything but the usual `(dict, slotstate)` tuple): each entry of
+/// the class dict is set as an attribute, except `_abc_impl`, the list of
+/// virtual subclasses of an ABC, which are registered again; on 3.13+
+/// `__firstlineno__` is set last (assigning any attribute deletes it).
+#[pyfunction]
+#[pyo3(name = "_class_setstate")]
+pub fn class_setstate<'py>(
+    obj: &Bound<'py, PyAny>,
+    state: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = obj.py();
+    let class_dict = match state.cast::<PyTuple>() {
+        Ok(t) if t.len() == 2 => t.get_item(0)?,
+        _ => return python_class_setstate(obj, state),
+    };
+    let Ok(class_dict) = class_dict.cast_into::<PyDict>() else {
+        return python_class_setstate(obj, state);
+    };
+    // A snapshot: setting an attribute can run Python code (a metaclass's
+    // __setattr__), which could change the dict being iterated.
+    let items: Vec<_> = class_dict.iter().collect();
+    let abc_impl = pyo3::intern!(py, "_abc_impl");
+    let mut registry = None;
+    for (attr, value) in items {
+        if attr.eq(abc_impl)? {
+            registry = Some(value);
+            continue;
+        }
+        // SAFETY: GIL held; both objects alive. PyObject_SetAttr raises
+        // TypeError for a name that is not a string, as setattr() does.
+        if unsafe { ffi::PyObject_SetAttr(obj.as_ptr(), attr.as_ptr(), value.as_ptr()) } != 0 {
+            return Err(crate::errors::fetch(py));
+        }
+    }
+    if crate::py::cache().py_minor >= 13 {
+        if let Some(line) = class_dict.get_item(pyo3::intern!(py, "__firstlineno__"))? {
+            obj.setattr(pyo3::intern!(py, "__firstlineno__"), line)?;
+        }
+    }
+    if let Some(registry) = registry {
+        let register = pyo3::intern!(py, "register");
+        for subclass in registry.try_iter()? {
+            obj.call_method1(register, (subclass?,))?;
+        }
+    }
+    Ok(obj.clone())
+}
+
+fn python_class_setstate<'py>(
+    obj: &Bound<'py, PyAny>,
+    state: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = obj.py();
+    reconstructors(py)?
+        .get_item(pyo3::intern!(py, "_class_setstate"))?
+        .call1((obj, state))
+}

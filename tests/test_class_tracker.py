@@ -91,3 +91,44 @@ def test_make_skeleton_class_called_directly(tracker_id):
 def test_make_skeleton_class_bad_namespace_keys():
     with pytest.raises(TypeError):
         cp._make_skeleton_class(type, "Bad", (object,), {1: "x", "__module__": "m"}, None, None)
+
+
+def test_class_setstate_native_matches_python():
+    import abc
+
+    from cloudpickle import _reconstructors
+
+    for setstate in (cp._class_setstate, _reconstructors._class_setstate):
+
+        class Base(abc.ABC):
+            @abc.abstractmethod
+            def run(self): ...
+
+        class Virtual:
+            pass
+
+        returned = setstate(Base, ({"attr": 1, "_abc_impl": [Virtual]}, {}))
+        assert returned is Base and Base.attr == 1
+        assert issubclass(Virtual, Base) and "_abc_impl" in Base.__dict__
+        # Any two-item sequence is accepted, as by tuple unpacking.
+        setstate(Base, [{"other": 2}, None])
+        assert Base.other == 2
+        with pytest.raises(TypeError):
+            setstate(Base, ({1: "not a name"}, {}))
+        with pytest.raises(ValueError):
+            setstate(Base, ({"x": 1},))
+
+
+def test_class_setstate_survives_a_metaclass_that_mutates_the_state():
+    state = {"a": 1, "b": 2, "c": 3}
+
+    class Meta(type):
+        def __setattr__(cls, name, value):
+            state.clear()  # the dict being applied changes under it
+            super().__setattr__(name, value)
+
+    class Target(metaclass=Meta):
+        pass
+
+    cp._class_setstate(Target, (state, {}))
+    assert (Target.a, Target.b, Target.c) == (1, 2, 3)

@@ -564,6 +564,7 @@ class TestWireNames:
                 "_make_cell",
                 "_make_empty_cell",
                 "_make_skeleton_class",
+                "_class_setstate",
             ):
                 # Replaced by the engine's native versions, under the same name.
                 native = getattr(public, name)
@@ -580,7 +581,8 @@ class TestWireNames:
     def test_reconstructors_pickle_by_reference(self):
         public = cloudpickle.cloudpickle
         for func in (public._make_function, public._function_setstate, public._make_cell,
-                     recon.subimport, public._make_skeleton_class):  # fmt: skip
+                     recon.subimport, public._make_skeleton_class,
+                     public._class_setstate):  # fmt: skip
             refs = global_references(pickle.dumps(func))
             assert refs == [("cloudpickle.cloudpickle", func.__name__)]
         assert pickle.loads(pickle.dumps(recon._empty_cell_value)) is recon._empty_cell_value

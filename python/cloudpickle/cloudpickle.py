@@ -32,14 +32,17 @@ _function_setstate = _engine._function_setstate
 _make_cell = _engine._make_cell
 _make_empty_cell = _engine._make_empty_cell
 # Returns the class already loaded under the same tracker id without
-# building a skeleton only to discard it; otherwise the Python version.
+# building a skeleton only to discard it; creates plain skeletons itself;
+# otherwise the Python version (and likewise for _class_setstate).
 _make_skeleton_class = _engine._make_skeleton_class
+_class_setstate = _engine._class_setstate
 for _native in (
     _make_function,
     _function_setstate,
     _make_cell,
     _make_empty_cell,
     _make_skeleton_class,
+    _class_setstate,
 ):
     _native.__module__ = _PUBLISHED_MODULE
     # The Python versions stay importable under their own module's name.
