@@ -345,6 +345,26 @@ mod tests {
     }
 
     #[test]
+    fn frame_mark_changes_with_each_commit() {
+        let mut o = Output::default();
+        o.set_framing(true);
+        assert!(!o.frame_is_open());
+        assert_eq!(o.open_frame_len(), 0);
+        o.bytes(b"abc");
+        assert!(o.frame_is_open());
+        assert_eq!(o.open_frame_len(), 3);
+        let mark = o.frame_mark();
+        o.bytes(b"de");
+        assert_eq!(o.frame_mark(), mark);
+        o.commit_frame();
+        o.bytes(b"f");
+        // Same offset for the new frame (after a file flush it can be), but
+        // not the same frame.
+        assert_ne!(o.frame_mark(), mark);
+        assert_eq!(o.open_frame_len(), 1);
+    }
+
+    #[test]
     fn no_frames_when_not_framing() {
         let mut o = Output::default();
         o.bytes(b"abcdef");
