@@ -169,10 +169,38 @@ fn instance_dict<'py>(obj: &Bound<'py, PyAny>, tp: &Py<PyAny>) -> Option<Bound<'
 /// `_DYNAMIC_CLASS_TRACKER_BY_CLASS.data[ref(skeleton, its _remove)] =
 /// tracker_id`, as `setdefault` and `__setitem__` would. No Python code
 /// runs (string keys; weak references to a class of metaclass `type`
-/// hash and compare by identity), so under the GIL this is as atomic as
-/// the Python version under its lock. False (nothing done) whenever
-/// anything differs from that plain case: the Python version then runs.
+/// hash and compare by identity) and the tracker lock is held, as the
+/// Python version holds it. False (nothing done) whenever anything differs
+/// from that plain case, or the lock is taken: the Python version then
+/// runs.
 fn track_new(
+    namespace: &Bound<'_, PyAny>,
+    tracker_id: &Bound<'_, PyAny>,
+    skeleton: &Bound<'_, PyAny>,
+) -> PyResult<bool> {
+    let py = namespace.py();
+    let Ok(dict) = namespace.cast::<PyDict>() else {
+        return Ok(false);
+    };
+    let Some(lock) = dict.get_item(pyo3::intern!(py, "_DYNAMIC_CLASS_TRACKER_LOCK"))? else {
+        return Ok(false);
+    };
+    // The lock the Python tracker functions hold while they update the
+    // mappings (a thread may be paused in the middle of one). Taken without
+    // waiting: when another thread holds it, the Python version waits.
+    if !lock
+        .call_method1(pyo3::intern!(py, "acquire"), (false,))?
+        .is_truthy()?
+    {
+        return Ok(false);
+    }
+    let result = track_new_locked(namespace, tracker_id, skeleton);
+    lock.call_method0(pyo3::intern!(py, "release"))?;
+    result
+}
+
+/// `track_new`, with the tracker lock held.
+fn track_new_locked(
     namespace: &Bound<'_, PyAny>,
     tracker_id: &Bound<'_, PyAny>,
     skeleton: &Bound<'_, PyAny>,

@@ -132,3 +132,47 @@ def test_class_setstate_survives_a_metaclass_that_mutates_the_state():
 
     cp._class_setstate(Target, (state, {}))
     assert (Target.a, Target.b, Target.c) == (1, 2, 3)
+
+
+def test_first_load_waits_for_the_tracker_lock():
+    import threading
+
+    payload, tracker_id = fresh_payload(("locked", 1))
+    result = []
+    started = threading.Event()
+
+    def load():
+        started.set()
+        result.append(pickle.loads(payload))
+
+    with cp._DYNAMIC_CLASS_TRACKER_LOCK:
+        thread = threading.Thread(target=load)
+        thread.start()
+        started.wait()
+        thread.join(0.2)
+        # The tracker is being updated elsewhere: the load must wait.
+        assert thread.is_alive() and result == []
+    thread.join(30)
+    assert cp._DYNAMIC_CLASS_TRACKER_BY_ID[tracker_id] is result[0]
+
+
+def test_threads_loading_one_new_class_get_one_class():
+    import threading
+
+    for round_ in range(20):
+        payload, tracker_id = fresh_payload(("race", round_))
+        barrier = threading.Barrier(8)
+        results = []
+
+        def load():
+            barrier.wait()
+            results.append(pickle.loads(payload))
+
+        threads = [threading.Thread(target=load) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert len(results) == 8
+        assert all(cls is results[0] for cls in results)
+        assert cp._DYNAMIC_CLASS_TRACKER_BY_ID[tracker_id] is results[0]
