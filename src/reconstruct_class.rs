@@ -231,25 +231,29 @@ fn track_new_locked(
     };
     let data = pyo3::intern!(py, "data");
     let remove = pyo3::intern!(py, "_remove");
-    let (Some(id_data), Some(id_remove), Some(pending), Some(class_data), Some(class_remove)) = (
+    let (Some(id_data), Some(id_remove), Some(class_data), Some(class_remove)) = (
         id_attrs.get_item(data)?,
         id_attrs.get_item(remove)?,
-        id_attrs.get_item(pyo3::intern!(py, "_pending_removals"))?,
         class_attrs.get_item(data)?,
         class_attrs.get_item(remove)?,
     ) else {
         return Ok(false);
     };
-    let (Ok(id_data), Ok(class_data), Ok(pending)) = (
+    let (Ok(id_data), Ok(class_data)) = (
         id_data.cast_into::<PyDict>(),
         class_data.cast_into::<PyDict>(),
-        pending.cast_into::<pyo3::types::PyList>(),
     ) else {
         return Ok(false);
     };
-    // Removals waiting to be committed, or an entry for this id (dead or
-    // alive): the Python version's business.
-    if !pending.is_empty() || id_data.contains(tracker_id)? {
+    // Removals waiting to be committed (Python 3.13 and older queue them
+    // while the mapping is iterated; 3.14 has no such list), or an entry
+    // for this id, dead or alive: the Python version's business.
+    let pending = id_attrs.get_item(pyo3::intern!(py, "_pending_removals"))?;
+    let no_pending = match &pending {
+        None => true,
+        Some(p) => p.cast::<pyo3::types::PyList>().is_ok_and(|l| l.is_empty()),
+    };
+    if !no_pending || id_data.contains(tracker_id)? {
         return Ok(false);
     }
     let keyed_ref_type = keyed_ref_type.bind(py);

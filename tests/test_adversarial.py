@@ -214,7 +214,12 @@ def test_items_written_before_a_reducer_that_frees_them():
     until Python code runs; a reducer that then frees them must not change
     the payload (pickle's bytes) nor crash."""
     for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
-        expected = pickle.dumps(_earlier_case(), protocol=protocol)
+        try:
+            expected = pickle.dumps(_earlier_case(), protocol=protocol)
+        except Exception as exc:  # Python 3.14: the list changed size
+            with pytest.raises(type(exc)):
+                cloudpickle.dumps(_earlier_case(), protocol=protocol)
+            continue
         assert cloudpickle.dumps(_earlier_case(), protocol=protocol) == expected
 
 

@@ -6,7 +6,6 @@ does, and leaves them when it is collected."""
 import gc
 import pickle
 import weakref
-from _weakrefset import _IterationGuard
 
 import cloudpickle
 import pytest
@@ -63,6 +62,12 @@ def test_collected_classes_leave_the_tracker():
 
 
 def test_pending_removals_are_committed_first():
+    # Python 3.13 and older queue removals while a weak mapping is iterated
+    # (3.14 removes entries atomically and has no queue).
+    _weakrefset = pytest.importorskip("_weakrefset")
+    if not hasattr(_weakrefset, "_IterationGuard"):
+        pytest.skip("no queued removals in this Python version")
+    _IterationGuard = _weakrefset._IterationGuard
     payloads = [fresh_payload(("pending", i)) for i in range(3)]
     tracker = cp._DYNAMIC_CLASS_TRACKER_BY_ID
     loaded = [pickle.loads(p) for p, _ in payloads[:2]]
@@ -176,3 +181,27 @@ def test_threads_loading_one_new_class_get_one_class():
         assert len(results) == 8
         assert all(cls is results[0] for cls in results)
         assert cp._DYNAMIC_CLASS_TRACKER_BY_ID[tracker_id] is results[0]
+
+
+def test_first_load_of_a_plain_class_is_tracked_natively(monkeypatch):
+    """The native path must stay in use on every supported Python version
+    (it falls back to the Python tracker silently when the weak mappings
+    look different from what it expects)."""
+    from cloudpickle import _reconstructors
+
+    calls = []
+    python_version = _reconstructors._lookup_class_or_track
+
+    def counting(*args):
+        calls.append(args[0])
+        return python_version(*args)
+
+    monkeypatch.setattr(_reconstructors, "_lookup_class_or_track", counting)
+    payload, tracker_id = fresh_payload(("native", 1))
+    loaded = pickle.loads(payload)
+    assert cp._DYNAMIC_CLASS_TRACKER_BY_ID[tracker_id] is loaded
+    assert calls == []
+    # While another thread holds the tracker lock... (see the test above);
+    # and a class the skeleton fast path does not handle goes through it.
+    cp._make_skeleton_class(type, "NoModule", (object,), {}, "id-no-module-test", None)
+    assert calls == ["id-no-module-test"]
