@@ -205,3 +205,38 @@ def test_first_load_of_a_plain_class_is_tracked_natively(monkeypatch):
     # and a class the skeleton fast path does not handle goes through it.
     cp._make_skeleton_class(type, "NoModule", (object,), {}, "id-no-module-test", None)
     assert calls == ["id-no-module-test"]
+
+
+def test_first_loads_leak_nothing():
+    """Loading classes for the first time and dropping them leaves no
+    objects behind (a leaked reference per class would show as thousands
+    of allocated blocks)."""
+    import sys
+
+    def make(start):
+        classes = []
+        for i in range(start, start + 20):
+
+            class Shape:
+                sides = i
+
+                def area(self):
+                    return self.sides
+
+            classes.append(Shape)
+        return classes
+
+    payloads = [cloudpickle.dumps(make(10_000 + 20 * k)) for k in range(200)]
+    gc.collect()
+
+    def load(batch):
+        for payload in batch:
+            loaded = pickle.loads(payload)
+            assert loaded[3]().area() == loaded[3].sides
+            del loaded
+        gc.collect()
+
+    load(payloads[:50])
+    before = sys.getallocatedblocks()
+    load(payloads[50:])  # 3,000 classes
+    assert sys.getallocatedblocks() - before < 1000
