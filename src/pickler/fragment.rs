@@ -4,7 +4,8 @@
 //! `(types.CodeType, args)` where `args` holds a dozen and a half fields:
 //! counts, the bytecode, names, constants, file name, line table. Code
 //! objects are immutable and their reductions are cached (see
-//! `reduce::call_reducer`), yet every `dumps` call walked `args` again,
+//! `reduce::code_reduction`, which keeps what is recorded here beside each
+//! reduction), yet every `dumps` call walked `args` again,
 //! item by item, to write the same opcodes: a third of the work of
 //! pickling a small closure.
 //!
@@ -22,53 +23,54 @@
 //! the bytes are the same either way (tested against `pickle` and the
 //! reference).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use super::opcodes::{POP, REDUCE};
+use super::opcodes::REDUCE;
 use super::output::FRAME_SIZE_TARGET;
 use super::trail::Step;
 use super::Engine;
+use crate::reduce::set_code_fragment;
+
+/// What is known of writing the arguments of one cached code reduction;
+/// kept with the reduction in the code-object cache (`reduce`).
+#[derive(Clone)]
+pub(crate) enum Fragment {
+    /// Not recorded yet, after this many attempts that found some of the
+    /// objects already memoized.
+    Unknown(u8),
+    /// The arguments cannot be recorded (not plain data, or an object
+    /// occurs twice in them).
+    Unusable,
+    Recorded(Arc<Recorded>),
+}
+
+impl Default for Fragment {
+    fn default() -> Self {
+        Fragment::Unknown(0)
+    }
+}
 
 /// The recorded opcodes of one code object's arguments.
-pub(crate) struct Fragment {
+pub(crate) struct Recorded {
     proto: u8,
     bytes: Box<[u8]>,
     /// The objects the bytes memoize, in the order of their `MEMOIZE`s.
     /// Borrowed from `args`: an immutable tuple of immutable objects,
-    /// which this fragment keeps alive.
+    /// which this record keeps alive.
     objects: Box<[*mut ffi::PyObject]>,
     /// Held, never read: keeps the objects above alive.
     _args: Py<PyAny>,
 }
 
 // SAFETY: the raw pointers are only dereferenced by the engine with the
-// GIL held, and the objects they designate are kept alive by `args`, a
-// strong reference owned by the fragment.
-unsafe impl Send for Fragment {}
-unsafe impl Sync for Fragment {}
+// GIL held, and the objects they designate are kept alive by `_args`, a
+// strong reference owned by the record.
+unsafe impl Send for Recorded {}
+unsafe impl Sync for Recorded {}
 
-enum Slot {
-    /// Not recorded yet (for these arguments), after this many attempts
-    /// that found some of the objects already memoized.
-    Unknown(u8),
-    /// These arguments cannot be recorded (not plain data, or an object
-    /// occurs twice in them).
-    Unusable,
-    Ready(Arc<Fragment>),
-}
-
-/// Per code object address: the code object (kept alive, so the address is
-/// not reused), the arguments tuple the slot describes, and the slot.
-type FragmentMap = HashMap<usize, (Py<PyAny>, usize, Slot)>;
-
-static FRAGMENTS: Mutex<Option<FragmentMap>> = Mutex::new(None);
-
-/// Entries kept before the map is emptied (bounds the memory it pins).
-const FRAGMENTS_MAX: usize = 4096;
 /// Attempts at recording before giving up: arguments whose objects are
 /// always memoized already when they are written (functions that share
 /// names, pickled together) cannot be replayed either.
@@ -76,76 +78,6 @@ const MAX_ATTEMPTS: u8 = 8;
 /// Arguments with more memoized objects, or more bytes, are not recorded.
 const MAX_OBJECTS: usize = 256;
 const MAX_BYTES: usize = 16 * 1024;
-
-/// What to do with a code object's arguments.
-pub(super) enum Plan {
-    Replay(Arc<Fragment>),
-    /// Write normally and record; the objects to be memoized, in order,
-    /// and the attempts made so far.
-    Record(Vec<*mut ffi::PyObject>, u8),
-    Normal,
-}
-
-fn lock() -> std::sync::MutexGuard<'static, Option<FragmentMap>> {
-    FRAGMENTS.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The plan for `args`, the arguments of the cached reduction of `code`.
-///
-/// # Safety
-/// GIL held; `code` and `args` alive.
-pub(super) unsafe fn plan(
-    py: Python<'_>,
-    code: *mut ffi::PyObject,
-    args: *mut ffi::PyObject,
-) -> Plan {
-    {
-        let guard = lock();
-        if let Some((_, for_args, slot)) = guard.as_ref().and_then(|m| m.get(&(code as usize))) {
-            if *for_args == args as usize {
-                return match slot {
-                    Slot::Ready(f) => Plan::Replay(f.clone()),
-                    Slot::Unusable => Plan::Normal,
-                    Slot::Unknown(attempts) => match plain_objects(args) {
-                        Some(objects) => Plan::Record(objects, *attempts),
-                        None => Plan::Normal,
-                    },
-                };
-            }
-        }
-    }
-    let objects = plain_objects(args);
-    let slot = if objects.is_some() {
-        Slot::Unknown(0)
-    } else {
-        Slot::Unusable
-    };
-    store(py, code, args, slot);
-    match objects {
-        Some(objects) => Plan::Record(objects, 0),
-        None => Plan::Normal,
-    }
-}
-
-/// Records `slot` for `code` and `args`.
-unsafe fn store(py: Python<'_>, code: *mut ffi::PyObject, args: *mut ffi::PyObject, slot: Slot) {
-    let mut guard = lock();
-    let map = guard.get_or_insert_with(HashMap::new);
-    // Dropping references may run finalizers: let them go after the lock
-    // is released.
-    let old = (map.len() >= FRAGMENTS_MAX).then(|| std::mem::take(map));
-    let previous = map.insert(
-        code as usize,
-        (
-            Bound::from_borrowed_ptr(py, code).unbind(),
-            args as usize,
-            slot,
-        ),
-    );
-    drop(guard);
-    drop(old);
-    drop(previous);
-}
 
 /// The objects saving `args` memoizes, in order, when it is plain data in
 /// which no object occurs twice; None otherwise. Mirrors the engine: str
@@ -214,112 +146,21 @@ impl<'s, 'py> Engine<'s, 'py> {
             && self.out.framing()
     }
 
-    /// Saves `args`, the arguments of the cached reduction of the code
-    /// object `code`, from recorded bytes when possible (see module docs);
-    /// otherwise the normal way, recording them when they qualify.
-    ///
-    /// # Safety
-    /// GIL held; `code` and `args` alive, no parked memo entries (the
-    /// caller ran `before_python`).
-    pub(super) unsafe fn save_code_args(
-        &mut self,
-        code: *mut ffi::PyObject,
-        args: *mut ffi::PyObject,
-    ) -> PyResult<()> {
-        if !self.fragments_apply() {
-            return self.save(args, false);
-        }
-        match plan(self.py, code, args) {
-            Plan::Replay(fragment) => {
-                if fragment.proto == self.proto && self.replay(&fragment)? {
-                    return Ok(());
-                }
-                self.save(args, false)
-            }
-            Plan::Record(objects, attempts) => self.save_recording(code, args, objects, attempts),
-            Plan::Normal => self.save(args, false),
-        }
-    }
-
-    /// Whether none of `objects` is in the memo.
-    unsafe fn none_memoized(&self, objects: &[*mut ffi::PyObject]) -> bool {
-        objects.iter().all(|&o| self.memo.get(o).is_none())
-    }
-
-    /// Writes `fragment` and memoizes its objects; false (nothing written)
-    /// when the normal path could write something else here.
-    unsafe fn replay(&mut self, fragment: &Fragment) -> PyResult<bool> {
-        // What `save(args)` does first.
-        self.boundary()?;
-        if self.out.open_frame_len() + fragment.bytes.len() >= FRAME_SIZE_TARGET
-            || !self.none_memoized(&fragment.objects)
-            || self.memo.len() + fragment.objects.len() >= u32::MAX as usize
-        {
-            return Ok(false);
-        }
-        self.out.bytes(&fragment.bytes);
-        for &obj in fragment.objects.iter() {
-            self.memo.put(obj, false);
-        }
-        Ok(true)
-    }
-
-    /// Saves `args` the normal way and records the bytes when they could
-    /// be replayed elsewhere: nothing was in the memo before, and the frame
-    /// open at the start is still open at the end.
-    unsafe fn save_recording(
-        &mut self,
-        code: *mut ffi::PyObject,
-        args: *mut ffi::PyObject,
-        objects: Vec<*mut ffi::PyObject>,
-        attempts: u8,
-    ) -> PyResult<()> {
-        self.boundary()?;
-        if !self.none_memoized(&objects) {
-            self.save(args, false)?;
-            let slot = if attempts + 1 >= MAX_ATTEMPTS {
-                Slot::Unusable
-            } else {
-                Slot::Unknown(attempts + 1)
-            };
-            store(self.py, code, args, slot);
-            return Ok(());
-        }
-        let recordable = self.out.frame_is_open();
-        let start = self.out.buf.len();
-        let frame = self.out.frame_mark();
-        let memo_start = self.memo.len();
-        self.save(args, false)?;
-        if recordable
-            && self.out.frame_mark() == frame
-            && self.out.buf.len() >= start
-            && self.memo.len() - memo_start == objects.len()
-        {
-            let fragment = Fragment {
-                proto: self.proto,
-                bytes: self.out.buf[start..].into(),
-                objects: objects.into_boxed_slice(),
-                _args: Bound::from_borrowed_ptr(self.py, args).unbind(),
-            };
-            store(self.py, code, args, Slot::Ready(Arc::new(fragment)));
-        }
-        Ok(())
-    }
-}
-
-impl<'s, 'py> Engine<'s, 'py> {
-    /// Writes `rv`, the reduction of the code object `code` returned by
+    /// Writes `rv`, the cached reduction of the code object `code` by
     /// cloudpickle's own `_code_reduce` (`(types.CodeType, args)`), as
     /// `save_reduce` would, with its arguments from recorded bytes when
-    /// possible. False when `rv` has another shape (the caller then
-    /// writes it the general way).
+    /// `fragment` has them and they apply here (see module docs); otherwise
+    /// the normal way, recording them when they qualify. False when `rv`
+    /// has another shape (the caller then writes it the general way).
     ///
     /// # Safety
-    /// GIL held; `code` and `rv` alive; no parked memo entries.
+    /// GIL held; `code` and `rv` alive; no parked memo entries (the caller
+    /// ran `before_python`).
     pub(super) unsafe fn save_code_reduction(
         &mut self,
         code: *mut ffi::PyObject,
         rv: &Bound<'py, PyAny>,
+        fragment: Fragment,
     ) -> PyResult<bool> {
         let rv = rv.as_ptr();
         if ffi::PyTuple_CheckExact(rv) == 0 || ffi::PyTuple_GET_SIZE(rv) != 2 {
@@ -336,15 +177,107 @@ impl<'s, 'py> Engine<'s, 'py> {
         self.canonical_scope(by_value, |e| {
             e.save(callable, false)
                 .map_err(|err| e.failed_at(Step::Callable, callable, err))?;
-            e.save_code_args(code, args)
+            e.save_code_args(code, rv, args, fragment)
                 .map_err(|err| e.failed_at(Step::Args(0), args, err))?;
             e.out.byte(REDUCE);
-            if let Some(idx) = e.memo.get(code) {
-                e.out.byte(POP);
-                return e.memo_get(idx);
-            }
-            e.memo_put(code, false)
+            e.memoize_reduced(code)
         })?;
         Ok(true)
+    }
+
+    /// Saves `args`, the arguments of the reduction `rv` of `code` (see
+    /// `save_code_reduction`).
+    unsafe fn save_code_args(
+        &mut self,
+        code: *mut ffi::PyObject,
+        rv: *mut ffi::PyObject,
+        args: *mut ffi::PyObject,
+        fragment: Fragment,
+    ) -> PyResult<()> {
+        if !self.fragments_apply() {
+            return self.save(args, false);
+        }
+        match fragment {
+            Fragment::Recorded(recorded) => {
+                if recorded.proto == self.proto && self.replay(&recorded)? {
+                    return Ok(());
+                }
+                self.save(args, false)
+            }
+            Fragment::Unusable => self.save(args, false),
+            Fragment::Unknown(attempts) => match plain_objects(args) {
+                Some(objects) => self.save_recording(code, rv, args, objects, attempts),
+                None => {
+                    set_code_fragment(code, rv, Fragment::Unusable);
+                    self.save(args, false)
+                }
+            },
+        }
+    }
+
+    /// Whether none of `objects` is in the memo.
+    unsafe fn none_memoized(&self, objects: &[*mut ffi::PyObject]) -> bool {
+        objects.iter().all(|&o| self.memo.get(o).is_none())
+    }
+
+    /// Writes `recorded` and memoizes its objects; false (nothing written)
+    /// when the normal path could write something else here.
+    unsafe fn replay(&mut self, recorded: &Recorded) -> PyResult<bool> {
+        // What `save(args)` does first.
+        self.boundary()?;
+        if self.out.open_frame_len() + recorded.bytes.len() >= FRAME_SIZE_TARGET
+            || !self.none_memoized(&recorded.objects)
+            || self.memo.len() + recorded.objects.len() >= u32::MAX as usize
+        {
+            return Ok(false);
+        }
+        self.out.bytes(&recorded.bytes);
+        for &obj in recorded.objects.iter() {
+            self.memo.put(obj, false);
+        }
+        Ok(true)
+    }
+
+    /// Saves `args` the normal way and records the bytes when they could
+    /// be replayed elsewhere: nothing was in the memo before, and the frame
+    /// open at the start is still open at the end.
+    unsafe fn save_recording(
+        &mut self,
+        code: *mut ffi::PyObject,
+        rv: *mut ffi::PyObject,
+        args: *mut ffi::PyObject,
+        objects: Vec<*mut ffi::PyObject>,
+        attempts: u8,
+    ) -> PyResult<()> {
+        self.boundary()?;
+        if !self.none_memoized(&objects) {
+            self.save(args, false)?;
+            let fragment = if attempts + 1 >= MAX_ATTEMPTS {
+                Fragment::Unusable
+            } else {
+                Fragment::Unknown(attempts + 1)
+            };
+            set_code_fragment(code, rv, fragment);
+            return Ok(());
+        }
+        let recordable = self.out.frame_is_open();
+        let start = self.out.buf.len();
+        let frame = self.out.frame_mark();
+        let memo_start = self.memo.len();
+        self.save(args, false)?;
+        if recordable
+            && self.out.frame_mark() == frame
+            && self.out.buf.len() >= start
+            && self.memo.len() - memo_start == objects.len()
+        {
+            let recorded = Recorded {
+                proto: self.proto,
+                bytes: self.out.buf[start..].into(),
+                objects: objects.into_boxed_slice(),
+                _args: Bound::from_borrowed_ptr(self.py, args).unbind(),
+            };
+            set_code_fragment(code, rv, Fragment::Recorded(Arc::new(recorded)));
+        }
+        Ok(())
     }
 }

@@ -22,7 +22,7 @@ mod buffer;
 pub(crate) mod canonical;
 mod containers;
 mod dispatch;
-mod fragment;
+pub(crate) mod fragment;
 mod function;
 mod global;
 mod instance;
@@ -536,13 +536,17 @@ impl<'s, 'py> Engine<'s, 'py> {
         }
         if let Some(reducer) = self.dispatch_lookup(tp)? {
             self.before_python();
-            let rv = crate::reduce::call_reducer(&reducer, &borrowed(self.py, obj))?;
+            let object = borrowed(self.py, obj);
             if tp == std::ptr::addr_of_mut!(ffi::PyCode_Type)
                 && crate::reduce::is_code_reduce(&reducer)
-                && self.save_code_reduction(obj, &rv)?
             {
-                return Ok(());
+                let (rv, fragment) = crate::reduce::code_reduction(&reducer, &object)?;
+                if self.save_code_reduction(obj, &rv, fragment)? {
+                    return Ok(());
+                }
+                return self.save_reduce_value(obj, &rv);
             }
+            let rv = crate::reduce::call_reducer(&reducer, &object)?;
             return self.save_reduce_value(obj, &rv);
         }
         if ffi::PyType_IsSubtype(tp, std::ptr::addr_of_mut!(ffi::PyType_Type)) != 0 {

@@ -166,13 +166,9 @@ impl<'s, 'py> Engine<'s, 'py> {
         }
 
         if let Some(o) = obj {
-            // Already memoized while saving the arguments: the object is
-            // recursive; drop the new one and fetch the memoized one.
-            if let Some(idx) = self.memo.get(o) {
-                self.out.byte(POP);
-                return self.memo_get(idx);
+            if self.memoize_reduced(o)? {
+                return Ok(());
             }
-            self.memo_put(o, false)?;
         }
         if let Some(li) = listitems {
             self.batch_list_iter(&li)
@@ -201,6 +197,20 @@ impl<'s, 'py> Engine<'s, 'py> {
             }
         }
         Ok(())
+    }
+
+    /// Memoizes `obj`, just rebuilt on the stack from its reduction. When
+    /// saving the reduction's arguments memoized it already (a recursive
+    /// object), drops the new one and fetches the memoized one instead, and
+    /// answers true: nothing more is to be written for it.
+    pub(super) unsafe fn memoize_reduced(&mut self, obj: *mut ffi::PyObject) -> PyResult<bool> {
+        if let Some(idx) = self.memo.get(obj) {
+            self.out.byte(POP);
+            self.memo_get(idx)?;
+            return Ok(true);
+        }
+        self.memo_put(obj, false)?;
+        Ok(false)
     }
 
     /// Whether `callable` is named `__newobj__` or `__newobj_ex__`.

@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::by_value::should_pickle_by_reference;
+use crate::pickler::fragment::Fragment;
 
 pub(crate) mod function;
 
@@ -257,20 +258,27 @@ fn remember_class_reduce(obj: &Bound<'_, PyAny>, rv: &Bound<'_, PyAny>) {
     drop(old);
 }
 
-/// Reductions of code objects, by code object. Code objects are immutable,
-/// so their reduction never goes stale; the cache holds a reference to each
-/// code object it describes, so an address cannot be reused meanwhile.
-/// Per code object address: the code object (kept alive) and a value
-/// derived from it.
+/// A cache of values derived from code objects (which are immutable, so
+/// such values never go stale), per code object address: the code object,
+/// kept alive so that the address cannot be reused meanwhile, and the value.
 pub(crate) type CodeMap = HashMap<usize, (Py<PyAny>, Py<PyAny>)>;
 
-static CODE_CACHE: Mutex<Option<CodeMap>> = Mutex::new(None);
+/// A cached code reduction: the code object (kept alive, so its address is
+/// not reused), its reduction, and what the engine recorded of writing the
+/// reduction's arguments (see `pickler::fragment`).
+struct CodeEntry {
+    _code: Py<PyAny>,
+    rv: Py<PyAny>,
+    fragment: Fragment,
+}
+
+static CODE_CACHE: Mutex<Option<HashMap<usize, CodeEntry>>> = Mutex::new(None);
 
 /// Entries kept before the cache is emptied (bounds the memory it pins).
 const CODE_CACHE_MAX: usize = 4096;
 
 /// Whether `reducer` is cloudpickle's own `_code_reduce` (whose results
-/// `call_reducer` caches).
+/// `code_reduction` caches).
 pub(crate) fn is_code_reduce(reducer: &Bound<'_, PyAny>) -> bool {
     hot(reducer.py()).is_ok_and(|h| reducer.is(h.code_reduce.bind(reducer.py())))
 }
@@ -297,18 +305,29 @@ pub fn call_reducer<'py>(
         }
         return reducer.call1((obj,));
     }
-    let is_code_reduce = reducer.is(h.code_reduce.bind(py));
-    if !is_code_reduce || !obj.is_exact_instance_of::<pyo3::types::PyCode>() {
-        return reducer.call1((obj,));
+    if reducer.is(h.code_reduce.bind(py)) && obj.is_exact_instance_of::<pyo3::types::PyCode>() {
+        return code_reduction(reducer, obj).map(|(rv, _)| rv);
     }
-    let key = obj.as_ptr() as usize;
+    reducer.call1((obj,))
+}
+
+/// `reducer(code)` for `reducer` cloudpickle's own `_code_reduce` and
+/// `code` an exact code object: from the cache (code objects are
+/// immutable, so their reductions never go stale), with what the engine
+/// recorded of writing it.
+pub(crate) fn code_reduction<'py>(
+    reducer: &Bound<'py, PyAny>,
+    code: &Bound<'py, PyAny>,
+) -> PyResult<(Bound<'py, PyAny>, Fragment)> {
+    let py = code.py();
+    let key = code.as_ptr() as usize;
     {
         let guard = CODE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, rv)) = guard.as_ref().and_then(|m| m.get(&key)) {
-            return Ok(rv.bind(py).clone());
+        if let Some(entry) = guard.as_ref().and_then(|m| m.get(&key)) {
+            return Ok((entry.rv.bind(py).clone(), entry.fragment.clone()));
         }
     }
-    let rv = reducer.call1((obj,))?;
+    let rv = reducer.call1((code,))?;
     let mut guard = CODE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
     let map = guard.get_or_insert_with(HashMap::new);
     if map.len() >= CODE_CACHE_MAX {
@@ -319,10 +338,37 @@ pub fn call_reducer<'py>(
         drop(old);
         guard = CODE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
     }
-    guard
-        .get_or_insert_with(HashMap::new)
-        .insert(key, (obj.clone().unbind(), rv.clone().unbind()));
-    Ok(rv)
+    let previous = guard.get_or_insert_with(HashMap::new).insert(
+        key,
+        CodeEntry {
+            _code: code.clone().unbind(),
+            rv: rv.clone().unbind(),
+            fragment: Fragment::default(),
+        },
+    );
+    drop(guard);
+    drop(previous);
+    Ok((rv, Fragment::default()))
+}
+
+/// Records `fragment` for the cached reduction `rv` of `code` (nothing
+/// when the cache has another reduction for it by now).
+pub(crate) fn set_code_fragment(
+    code: *mut ffi::PyObject,
+    rv: *mut ffi::PyObject,
+    fragment: Fragment,
+) {
+    let previous = {
+        let mut guard = CODE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        match guard.as_mut().and_then(|m| m.get_mut(&(code as usize))) {
+            Some(entry) if entry.rv.as_ptr() == rv => {
+                Some(std::mem::replace(&mut entry.fragment, fragment))
+            }
+            _ => None,
+        }
+    };
+    // Released outside the lock: dropping references may run finalizers.
+    drop(previous);
 }
 
 /// `_module_reduce` for the common case, an imported module not registered
