@@ -93,6 +93,9 @@ impl<'s, 'py> Engine<'s, 'py> {
             self.out.byte(APPEND);
             return Ok(());
         }
+        // Python 3.14's pickle refuses a list whose size changed while its
+        // items were being saved (by their reducers).
+        let fixed_size = self.c.py_minor >= 14;
         let mut total = 0;
         loop {
             self.out.byte(MARK);
@@ -103,9 +106,7 @@ impl<'s, 'py> Engine<'s, 'py> {
                 save_child!(self, item, t)
                     .map_err(|e| self.failed_at(Step::Item(total), item, e))?;
                 total += 1;
-                // Python 3.14's pickle refuses a list whose size changed
-                // while its items were being saved (by their reducers).
-                if self.c.py_minor >= 14 && ffi::PyList_GET_SIZE(obj) != len {
+                if fixed_size && ffi::PyList_GET_SIZE(obj) != len {
                     return Err(pyo3::exceptions::PyRuntimeError::new_err(
                         "list changed size during iteration",
                     ));
