@@ -179,10 +179,17 @@ fn track_new(
     skeleton: &Bound<'_, PyAny>,
 ) -> PyResult<bool> {
     let py = namespace.py();
-    let Ok(dict) = namespace.cast::<PyDict>() else {
+    let type_type: *mut ffi::PyTypeObject = std::ptr::addr_of_mut!(ffi::PyType_Type);
+    // SAFETY: reading the type of a live object.
+    if !tracker_id.is_exact_instance_of::<pyo3::types::PyString>()
+        || unsafe { ffi::Py_TYPE(skeleton.as_ptr()) } != type_type
+    {
+        return Ok(false);
+    }
+    let Ok(namespace) = namespace.cast::<PyDict>() else {
         return Ok(false);
     };
-    let Some(lock) = dict.get_item(pyo3::intern!(py, "_DYNAMIC_CLASS_TRACKER_LOCK"))? else {
+    let Some(lock) = namespace.get_item(pyo3::intern!(py, "_DYNAMIC_CLASS_TRACKER_LOCK"))? else {
         return Ok(false);
     };
     // The lock the Python tracker functions hold while they update the
@@ -199,23 +206,13 @@ fn track_new(
     result
 }
 
-/// `track_new`, with the tracker lock held.
+/// `track_new`, with the tracker lock held and the arguments checked.
 fn track_new_locked(
-    namespace: &Bound<'_, PyAny>,
+    namespace: &Bound<'_, PyDict>,
     tracker_id: &Bound<'_, PyAny>,
     skeleton: &Bound<'_, PyAny>,
 ) -> PyResult<bool> {
     let py = namespace.py();
-    let type_type: *mut ffi::PyTypeObject = std::ptr::addr_of_mut!(ffi::PyType_Type);
-    // SAFETY: reading the type of a live object.
-    if !tracker_id.is_exact_instance_of::<pyo3::types::PyString>()
-        || unsafe { ffi::Py_TYPE(skeleton.as_ptr()) } != type_type
-    {
-        return Ok(false);
-    }
-    let Ok(namespace) = namespace.cast::<PyDict>() else {
-        return Ok(false);
-    };
     let [value_dict_type, key_dict_type, keyed_ref_type] = weakref_types(py)?;
     let (Some(by_id), Some(by_class)) = (
         namespace.get_item(pyo3::intern!(py, "_DYNAMIC_CLASS_TRACKER_BY_ID"))?,
