@@ -47,19 +47,26 @@ def private_module(tmp_path, monkeypatch):
     sys.modules.pop(name, None)
 
 
-def load_in_child(payload, tmp_path):
+def run_loader(script, payload, tmp_path, extra_path=()):
+    """Runs ``script`` (which loads the payload file named by its first
+    argument) in a child whose path has only ``extra_path`` and the test
+    helpers; returns what it printed."""
     path = tmp_path / "payload.pkl"
     path.write_bytes(payload)
     proc = subprocess.run(
-        [sys.executable, "-c", _LOAD, str(path)],
+        [sys.executable, "-c", script, str(path)],
         capture_output=True,
         text=True,
-        env=child_env(),
+        env=child_env(extra_path),
         cwd=os.path.dirname(__file__),
         timeout=120,
         check=True,
     )
-    return proc.stdout.split()
+    return proc.stdout
+
+
+def load_in_child(payload, tmp_path):
+    return run_loader(_LOAD, payload, tmp_path).split()
 
 
 def test_missing_module_fails_at_load_naming_it(private_module, tmp_path):
@@ -106,26 +113,17 @@ def local_package(tmp_path, monkeypatch):
         sys.modules.pop(name, None)
 
 
+_RUN_VERSIONED = (
+    "import pickle, sys\n"
+    "try:\n"
+    "    print(pickle.loads(open(sys.argv[1], 'rb').read())(1))\n"
+    "except ModuleNotFoundError as exc:\n"
+    "    print('missing', exc.name)\n"
+)
+
+
 def run_versioned(payload, tmp_path, extra_path=()):
-    path = tmp_path / "payload.pkl"
-    path.write_bytes(payload)
-    script = (
-        "import pickle, sys\n"
-        "try:\n"
-        "    print(pickle.loads(open(sys.argv[1], 'rb').read())(1))\n"
-        "except ModuleNotFoundError as exc:\n"
-        "    print('missing', exc.name)\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", script, str(path)],
-        capture_output=True,
-        text=True,
-        env=child_env(extra_path),
-        cwd=os.path.dirname(__file__),
-        timeout=120,
-        check=True,
-    )
-    return proc.stdout.strip()
+    return run_loader(_RUN_VERSIONED, payload, tmp_path, extra_path).strip()
 
 
 def test_registered_package_submodules_ship_by_value(local_package, tmp_path):
