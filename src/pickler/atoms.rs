@@ -145,25 +145,20 @@ impl<'s, 'py> Engine<'s, 'py> {
                 self.out.short_string(SHORT_BINUNICODE, slice);
                 return Ok(());
             }
-            return self.write_str_general(obj, Some((data, size)));
+            if data.is_null() {
+                // Lone surrogates: the general path encodes them again,
+                // with "surrogatepass".
+                ffi::PyErr_Clear();
+            }
         }
-        self.write_str_general(obj, None)
+        self.write_str_general(obj)
     }
 
-    /// `write_str` for the other cases; `utf8` is the result of
-    /// `PyUnicode_AsUTF8AndSize` on `obj` when the caller has it already
-    /// (a null pointer when it failed, its error still set).
     #[inline(never)]
-    unsafe fn write_str_general(
-        &mut self,
-        obj: *mut ffi::PyObject,
-        utf8: Option<(*const std::ffi::c_char, ffi::Py_ssize_t)>,
-    ) -> PyResult<()> {
+    unsafe fn write_str_general(&mut self, obj: *mut ffi::PyObject) -> PyResult<()> {
         if self.bin {
-            let (data, size) = utf8.unwrap_or_else(|| {
-                let mut size: ffi::Py_ssize_t = 0;
-                (ffi::PyUnicode_AsUTF8AndSize(obj, &mut size), size)
-            });
+            let mut size: ffi::Py_ssize_t = 0;
+            let data = ffi::PyUnicode_AsUTF8AndSize(obj, &mut size);
             // Lone surrogates cannot be UTF-8 encoded strictly: pickle falls
             // back on "surrogatepass".
             let (encoded, data, size) = if data.is_null() {
