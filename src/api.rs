@@ -346,10 +346,26 @@ pub fn reducer_override<'py>(
         globals_ref: &mut globals_ref,
     };
     // SAFETY: `obj` is alive for the call and the GIL is held.
-    match unsafe { crate::reduce::reducer_override(obj, ctx, &mut || {})? } {
+    match unsafe { crate::reduce::reducer_override(obj, ctx)? } {
         Some(rv) => Ok(rv),
         None => Ok(py.NotImplemented().into_bound(py)),
     }
+}
+
+/// Turns the engine's fast paths on or off (see `pickler::fast_paths`);
+/// returns the previous setting.
+#[pyfunction]
+#[pyo3(name = "_set_fast_paths")]
+pub fn set_fast_paths(enabled: bool) -> bool {
+    crate::pickler::fast_paths::set_enabled(enabled)
+}
+
+/// Whether a dump on this thread is inside its memo's pure region (for
+/// tests: Python code never runs while it is).
+#[pyfunction]
+#[pyo3(name = "_in_pure_region")]
+pub fn in_pure_region() -> bool {
+    crate::pickler::fast_paths::in_pure_region()
 }
 
 /// Registers the Python `Pickler` class and its default dispatch table.

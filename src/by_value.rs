@@ -55,13 +55,11 @@ const WHICHMODULE_MAX: usize = 1024;
 unsafe fn whichmodule<'py>(
     obj: &Bound<'py, PyAny>,
     name: &Bound<'py, PyString>,
-    before_python: &mut dyn FnMut(),
 ) -> PyResult<Option<Bound<'py, PyString>>> {
     let py = obj.py();
-    if let Some(module_name) = remembered_module(obj, name, before_python)? {
+    if let Some(module_name) = remembered_module(obj, name)? {
         return Ok(Some(module_name));
     }
-    before_python();
     let found = crate::reduce::helper(py, "_whichmodule")?.call1((obj, name))?;
     if found.is_none() {
         return Ok(None);
@@ -79,7 +77,6 @@ unsafe fn whichmodule<'py>(
 pub unsafe fn remembered_module<'py>(
     obj: &Bound<'py, PyAny>,
     name: &Bound<'py, PyString>,
-    before_python: &mut dyn FnMut(),
 ) -> PyResult<Option<Bound<'py, PyString>>> {
     let py = obj.py();
     let key = obj.as_ptr() as usize;
@@ -97,7 +94,7 @@ pub unsafe fn remembered_module<'py>(
         return Ok(None);
     };
     let path = dotted_path(name)?;
-    match deep_getattr(&module, &path, before_python) {
+    match deep_getattr(&module, &path) {
         Ok((found, _)) if found.is(obj) => Ok(Some(module_name)),
         _ => {
             // SAFETY: clearing a lookup error, which only means "no".
@@ -132,21 +129,10 @@ pub fn registry_is_empty(py: Python<'_>) -> bool {
 ///
 /// # Safety
 /// The GIL must be held and `obj` alive.
-pub unsafe fn should_pickle_by_reference(
-    obj: &Bound<'_, PyAny>,
-    before_python: &mut dyn FnMut(),
-) -> PyResult<bool> {
+pub unsafe fn should_pickle_by_reference(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
     let py = obj.py();
     if let Some(located) = crate::lookup::known_function(obj) {
         return Ok(!is_registered(py, &located.module_name.to_cow()?)?);
-    }
-    let native = {
-        let tp = ffi::Py_TYPE(obj.as_ptr());
-        tp == std::ptr::addr_of_mut!(ffi::PyFunction_Type)
-            || tp == std::ptr::addr_of_mut!(ffi::PyType_Type)
-    };
-    if !native {
-        before_python();
     }
     let name = match obj.getattr_opt(pyo3::intern!(py, "__qualname__"))? {
         Some(n) if !n.is_none() => n,
@@ -164,7 +150,7 @@ pub unsafe fn should_pickle_by_reference(
     }
     let module_name = match obj.getattr_opt(pyo3::intern!(py, "__module__"))? {
         Some(m) if !m.is_none() => m,
-        _ => match whichmodule(obj, &name, before_python)? {
+        _ => match whichmodule(obj, &name)? {
             Some(found) => found.into_any(),
             None => return Ok(false),
         },
@@ -180,7 +166,7 @@ pub unsafe fn should_pickle_by_reference(
         return Ok(false);
     };
     let path = dotted_path(&name)?;
-    let found = match deep_getattr(&module, &path, before_python) {
+    let found = match deep_getattr(&module, &path) {
         Ok((found, _)) => found,
         Err(e) if e.is_instance_of::<PyAttributeError>(py) => return Ok(false),
         Err(e) => return Err(e),

@@ -17,12 +17,15 @@ use pyo3::prelude::*;
 #[pyo3(name = "_engine")]
 fn engine_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     py::init(m.py())?;
+    pickler::fast_paths::init_from_env();
     m.add_function(wrap_pyfunction!(api::dumps, m)?)?;
     m.add_function(wrap_pyfunction!(api::dump, m)?)?;
     m.add_function(wrap_pyfunction!(api::pickler_dump, m)?)?;
     m.add_function(wrap_pyfunction!(api::reducer_override, m)?)?;
     m.add_function(wrap_pyfunction!(api::configure, m)?)?;
     m.add_function(wrap_pyfunction!(api::set_large_payload_threshold, m)?)?;
+    m.add_function(wrap_pyfunction!(api::set_fast_paths, m)?)?;
+    m.add_function(wrap_pyfunction!(api::in_pure_region, m)?)?;
     m.add_function(wrap_pyfunction!(pickler::canonical::canonical_dumps_py, m)?)?;
     m.add_function(wrap_pyfunction!(reconstruct::make_function, m)?)?;
     m.add_function(wrap_pyfunction!(reconstruct::function_setstate, m)?)?;

@@ -1,10 +1,9 @@
 //! Finding objects by module and qualified name, as pickle and cloudpickle
 //! do to decide that an object can be pickled by reference.
 //!
-//! Plain module and class attributes are read straight from their dicts so
-//! that the common case runs no Python code; `before_python` is called
-//! before anything that may run some (a module `__getattr__`, a descriptor,
-//! an import).
+//! Plain module and class attributes are read straight from their dicts,
+//! which is faster than attribute lookup; anything else (a module
+//! `__getattr__`, a descriptor, an import) goes through Python.
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -78,7 +77,6 @@ pub unsafe fn plain_attr<'py>(
 pub unsafe fn deep_getattr<'py>(
     module: &Bound<'py, PyAny>,
     path: &Bound<'py, PyList>,
-    before_python: &mut dyn FnMut(),
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let mut parent = module.clone();
     let mut current = module.clone();
@@ -86,10 +84,7 @@ pub unsafe fn deep_getattr<'py>(
         parent = current;
         current = match plain_attr(&parent, &part) {
             Some(v) => v,
-            None => {
-                before_python();
-                parent.getattr(part.cast::<PyString>()?)?
-            }
+            None => parent.getattr(part.cast::<PyString>()?)?,
         };
     }
     Ok((current, parent))

@@ -47,6 +47,8 @@ impl<'s, 'py> Engine<'s, 'py> {
                 let (bytes, n) = encode_i64(value);
                 self.write_long_bytes(&bytes[..n]);
             } else {
+                // Calls int methods and builds a kwargs dict.
+                self.leave_pure();
                 let encoded = self.encode_big_long(obj)?;
                 self.write_long_bytes(&encoded);
             }
@@ -55,6 +57,7 @@ impl<'s, 'py> Engine<'s, 'py> {
             if overflow == 0 {
                 self.out.bytes(itoa(value).as_bytes());
             } else {
+                self.leave_pure();
                 let text = owned(self.py, ffi::PyObject_Repr(obj))?;
                 let text = text.cast_into::<pyo3::types::PyString>()?;
                 self.out.bytes(text.to_str()?.as_bytes());
@@ -135,6 +138,13 @@ impl<'s, 'py> Engine<'s, 'py> {
     /// is `write_str_general`.
     #[inline(always)]
     pub(super) unsafe fn write_str(&mut self, obj: *mut ffi::PyObject) -> PyResult<()> {
+        // Encoding a string with lone surrogates to UTF-8 fails, and the
+        // failure allocates an exception object, which can start a
+        // collection: such strings leave the pure region first. Only
+        // 2- and 4-byte strings can hold surrogates (see `may_fail_utf8`).
+        if self.transient_memo && may_fail_utf8(obj) {
+            self.leave_pure();
+        }
         if self.proto >= 4 {
             let mut size: ffi::Py_ssize_t = 0;
             let data = ffi::PyUnicode_AsUTF8AndSize(obj, &mut size);
@@ -196,6 +206,7 @@ impl<'s, 'py> Engine<'s, 'py> {
                 ));
             }
         } else {
+            self.leave_pure();
             self.out.byte(UNICODE);
             let escaped = raw_unicode_escape(self.py, obj)?;
             self.out.bytes(&escaped);
@@ -211,6 +222,7 @@ impl<'s, 'py> Engine<'s, 'py> {
     ) -> PyResult<()> {
         let size = ffi::PyBytes_Size(obj) as usize;
         if self.proto < 3 {
+            self.leave_pure();
             // No bytes opcode: pickle reduces to codecs.encode(latin1 str)
             // (or bytes() when empty), which Python 2 can load too.
             let rv = if size == 0 {
@@ -299,6 +311,40 @@ impl<'s, 'py> Engine<'s, 'py> {
         }
         self.out.set_framing(framing);
         Ok(())
+    }
+}
+
+/// Whether encoding `obj` (an exact str) to UTF-8 may fail, which it does
+/// only on lone surrogates: never for a 1-byte (Latin-1) string; for the
+/// others the code units are scanned (as encoding them does anyway).
+///
+/// # Safety
+/// GIL held; `obj` an exact, alive str.
+#[inline(always)]
+unsafe fn may_fail_utf8(obj: *mut ffi::PyObject) -> bool {
+    let kind = ffi::PyUnicode_KIND(obj);
+    if kind == ffi::PyUnicode_1BYTE_KIND {
+        return false;
+    }
+    has_surrogates(obj, kind)
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn has_surrogates(obj: *mut ffi::PyObject, kind: std::os::raw::c_uint) -> bool {
+    let len = ffi::PyUnicode_GET_LENGTH(obj) as usize;
+    let data = ffi::PyUnicode_DATA(obj);
+    let surrogate = |c: u32| (0xD800..=0xDFFF).contains(&c);
+    // SAFETY: a canonical str of this kind stores `len` code units of that
+    // width at `data`, alive while `obj` is.
+    if kind == ffi::PyUnicode_2BYTE_KIND {
+        std::slice::from_raw_parts(data as *const u16, len)
+            .iter()
+            .any(|&c| surrogate(u32::from(c)))
+    } else {
+        std::slice::from_raw_parts(data as *const u32, len)
+            .iter()
+            .any(|&c| surrogate(c))
     }
 }
 

@@ -21,7 +21,6 @@ impl<'s, 'py> Engine<'s, 'py> {
         }
         let mut in_band = true;
         if let Some(callback) = self.buffer_callback.clone() {
-            self.before_python();
             in_band = callback
                 .call1((super::borrowed(self.py, obj),))?
                 .is_truthy()?;

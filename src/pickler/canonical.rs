@@ -98,7 +98,6 @@ impl<'s, 'py> Engine<'s, 'py> {
             }
             return Ok(list);
         }
-        self.before_python();
         let mut keyed = Vec::with_capacity(n);
         for item in list.iter() {
             match canonical_dumps(py, &item, self.proto) {

@@ -47,12 +47,15 @@ impl<'s, 'py> Engine<'s, 'py> {
         r
     }
 
-    /// Whether a child held only by the container being traversed may be
-    /// parked rather than memoized (see `memo`).
+    /// Whether a child is held only by the container being traversed. Such
+    /// a child is not in the memo table (whose entries hold references), so
+    /// `save` skips looking it up; in the pure region it may also be parked
+    /// (see `memo`). Read right before saving the child: Python code run
+    /// earlier may have added references.
     #[inline(always)]
     fn is_transient(&self, item: *mut ffi::PyObject) -> bool {
         // SAFETY: `item` is alive (held by its container).
-        self.transient_memo && unsafe { ffi::Py_REFCNT(item) } == 1
+        (unsafe { ffi::Py_REFCNT(item) }) == 1
     }
 
     pub(super) unsafe fn save_list(
@@ -204,12 +207,14 @@ impl<'s, 'py> Engine<'s, 'py> {
         ffi::Py_INCREF(key);
         ffi::Py_INCREF(value);
         let tk = combined && self.is_transient_value(key);
-        let t = self.is_transient_value(value);
         let r = match self.save(key, tk) {
-            Ok(()) => self.save(value, t).map_err(|e| {
-                let key_obj = pyo3::Bound::from_borrowed_ptr(self.py, key).unbind();
-                self.failed_at(Step::Value(key_obj), value, e)
-            }),
+            // After the key: saving it may have run Python code.
+            Ok(()) => self
+                .save(value, self.is_transient_value(value))
+                .map_err(|e| {
+                    let key_obj = pyo3::Bound::from_borrowed_ptr(self.py, key).unbind();
+                    self.failed_at(Step::Value(key_obj), value, e)
+                }),
             Err(e) => {
                 let key_obj = pyo3::Bound::from_borrowed_ptr(self.py, key).unbind();
                 Err(self.failed_at(Step::Key(key_obj), key, e))
@@ -220,11 +225,12 @@ impl<'s, 'py> Engine<'s, 'py> {
         r
     }
 
-    /// `is_transient` for a dict value we already hold one reference to.
+    /// `is_transient` for a dict key or value we already hold one reference
+    /// to.
     #[inline(always)]
     fn is_transient_value(&self, value: *mut ffi::PyObject) -> bool {
         // SAFETY: `value` is alive (we hold a reference).
-        self.transient_memo && unsafe { ffi::Py_REFCNT(value) } == 2
+        (unsafe { ffi::Py_REFCNT(value) }) == 2
     }
 
     pub(super) unsafe fn save_tuple(
@@ -246,15 +252,19 @@ impl<'s, 'py> Engine<'s, 'py> {
             self.out.byte(MARK);
         }
         for i in 0..len {
-            // Tuple items are not transient in general: a recursive tuple is
-            // traversed twice (see below). A transient tuple cannot be
-            // recursive, though: its only referrer is its parent, which is
-            // in the table or transient itself up to an ancestor that is, so
-            // no path leads back to it; an item only it holds is reached
-            // once too. (The root tuple is transient for another reason,
-            // see `dump`.)
+            // A tuple is memoized after its items, so a recursive tuple is
+            // traversed twice (see below): in the pure region, an item only
+            // it holds could be parked the first time and not found the
+            // second. A transient tuple cannot be recursive, though: its
+            // only referrer is its parent, which is in the table or
+            // transient itself up to an ancestor that is, so no path leads
+            // back to it; an item only it holds is reached once too. (The
+            // root tuple is transient for another reason, see `dump`.)
+            // Outside the pure region every memoized object is in the
+            // table, so the item's count alone tells.
             let item = ffi::PyTuple_GET_ITEM(obj, i);
-            let t = transient && obj != self.root && self.is_transient(item);
+            let t = self.is_transient(item)
+                && (!self.transient_memo || (transient && obj != self.root));
             self.save(item, t)
                 .map_err(|e| self.failed_at(Step::Item(i), item, e))?;
         }

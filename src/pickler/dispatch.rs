@@ -157,7 +157,6 @@ impl<'s, 'py> Engine<'s, 'py> {
             }
             Dispatch::Mapping(table) => {
                 let table = table.clone();
-                self.before_python();
                 match table.get_item(super::borrowed(self.py, tp.cast())) {
                     Ok(reducer) => Ok(Some(reducer)),
                     Err(e) if e.is_instance_of::<PyKeyError>(self.py) => Ok(None),

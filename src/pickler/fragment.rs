@@ -140,6 +140,7 @@ impl<'s, 'py> Engine<'s, 'py> {
     /// would consult for plain data, and a memo.
     fn fragments_apply(&self) -> bool {
         self.proto >= 4
+            && super::fast_paths::enabled()
             && !self.fast
             && self.persistent_id.is_none()
             && self.reducer_override.is_none()
@@ -154,8 +155,8 @@ impl<'s, 'py> Engine<'s, 'py> {
     /// has another shape (the caller then writes it the general way).
     ///
     /// # Safety
-    /// GIL held; `code` and `rv` alive; no parked memo entries (the caller
-    /// ran `before_python`).
+    /// GIL held; `code` and `rv` alive; no parked memo entries (code
+    /// objects are met outside the pure region, see `Engine::leave_pure`).
     pub(super) unsafe fn save_code_reduction(
         &mut self,
         code: *mut ffi::PyObject,

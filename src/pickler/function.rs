@@ -42,7 +42,6 @@ impl<'s, 'py> Engine<'s, 'py> {
         obj: *mut ffi::PyObject,
     ) -> PyResult<()> {
         let py = self.py;
-        self.before_python();
         let func = borrowed(py, obj);
         let globals_ref = self
             .globals_ref

@@ -24,15 +24,6 @@ fn builtins_dict(py: Python<'_>) -> PyResult<*mut ffi::PyObject> {
 }
 
 impl<'s, 'py> Engine<'s, 'py> {
-    /// Types whose `__qualname__` and `__module__` are read by C getters,
-    /// so looking them up runs no Python code.
-    unsafe fn has_native_names(&self, obj: *mut ffi::PyObject) -> bool {
-        let tp = ffi::Py_TYPE(obj);
-        tp == std::ptr::addr_of_mut!(ffi::PyType_Type)
-            || tp == std::ptr::addr_of_mut!(ffi::PyFunction_Type)
-            || tp == std::ptr::addr_of_mut!(ffi::PyCFunction_Type)
-    }
-
     /// cloudpickle's own reconstructors (`_make_function`, `subimport`...,
     /// named in every payload by value) once saved in this state: the same
     /// opcodes as `save_global` writes for them, without looking them up
@@ -141,9 +132,6 @@ impl<'s, 'py> Engine<'s, 'py> {
         name: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<()> {
         let py = self.py;
-        if !self.has_native_names(obj) {
-            self.before_python();
-        }
         let object = borrowed(py, obj);
         let known = match name {
             None => crate::lookup::known_function(&object),
@@ -365,7 +353,6 @@ impl<'s, 'py> Engine<'s, 'py> {
         let path = crate::lookup::dotted_path(global_name)?;
         for part in path.iter() {
             if part.cast::<PyString>()?.to_cow()? == "<locals>" {
-                self.before_python();
                 return Err(PyAttributeError::new_err(format!(
                     "Can't pickle local object {}",
                     repr(global_name.as_any())
@@ -376,7 +363,6 @@ impl<'s, 'py> Engine<'s, 'py> {
         let module = match self.imported_module(&module_name) {
             Some(m) => m,
             None => {
-                self.before_python();
                 let imported = ffi::PyImport_Import(module_name.as_ptr());
                 if imported.is_null() {
                     let cause = fetch(py);
@@ -404,7 +390,6 @@ impl<'s, 'py> Engine<'s, 'py> {
         let (found, parent) = match self.deep_getattr(&module, &path) {
             Ok(v) => v,
             Err(_) => {
-                self.before_python();
                 return Err(self.pickling_error(format!(
                     "Can't pickle {}: attribute lookup {} on {} failed",
                     repr(object),
@@ -414,7 +399,6 @@ impl<'s, 'py> Engine<'s, 'py> {
             }
         };
         if !found.is(object) {
-            self.before_python();
             return Err(self.pickling_error(format!(
                 "Can't pickle {}: it's not the same object as {}.{}",
                 repr(object),
@@ -455,12 +439,9 @@ impl<'s, 'py> Engine<'s, 'py> {
             .collect::<Vec<_>>()
             .join(".");
         let dotted = PyString::new(py, &dotted);
-        if let Some(found) =
-            crate::by_value::remembered_module(object, &dotted, &mut || self.before_python())?
-        {
+        if let Some(found) = crate::by_value::remembered_module(object, &dotted)? {
             return Ok(found);
         }
-        self.before_python();
         let modules = borrowed(py, ffi::PyImport_GetModuleDict()).cast_into::<PyDict>()?;
         let main = intern(py, self.c.s_main);
         for (name, module) in modules.copy()?.iter() {
@@ -492,7 +473,7 @@ impl<'s, 'py> Engine<'s, 'py> {
         module: &Bound<'py, PyAny>,
         path: &Bound<'py, PyList>,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
-        crate::lookup::deep_getattr(module, path, &mut || self.before_python())
+        crate::lookup::deep_getattr(module, path)
     }
 }
 

@@ -128,12 +128,26 @@ impl<'s, 'py> Engine<'s, 'py> {
             return false;
         }
         ffi::PyErr_Clear();
-        _PyType_Lookup(tp, c.s_reduce_ex) == c.object_reduce_ex
+        let plain = _PyType_Lookup(tp, c.s_reduce_ex) == c.object_reduce_ex
             && _PyType_Lookup(tp, c.s_reduce) == c.object_reduce
             && _PyType_Lookup(tp, c.s_getstate) == c.object_getstate
             && _PyType_Lookup(tp, c.s_getnewargs_ex).is_null()
             && _PyType_Lookup(tp, c.s_getnewargs).is_null()
-            && _PyType_Lookup(tp, c.s_class) == c.object_class
+            && _PyType_Lookup(tp, c.s_class) == c.object_class;
+        if plain && slotnames.is_null() {
+            // `object.__reduce_ex__` caches the slot names in the class
+            // (`copyreg._slotnames`): do the same, so that the class looks
+            // the same afterwards (a class pickled by value later carries
+            // its `__slotnames__`, as with pickle).
+            let cls = super::borrowed(self.py, tp.cast());
+            let slotnames = self
+                .py
+                .import(pyo3::intern!(self.py, "copyreg"))
+                .and_then(|m| m.getattr(pyo3::intern!(self.py, "_slotnames")))
+                .and_then(|f| f.call1((cls,)));
+            return matches!(slotnames, Ok(names) if names.is_exact_instance_of::<pyo3::types::PyList>() && names.len().is_ok_and(|n| n == 0));
+        }
+        plain
     }
 
     /// Saves `obj` if it is a plain instance; returns false (having written
@@ -167,11 +181,6 @@ impl<'s, 'py> Engine<'s, 'py> {
                 return Ok(false);
             }
         }
-        // Only the instance refers to its dict (plus our reference) when
-        // its count is 2: then the dict is reached once, like a transient
-        // container item.
-        let dict_transient = self.transient_memo && ffi::Py_REFCNT(dict.as_ptr()) == 2;
-
         self.save(tp.cast(), false)
             .map_err(|e| self.failed_at(super::trail::Step::Callable, tp.cast(), e))?;
         self.save(self.c.empty_tuple, false)?;
@@ -183,6 +192,11 @@ impl<'s, 'py> Engine<'s, 'py> {
         }
         self.memo_put(obj, transient)?;
         if ffi::PyDict_Size(dict.as_ptr()) != 0 {
+            // Only the instance refers to its dict (plus our reference) when
+            // its count is 2: then the dict is reached once, like a
+            // transient container item. Read now: saving the class may have
+            // run Python code.
+            let dict_transient = ffi::Py_REFCNT(dict.as_ptr()) == 2;
             self.save(dict.as_ptr(), dict_transient)
                 .map_err(|e| self.failed_at(super::trail::Step::State, dict.as_ptr(), e))?;
             self.out.byte(BUILD);

@@ -7,10 +7,16 @@
 //!
 //! Objects with a reference count of 1 reached from a list or dict that is
 //! itself traversed once cannot be reached again while no Python code runs.
-//! Those are not inserted: they only get an index (the MEMOIZE/PUT opcode is
-//! still written, so indices match pickle's) and are parked in `pending`.
-//! Before the engine runs any Python code, `flush_pending` inserts them for
-//! real, because from then on anything may happen.
+//! During a dump's pure region (see `Engine::leave_pure`), which by
+//! construction runs no Python code and starts no garbage collection, those
+//! are not inserted: they only get an index (the MEMOIZE/PUT opcode is
+//! still written, so indices match pickle's) and are parked in `pending`,
+//! without a reference. The region ends before the first object that could
+//! run Python code is handled; `flush_pending` then inserts the parked
+//! objects for real, all still alive, and from then on every memoized
+//! object is held until the memo is cleared, as `_pickle.c` does. A parked
+//! object that was freed can therefore never be looked up, and an address
+//! in the table always belongs to the object written under that index.
 
 use pyo3::ffi;
 
@@ -27,8 +33,10 @@ const EMPTY: Slot = Slot {
     generation: 0,
 };
 
-/// Tables above this many slots are released when cleared.
-const KEEP_SLOTS: usize = 1 << 18;
+/// Tables above this many slots (8 MiB) are released when cleared; smaller
+/// ones are kept for the next dump, which then neither regrows nor clears
+/// them (a dump of 150,000 objects spent a third of its memo time there).
+const KEEP_SLOTS: usize = 1 << 19;
 const MIN_SLOTS: usize = 64;
 
 pub struct Memo {
@@ -59,7 +67,7 @@ unsafe impl Sync for Memo {}
 impl Default for Memo {
     fn default() -> Self {
         Memo {
-            slots: vec![EMPTY; MIN_SLOTS],
+            slots: empty_slots(MIN_SLOTS),
             bits: MIN_SLOTS.trailing_zeros(),
             used: 0,
             generation: 1,
@@ -70,11 +78,47 @@ impl Default for Memo {
     }
 }
 
+/// A table of `n` empty slots, from zeroed memory: `EMPTY` is all zero
+/// bits, and a large zeroed allocation comes from fresh pages that need no
+/// clearing, where `vec![EMPTY; n]` would write every slot (measured: a
+/// quarter of the memo's cost on a dump of 150,000 objects).
+fn empty_slots(n: usize) -> Vec<Slot> {
+    let zeroed: Vec<[u64; 2]> = vec![[0; 2]; n];
+    let mut zeroed = std::mem::ManuallyDrop::new(zeroed);
+    let (ptr, len, cap) = (zeroed.as_mut_ptr(), zeroed.len(), zeroed.capacity());
+    // SAFETY: `Slot` has the size and alignment of `[u64; 2]` (checked at
+    // compile time below) and every field is an integer, so zero bits are a
+    // valid `Slot` (`EMPTY`); the allocation is handed over whole, with its
+    // length and capacity.
+    unsafe { Vec::from_raw_parts(ptr.cast::<Slot>(), len, cap) }
+}
+
+const _: () = {
+    assert!(std::mem::size_of::<Slot>() == std::mem::size_of::<[u64; 2]>());
+    assert!(std::mem::align_of::<Slot>() == std::mem::align_of::<[u64; 2]>());
+    assert!(EMPTY.key == 0 && EMPTY.index == 0 && EMPTY.generation == 0);
+};
+
+/// Bits of the slot index that come straight from the address in large
+/// tables (see `hash`).
+const LOCAL_BITS: u32 = 12;
+
 #[inline(always)]
 fn hash(key: usize, bits: u32) -> usize {
-    // Object addresses are 16-byte aligned: drop the always-zero low bits,
-    // then Fibonacci hashing spreads the rest over the table.
-    (key >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)
+    const FIB: usize = 0x9E37_79B9_7F4A_7C15;
+    // Object addresses are 16-byte aligned: drop the always-zero low bits.
+    if bits <= LOCAL_BITS {
+        // Fibonacci hashing spreads the rest over the table.
+        return (key >> 4).wrapping_mul(FIB) >> (64 - bits);
+    }
+    // A large table does not fit in the cache: objects allocated one after
+    // the other (the usual order of a graph being pickled) should land in
+    // neighbouring slots. Within each 64 KiB block of addresses the slot
+    // follows the address; the blocks themselves are spread by Fibonacci
+    // hashing. (Measured on 50,000 instances: a third less wall time than
+    // scattering every object.)
+    let block = (key >> 16).wrapping_mul(FIB) >> (64 - (bits - LOCAL_BITS));
+    (block << LOCAL_BITS) | ((key >> 4) & ((1 << LOCAL_BITS) - 1))
 }
 
 impl Memo {
@@ -163,10 +207,10 @@ impl Memo {
     }
 
     fn grow(&mut self) {
-        let old = std::mem::replace(&mut self.slots, vec![EMPTY; 0]);
+        let old = std::mem::take(&mut self.slots);
         let generation = self.generation;
         self.bits += 1;
-        self.slots = vec![EMPTY; 1 << self.bits];
+        self.slots = empty_slots(1 << self.bits);
         let mask = self.slots.len() - 1;
         for s in old.into_iter().filter(|s| s.generation == generation) {
             let mut i = hash(s.key, self.bits);
@@ -229,7 +273,7 @@ impl Memo {
         self.next_index = 0;
         self.used = 0;
         if self.slots.len() > KEEP_SLOTS {
-            self.slots = vec![EMPTY; MIN_SLOTS];
+            self.slots = empty_slots(MIN_SLOTS);
             self.bits = MIN_SLOTS.trailing_zeros();
             self.generation = 1;
         } else if self.generation == u32::MAX {
@@ -275,6 +319,20 @@ mod tests {
 
     fn fake(i: usize) -> *mut ffi::PyObject {
         (0x10000 + i * 16) as *mut ffi::PyObject
+    }
+
+    #[test]
+    fn large_tables_keep_neighbours_together() {
+        let bits = 19;
+        let a = hash(0x7f00_1234_0000, bits);
+        let b = hash(0x7f00_1234_0010, bits);
+        assert_eq!(b, a + 1);
+        assert!(a < 1 << bits && b < 1 << bits);
+        // Different blocks spread over the table.
+        let slots: std::collections::HashSet<usize> = (0..64)
+            .map(|i| hash(0x7f00_0000_0000 + (i << 16), bits) >> LOCAL_BITS)
+            .collect();
+        assert!(slots.len() > 32);
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! the duration of the call, which callers guarantee by holding a reference
 //! (their own, or their container's while no Python code can run).
 
+pub mod fast_paths;
 pub mod memo;
 pub mod opcodes;
 pub mod output;
@@ -114,8 +115,9 @@ pub struct Engine<'s, 'py> {
     persistent_id: Option<Bound<'py, PyAny>>,
     dispatch: Dispatch<'py>,
     globals_ref: Option<Bound<'py, pyo3::types::PyDict>>,
-    /// Whether refcount-1 objects may be parked instead of memoized; turned
-    /// off for good the first time Python code is about to run.
+    /// Whether the dump is still in its pure region, where refcount-1
+    /// objects may be parked instead of memoized (see `memo`). Turned off
+    /// for good by `leave_pure`.
     transient_memo: bool,
     /// The object passed to `dump`: a root tuple is transient for another
     /// reason than its items (see `dump`), which do not inherit it.
@@ -172,9 +174,11 @@ impl<'s, 'py> Engine<'s, 'py> {
             write: opts.write,
             buffer_callback: opts.buffer_callback,
             reducer_override: opts.reducer_override,
-            transient_memo: opts.transient_memo && opts.persistent_id.is_none(),
+            transient_memo: opts.transient_memo
+                && opts.persistent_id.is_none()
+                && fast_paths::enabled(),
             root: std::ptr::null_mut(),
-            private_temporaries: opts.transient_memo,
+            private_temporaries: opts.transient_memo && fast_paths::enabled(),
             persistent_id: opts.persistent_id,
             dispatch: Dispatch::new(opts.dispatch_table),
             globals_ref: opts.globals_ref,
@@ -203,13 +207,18 @@ impl<'s, 'py> Engine<'s, 'py> {
         let root_transient =
             self.transient_memo && unsafe { ffi::PyTuple_CheckExact(obj.as_ptr()) } != 0;
         self.root = obj.as_ptr();
+        let outer_pure = fast_paths::enter_pure(self.transient_memo);
         let result = unsafe { self.save(obj.as_ptr(), root_transient) };
         let result = result.map(|()| {
             self.out.byte(STOP);
             self.out.commit_frame();
         });
         self.out.set_framing(false);
+        // Parked objects are forgotten, never inserted: the dump is over
+        // (or failed), nothing will look them up again.
         self.memo.drop_pending();
+        self.transient_memo = false;
+        fast_paths::exit_pure(outer_pure);
         if let Err(e) = result {
             return Err(match &mut self.trail {
                 Some(trail) => {
@@ -227,15 +236,32 @@ impl<'s, 'py> Engine<'s, 'py> {
         Ok(())
     }
 
-    /// Called before anything that may run Python code: parked transient
-    /// objects go into the memo for real (they are still alive, since no
-    /// Python code ran since they were parked), and no more are parked.
+    /// Ends the pure region (see `memo`): parked objects go into the memo
+    /// for real, holding references, and no more are parked.
+    ///
+    /// The pure region is the start of a dump up to the first object that is
+    /// not exact `None`/`bool`/`int`/`float`/`str`/`bytes`/`list`/`dict`/
+    /// `tuple`: `save_compound` calls this before handling any other type,
+    /// so everything that reduces, looks up or calls anything (hooks,
+    /// reducers, dispatch tables, globals, instances, sets, buffers) runs
+    /// after it. Inside the region, the savers of those nine types call
+    /// this before the few operations of theirs that could run Python code
+    /// or allocate a garbage-collected object (and so start a collection,
+    /// which runs finalizers and callbacks): ints beyond 64 bits, protocol
+    /// 0 strings and big ints (text forms), strings that hold lone
+    /// surrogates, bytes below protocol 3, and `file.write`. Everything else they do reads memory,
+    /// writes the engine's own buffer (Rust allocations, or a `bytes`
+    /// object, which the collector does not track) and touches reference
+    /// counts of objects their containers still hold. So while the region
+    /// lasts no Python code has run and every parked object is alive.
     #[inline(always)]
-    fn before_python(&mut self) {
+    fn leave_pure(&mut self) {
         if self.transient_memo {
             self.transient_memo = false;
-            // SAFETY: no Python code has run while objects were parked (this
-            // is the first call that may run some), so they are all alive.
+            fast_paths::left_pure();
+            // SAFETY: we are still in the pure region (this is its end), so
+            // no Python code and no collection has run since the objects
+            // were parked: they are all alive.
             unsafe { self.memo.flush_pending() };
         }
     }
@@ -248,7 +274,7 @@ impl<'s, 'py> Engine<'s, 'py> {
         if self.out.is_empty() {
             return Ok(());
         }
-        self.before_python();
+        self.leave_pure();
         let data = self.out.take_committed();
         let chunk = pyo3::types::PyBytes::new(self.py, &data);
         // Reuse the allocation for the next frames.
@@ -472,6 +498,8 @@ impl<'s, 'py> Engine<'s, 'py> {
         if tp == std::ptr::addr_of_mut!(ffi::PyTuple_Type) {
             return self.save_tuple(obj, transient);
         }
+        // Every other type leaves the pure region first (see `leave_pure`).
+        self.leave_pure();
         if tp == std::ptr::addr_of_mut!(ffi::PySet_Type) {
             return self.save_set(obj, transient);
         }
@@ -497,7 +525,6 @@ impl<'s, 'py> Engine<'s, 'py> {
     ) -> PyResult<()> {
         // reducer_override comes first, as in pickle.
         if let Some(reducer_override) = self.reducer_override.clone() {
-            self.before_python();
             let rv = reducer_override.call1((borrowed(self.py, obj),))?;
             if !rv.is(self.py.NotImplemented()) {
                 return self.save_reduce_value(obj, &rv);
@@ -510,8 +537,7 @@ impl<'s, 'py> Engine<'s, 'py> {
             return Ok(());
         } else if tp == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
             let object = borrowed(self.py, obj);
-            if !crate::by_value::should_pickle_by_reference(&object, &mut || self.before_python())?
-            {
+            if !crate::by_value::should_pickle_by_reference(&object)? {
                 return self.save_function_by_value(obj);
             }
             return self.save_global(obj, None);
@@ -521,10 +547,9 @@ impl<'s, 'py> Engine<'s, 'py> {
             let ctx = crate::reduce::ReduceContext {
                 globals_ref: &mut globals_ref,
             };
-            let rv = crate::reduce::reducer_override(&object, ctx, &mut || self.before_python());
+            let rv = crate::reduce::reducer_override(&object, ctx);
             self.globals_ref = globals_ref;
             if let Some(rv) = rv? {
-                self.before_python();
                 return self.save_reduce_value(obj, &rv);
             }
         }
@@ -535,7 +560,6 @@ impl<'s, 'py> Engine<'s, 'py> {
             return self.save_global(obj, None);
         }
         if let Some(reducer) = self.dispatch_lookup(tp)? {
-            self.before_python();
             let object = borrowed(self.py, obj);
             if tp == std::ptr::addr_of_mut!(ffi::PyCode_Type)
                 && crate::reduce::is_code_reduce(&reducer)
@@ -562,7 +586,10 @@ impl<'s, 'py> Engine<'s, 'py> {
                 return self.save_global(obj, None);
             }
         }
-        if self.proto >= 2 && self.save_plain_instance(obj, tp, transient)? {
+        if self.proto >= 2
+            && fast_paths::enabled()
+            && self.save_plain_instance(obj, tp, transient)?
+        {
             return Ok(());
         }
         if tp == self.c.partial.cast() && (*tp).tp_dictoffset > 0 {
@@ -663,13 +690,13 @@ impl<'s, 'py> Engine<'s, 'py> {
             return self.memo_get(idx);
         }
         self.memo_put(obj, transient)?;
-        // The state, (func, args, keywords, __dict__ or None). Only the
-        // partial holds its args tuple and keywords dict, when it is itself
-        // held only by a container being traversed (`transient`).
+        // The state, (func, args, keywords, __dict__ or None). An args
+        // tuple or keywords dict that only the partial holds is not in the
+        // memo table.
         self.boundary()?;
         self.out.byte(MARK);
         for (i, item) in state.iter().enumerate() {
-            let t = transient && (i == 1 || i == 2) && ffi::Py_REFCNT(item.as_ptr()) == 1;
+            let t = (i == 1 || i == 2) && ffi::Py_REFCNT(item.as_ptr()) == 1;
             if let Err(e) = self.save(item.as_ptr(), t) {
                 let e = self.failed_at(trail::Step::Item(i as isize), item.as_ptr(), e);
                 let whole = pyo3::types::PyTuple::new(py, state)?;
@@ -688,7 +715,8 @@ impl<'s, 'py> Engine<'s, 'py> {
         let Some(persistent_id) = self.persistent_id.clone() else {
             return Ok(false);
         };
-        self.before_python();
+        // No pure region with a persistent_id hook (see `Engine::new`).
+        debug_assert!(!self.transient_memo);
         let pid = persistent_id.call1((borrowed(self.py, obj),))?;
         if pid.is_none() {
             return Ok(false);

@@ -19,7 +19,6 @@ impl<'s, 'py> Engine<'s, 'py> {
         obj: *mut ffi::PyObject,
         tp: *mut ffi::PyTypeObject,
     ) -> PyResult<()> {
-        self.before_python();
         let py = self.py;
         let object = borrowed(py, obj);
         let rv = match object.getattr_opt(super::name(py, self.c.s_reduce_ex))? {
@@ -259,15 +258,6 @@ impl<'s, 'py> Engine<'s, 'py> {
             let name = name.to_cow()?;
             return Ok((name == "__newobj__", name == "__newobj_ex__"));
         }
-        let native = {
-            let tp = ffi::Py_TYPE(callable.as_ptr());
-            tp == std::ptr::addr_of_mut!(ffi::PyType_Type)
-                || tp == std::ptr::addr_of_mut!(ffi::PyCFunction_Type)
-                || tp == std::ptr::addr_of_mut!(ffi::PyFunction_Type)
-        };
-        if !native {
-            self.before_python();
-        }
         let name = callable.getattr_opt(super::name(self.py, self.c.s_name))?;
         let Some(name) = name else {
             return Ok((false, false));
@@ -292,7 +282,6 @@ impl<'s, 'py> Engine<'s, 'py> {
         cls: &Bound<'py, PyAny>,
         msg: &str,
     ) -> PyResult<()> {
-        self.before_python();
         let actual = borrowed(self.py, obj).getattr(super::name(self.py, self.c.s_class))?;
         if !actual.is(cls) {
             return Err(self.pickling_error(msg));
@@ -350,7 +339,6 @@ impl<'s, 'py> Engine<'s, 'py> {
             self.out.byte(NEWOBJ_EX);
         } else {
             // functools.partial(cls.__new__, cls, *args, **kwargs)()
-            self.before_python();
             let new = cls.getattr(super::name(py, self.c.s_new))?;
             let mut items: Vec<Bound<'py, PyAny>> = vec![new, cls.clone()];
             items.extend(cargs.cast::<PyTuple>()?.iter());
@@ -366,7 +354,6 @@ impl<'s, 'py> Engine<'s, 'py> {
 
     /// Items of a reduction's listitems iterator: APPEND / MARK..APPENDS.
     unsafe fn batch_list_iter(&mut self, iter: &Bound<'py, PyAny>) -> PyResult<()> {
-        self.before_python();
         let next = |engine: &mut Self| -> PyResult<Option<Bound<'py, PyAny>>> {
             let item = ffi::PyIter_Next(iter.as_ptr());
             if item.is_null() {
@@ -416,7 +403,6 @@ impl<'s, 'py> Engine<'s, 'py> {
     /// Items of a reduction's dictitems iterator (2-tuples): SETITEM /
     /// MARK..SETITEMS.
     unsafe fn batch_dict_iter(&mut self, iter: &Bound<'py, PyAny>) -> PyResult<()> {
-        self.before_python();
         let next = |engine: &mut Self| -> PyResult<Option<Bound<'py, PyTuple>>> {
             let item = ffi::PyIter_Next(iter.as_ptr());
             if item.is_null() {

@@ -120,15 +120,13 @@ pub struct ReduceContext<'a, 'py> {
 pub unsafe fn reducer_override<'py>(
     obj: &Bound<'py, PyAny>,
     ctx: ReduceContext<'_, 'py>,
-    before_python: &mut dyn FnMut(),
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     let py = obj.py();
     let tp = ffi::Py_TYPE(obj.as_ptr());
     if tp == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
-        if should_pickle_by_reference(obj, before_python)? {
+        if should_pickle_by_reference(obj)? {
             return Ok(None);
         }
-        before_python();
         let globals_ref = match ctx.globals_ref {
             Some(g) => g.clone(),
             None => {
@@ -158,11 +156,10 @@ pub unsafe fn reducer_override<'py>(
             let rv = (hot.builtin_type.bind(py), args).into_pyobject(py)?;
             return Ok(Some(rv.into_any()));
         }
-        if should_pickle_by_reference(obj, before_python)? {
+        if should_pickle_by_reference(obj)? {
             return Ok(None);
         }
         // A class that cannot be imported on the loading side: by value.
-        before_python();
         if let Some(rv) = cached_class_reduce(obj) {
             return Ok(Some(rv));
         }
