@@ -206,12 +206,41 @@ class TestCodeReduce:
             assert constructor is types.CodeType
             rebuilt = types.CodeType(*args)
             assert rebuilt == code
-            for attr in ("co_name", "co_filename", "co_firstlineno", "co_freevars",
+            # The file name is not carried (cloudpickle 3.1.3 and later).
+            assert rebuilt.co_filename == "<dynamic-code>"
+            for attr in ("co_name", "co_firstlineno", "co_freevars",
                          "co_cellvars", "co_varnames", "co_names", "co_flags",
                          "co_argcount", "co_posonlyargcount", "co_kwonlyargcount"):  # fmt: skip
                 assert getattr(rebuilt, attr) == getattr(code, attr), attr
             if hasattr(code, "co_qualname"):
                 assert rebuilt.co_qualname == code.co_qualname
+
+    def test_file_name_is_a_new_string_each_time(self):
+        # Two code objects of one payload must not share the file name
+        # object (the memo would write a reference to the first), and the
+        # name must be a string the compiler did not intern.
+        index = red._CODE_FIELDS.index("co_filename")
+        first = red._code_reduce(self.samples()[0])[1][index]
+        second = red._code_reduce(self.samples()[1])[1][index]
+        assert first == second == "<dynamic-code>"
+        assert first is not second
+
+    def test_nested_code_objects_carry_the_dynamic_file_name(self):
+        def outer():
+            def inner():
+                return lambda: 1
+
+            return inner
+
+        loaded = pickle.loads(cloudpickle.dumps(outer))
+        codes = [loaded.__code__]
+        while codes:
+            code = codes.pop()
+            assert code.co_filename == "<dynamic-code>", code
+            codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+        assert loaded()()() == 1
+        # Standalone code objects too.
+        assert pickle.loads(cloudpickle.dumps(outer.__code__)).co_filename == "<dynamic-code>"
 
     def test_rebuilt_code_runs(self):
         def add(a, b=2):

@@ -1,5 +1,5 @@
 """Payloads exchanged with the reference implementation (pure-Python
-cloudpickle 3.1.2), in both directions.
+cloudpickle 3.1.3), in both directions.
 
 The reference runs in its own virtual environment, created on first use in
 the temporary directory and reused afterwards (``_reference_venv.py``); set
@@ -23,7 +23,7 @@ import cloudpickle
 import pytest
 from _child_process import RESULT_PROTOCOL, TESTS_DIR, load_in_child, run_python
 
-REFERENCE_VERSION = "3.1.2"
+REFERENCE_VERSION = "3.1.3"
 SAMPLES_PATH = os.path.join(TESTS_DIR, "_interop_samples.py")
 
 
@@ -324,6 +324,123 @@ def test_main_functions_pickle_to_the_same_bytes(main_payloads):
         from _helpers import describe_difference
 
         pytest.fail("payloads differ:\n" + describe_difference(ours, reference))
+
+
+# -----------------------------------------------------------------------------
+# The same bytes as the reference, for code defined in files at different
+# places (cloudpickle 3.1.3 writes "<dynamic-code>" as the file name of every
+# code object it pickles by value).
+# -----------------------------------------------------------------------------
+
+# Run by both interpreters: executes the samples' source, compiled under the
+# file name given, in a module without ``__file__`` (as a notebook cell or an
+# ``exec``-ed string would be: nothing in the namespace names the file), and
+# pickles every sample at every protocol from 2 up.
+_IDENTITY_DUMPS = """
+import pickle, sys, types
+import cloudpickle
+source_path, filename, out_path, expect_engine = sys.argv[1:5]
+assert hasattr(cloudpickle.cloudpickle, "_engine") == (expect_engine == "ours"), expect_engine
+with open(source_path) as f:
+    source = f.read()
+samples = types.ModuleType("_interop_samples_dynamic")
+exec(compile(source, filename, "exec"), samples.__dict__)
+payloads = {}
+for label, (build, probe) in samples.SAMPLES.items():
+    obj = build()
+    for protocol in range(2, pickle.HIGHEST_PROTOCOL + 1):
+        payloads[label, protocol] = cloudpickle.dumps(obj, protocol=protocol)
+with open(out_path, "wb") as f:
+    pickle.dump(payloads, f, protocol=4)
+"""
+
+
+@pytest.fixture(scope="module")
+def identity_payloads(reference_python, tmp_path_factory):
+    """``(ours, reference's)``: {(label, protocol): payload} made by each side
+    from the samples compiled under a different file name on each side."""
+    tmp = tmp_path_factory.mktemp("identity")
+    made = []
+    for side, python in (("ours", None), ("reference", reference_python)):
+        filename = str(tmp / side / "cell.py")
+        out_path = tmp / f"{side}.pkl"
+        run_python(
+            ["-c", _IDENTITY_DUMPS, SAMPLES_PATH, filename, str(out_path), side],
+            python=python,
+            isolated=python is not None,
+            cwd=str(tmp),
+        )
+        with open(out_path, "rb") as f:
+            made.append(pickle.load(f))
+    return tuple(made)
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_payloads_are_byte_identical_to_the_reference(label, identity_payloads):
+    ours, reference = identity_payloads
+    keys = sorted(key for key in reference if key[0] == label)
+    assert keys and sorted(key for key in ours if key[0] == label) == keys
+    for key in keys:
+        if ours[key] != reference[key]:
+            from _helpers import describe_difference
+
+            pytest.fail(f"protocol {key[1]}:\n" + describe_difference(ours[key], reference[key]))
+
+
+def test_payloads_name_no_file(identity_payloads):
+    # The file names each side compiled the samples under appear in neither
+    # side's payloads: every code object carries "<dynamic-code>" instead.
+    for payloads in identity_payloads:
+        for key, payload in payloads.items():
+            assert b"cell.py" not in payload, key
+            if key[0] == "lambda":
+                assert payload.count(b"<dynamic-code>") == 1, key
+
+
+# Runs MAIN_SCRIPT's source in ``__main__`` compiled under the file name
+# given: functions of a notebook or an interactive session, whose cells have
+# file names that change from one session to the next.
+_RUN_AS_CELL = """
+import sys
+script, filename = sys.argv[1], sys.argv[2]
+with open(script) as f:
+    source = f.read()
+sys.argv = [filename, sys.argv[3]]
+exec(compile(source, filename, "exec"), globals())
+"""
+
+
+@pytest.fixture(scope="module")
+def cell_payloads(reference_python, tmp_path_factory):
+    """``(ours, reference's, ours again)``: MAIN_SCRIPT's payload made in
+    ``__main__`` by each side, the source compiled under a different file
+    name each time."""
+    tmp = tmp_path_factory.mktemp("cells")
+    script = tmp / "main_script.py"
+    script.write_text(MAIN_SCRIPT)
+    made = []
+    for run, python in (("ours", None), ("reference", reference_python), ("again", None)):
+        out_path = tmp / f"{run}.pkl"
+        filename = f"/tmp/kernel_{run}/cell_{len(made)}.py"
+        run_python(
+            ["-c", _RUN_AS_CELL, str(script), filename, str(out_path)],
+            python=python,
+            isolated=python is not None,
+            cwd=str(tmp),
+        )
+        made.append(out_path.read_bytes())
+    return tuple(made)
+
+
+def test_cell_functions_pickle_to_the_same_bytes(cell_payloads):
+    ours, reference, again = cell_payloads
+    assert b"kernel_" not in reference and b"<dynamic-code>" in reference
+    if ours != reference:
+        from _helpers import describe_difference
+
+        pytest.fail("payloads differ:\n" + describe_difference(ours, reference))
+    # Deterministic: another session, another file name, the same bytes.
+    assert again == ours
 
 
 NAMES_PROBE = """
