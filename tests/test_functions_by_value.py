@@ -15,8 +15,10 @@ import dis
 import enum
 import functools
 import io
+import opcode
 import os
 import pickle
+import subprocess
 import sys
 import textwrap
 import threading
@@ -157,6 +159,59 @@ class TestExtractCodeGlobals:
         first = red._extract_code_globals(f.__code__)
         assert red._extract_code_globals(f.__code__) is first
         assert f.__code__ in red._extract_code_globals_cache
+
+
+_WITHOUT_DELETE_GLOBAL = """
+import opcode
+# An interpreter without DELETE_GLOBAL (as CPython 3.16 may be): the
+# constants and the walk over the bytecode use what opcode has.
+del opcode.opmap["DELETE_GLOBAL"]
+import pickle
+import cloudpickle
+from cloudpickle.cloudpickle import *  # noqa
+module = cloudpickle.cloudpickle
+assert not hasattr(module, "DELETE_GLOBAL") and not hasattr(cloudpickle, "DELETE_GLOBAL")
+assert module.GLOBAL_OPS == (opcode.opmap["STORE_GLOBAL"], opcode.opmap["LOAD_GLOBAL"])
+assert GLOBAL_OPS == module.GLOBAL_OPS
+
+def f():
+    global w
+    w = len("abc")
+    return w + OFFSET
+
+OFFSET = 1
+assert list(module._extract_code_globals(f.__code__)) == ["len", "w", "OFFSET"]
+g = pickle.loads(cloudpickle.dumps(f))
+assert g() == 4 and g.__globals__["OFFSET"] == 1 and g.__globals__["w"] == 3
+print("ok")
+"""
+
+
+class TestOpcodeConstants:
+    def test_built_from_the_running_opcode_module(self):
+        public = cloudpickle.cloudpickle
+        assert public.STORE_GLOBAL == opcode.opmap["STORE_GLOBAL"]
+        assert public.LOAD_GLOBAL == opcode.opmap["LOAD_GLOBAL"]
+        expected = tuple(
+            opcode.opmap[name]
+            for name in ("STORE_GLOBAL", "DELETE_GLOBAL", "LOAD_GLOBAL")
+            if name in opcode.opmap
+        )
+        assert public.GLOBAL_OPS == expected
+        assert public.HAVE_ARGUMENT == dis.HAVE_ARGUMENT
+        assert public.EXTENDED_ARG == dis.EXTENDED_ARG
+        if "DELETE_GLOBAL" in opcode.opmap:
+            assert public.DELETE_GLOBAL == opcode.opmap["DELETE_GLOBAL"]
+
+    def test_an_interpreter_without_delete_global(self):
+        out = subprocess.run(
+            [sys.executable, "-c", _WITHOUT_DELETE_GLOBAL],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == ["ok"]
 
 
 class TestCodeReduce:
