@@ -527,3 +527,37 @@ def test_star_import_gives_the_reference_names(described_names):
     public = {name for name in reference if not name.startswith("_")}
     assert {"is_tornado_coroutine", "subimport", "GLOBAL_OPS", "sys"} <= public
     assert public <= set(described_names[0]["cloudpickle"])
+
+
+PICKLER_NAMES_PROBE = """
+import json, cloudpickle
+print(json.dumps(sorted(dir(cloudpickle.Pickler))))
+"""
+
+
+def test_pickler_has_every_attribute_of_the_reference(reference_python):
+    import json
+
+    reference = json.loads(
+        run_python(["-c", PICKLER_NAMES_PROBE], python=reference_python, isolated=True)
+    )
+    assert "_function_reduce" in reference
+    assert sorted(set(reference) - set(dir(cloudpickle.Pickler))) == []
+
+
+def test_pickler_function_reducer_methods():
+    import io
+
+    pickler = cloudpickle.Pickler(io.BytesIO())
+    n = 3
+    func = lambda x: x + n  # noqa: E731
+    make, newargs, state, _, _, setstate = pickler._function_reduce(func)
+    assert make is cloudpickle.cloudpickle._make_function
+    assert setstate is cloudpickle.cloudpickle._function_setstate
+    assert newargs[0] is func.__code__ and newargs[1] is next(iter(pickler.globals_ref.values()))
+    assert pickler._dynamic_function_reduce(func)[1][1] is newargs[1]
+    assert pickler._function_getnewargs(func)[1] is newargs[1]
+    assert pickler._function_reduce(textwrap.dedent) is NotImplemented
+    rebuilt = make(*newargs)
+    setstate(rebuilt, state)
+    assert rebuilt(1) == 4

@@ -217,6 +217,22 @@ class Pickler(pickle.Pickler):
             items = [(obj, index) for index, obj in value.values()]
         self._cp_state.set_memo(items)
 
+    # The reference's function reducers, as methods (some subclasses call
+    # them). The engine does not go through them: overriding them does not
+    # change what `dump` writes.
+    def _dynamic_function_reduce(self, func):
+        """The by-value reduce tuple of the function ``func``."""
+        return _reducers._dynamic_function_reduce(func, self.globals_ref)
+
+    def _function_reduce(self, obj):
+        """``NotImplemented`` when the function ``obj`` goes by reference,
+        otherwise its by-value reduce tuple."""
+        return _reducers._function_reduce(obj, self.globals_ref)
+
+    def _function_getnewargs(self, func):
+        """The arguments of ``_make_function`` for ``func``."""
+        return _reducers._function_getnewargs(func, self.globals_ref)
+
     def reducer_override(self, obj):
         """Type-agnostic reducer consulted before the dispatch table.
 
