@@ -14,7 +14,7 @@ import pickle
 import sys
 
 IMPLS = ("pickle", "project", "reference")
-REFERENCE_VERSION = "3.1.2"
+REFERENCE_VERSION = "3.1.3"
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 

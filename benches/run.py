@@ -11,7 +11,7 @@ For each workload of ``benches/workloads.py`` and each implementation it
 2. times ``dumps(obj, pickle.HIGHEST_PROTOCOL)`` with pyperf.
 
 ``project`` and ``pickle`` run in this interpreter. ``reference`` (cloudpickle
-3.1.2, which has the same import name as the project) runs in its own virtual
+3.1.3, which has the same import name as the project) runs in its own virtual
 environment, created on first use with the same Python version and reused
 afterwards.
 

@@ -147,3 +147,34 @@ def test_code_objects_on_their_own():
         again = cloudpickle.dumps(code)
         assert first == again == normal_path(code, pickle.HIGHEST_PROTOCOL)
         assert pickle.loads(again) == code
+
+
+def test_each_code_object_is_reduced_once(monkeypatch):
+    # The reduction (with its "<dynamic-code>" file name) is made once per
+    # code object and kept with the code object: later dumps calls, recorded
+    # or not, reuse it. Counted through the file-name copier, which the
+    # reducer calls once per reduction.
+    from cloudpickle import _reducers
+
+    calls = []
+    real = _reducers._CODE_FIELD_COPIERS["co_filename"]
+
+    def counting(value):
+        calls.append(value)
+        return real(value)
+
+    monkeypatch.setitem(_reducers._CODE_FIELD_COPIERS, "co_filename", counting)
+
+    def outer(y):
+        def inner(x):
+            return x + y
+
+        return inner
+
+    for _ in range(5):
+        assert b"<dynamic-code>" in cloudpickle.dumps(outer)
+        assert b"<dynamic-code>" in normal_path(outer, pickle.HIGHEST_PROTOCOL)
+    # outer's code, and inner's (a constant of outer's code).
+    assert len(calls) == 2
+    loaded = pickle.loads(cloudpickle.dumps(outer))
+    assert loaded(1)(2) == 3 and loaded.__code__.co_filename == "<dynamic-code>"

@@ -15,8 +15,10 @@ import dis
 import enum
 import functools
 import io
+import opcode
 import os
 import pickle
+import subprocess
 import sys
 import textwrap
 import threading
@@ -159,6 +161,59 @@ class TestExtractCodeGlobals:
         assert f.__code__ in red._extract_code_globals_cache
 
 
+_WITHOUT_DELETE_GLOBAL = """
+import opcode
+# An interpreter without DELETE_GLOBAL (as CPython 3.16 may be): the
+# constants and the walk over the bytecode use what opcode has.
+del opcode.opmap["DELETE_GLOBAL"]
+import pickle
+import cloudpickle
+from cloudpickle.cloudpickle import *  # noqa
+module = cloudpickle.cloudpickle
+assert not hasattr(module, "DELETE_GLOBAL") and not hasattr(cloudpickle, "DELETE_GLOBAL")
+assert module.GLOBAL_OPS == (opcode.opmap["STORE_GLOBAL"], opcode.opmap["LOAD_GLOBAL"])
+assert GLOBAL_OPS == module.GLOBAL_OPS
+
+def f():
+    global w
+    w = len("abc")
+    return w + OFFSET
+
+OFFSET = 1
+assert list(module._extract_code_globals(f.__code__)) == ["len", "w", "OFFSET"]
+g = pickle.loads(cloudpickle.dumps(f))
+assert g() == 4 and g.__globals__["OFFSET"] == 1 and g.__globals__["w"] == 3
+print("ok")
+"""
+
+
+class TestOpcodeConstants:
+    def test_built_from_the_running_opcode_module(self):
+        public = cloudpickle.cloudpickle
+        assert public.STORE_GLOBAL == opcode.opmap["STORE_GLOBAL"]
+        assert public.LOAD_GLOBAL == opcode.opmap["LOAD_GLOBAL"]
+        expected = tuple(
+            opcode.opmap[name]
+            for name in ("STORE_GLOBAL", "DELETE_GLOBAL", "LOAD_GLOBAL")
+            if name in opcode.opmap
+        )
+        assert public.GLOBAL_OPS == expected
+        assert public.HAVE_ARGUMENT == dis.HAVE_ARGUMENT
+        assert public.EXTENDED_ARG == dis.EXTENDED_ARG
+        if "DELETE_GLOBAL" in opcode.opmap:
+            assert public.DELETE_GLOBAL == opcode.opmap["DELETE_GLOBAL"]
+
+    def test_an_interpreter_without_delete_global(self):
+        out = subprocess.run(
+            [sys.executable, "-c", _WITHOUT_DELETE_GLOBAL],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == ["ok"]
+
+
 class TestCodeReduce:
     def samples(self):
         def plain(a, b=1, *args, c, d=2, **kw):
@@ -206,12 +261,41 @@ class TestCodeReduce:
             assert constructor is types.CodeType
             rebuilt = types.CodeType(*args)
             assert rebuilt == code
-            for attr in ("co_name", "co_filename", "co_firstlineno", "co_freevars",
+            # The file name is not carried (cloudpickle 3.1.3 and later).
+            assert rebuilt.co_filename == "<dynamic-code>"
+            for attr in ("co_name", "co_firstlineno", "co_freevars",
                          "co_cellvars", "co_varnames", "co_names", "co_flags",
                          "co_argcount", "co_posonlyargcount", "co_kwonlyargcount"):  # fmt: skip
                 assert getattr(rebuilt, attr) == getattr(code, attr), attr
             if hasattr(code, "co_qualname"):
                 assert rebuilt.co_qualname == code.co_qualname
+
+    def test_file_name_is_a_new_string_each_time(self):
+        # Two code objects of one payload must not share the file name
+        # object (the memo would write a reference to the first), and the
+        # name must be a string the compiler did not intern.
+        index = red._CODE_FIELDS.index("co_filename")
+        first = red._code_reduce(self.samples()[0])[1][index]
+        second = red._code_reduce(self.samples()[1])[1][index]
+        assert first == second == "<dynamic-code>"
+        assert first is not second
+
+    def test_nested_code_objects_carry_the_dynamic_file_name(self):
+        def outer():
+            def inner():
+                return lambda: 1
+
+            return inner
+
+        loaded = pickle.loads(cloudpickle.dumps(outer))
+        codes = [loaded.__code__]
+        while codes:
+            code = codes.pop()
+            assert code.co_filename == "<dynamic-code>", code
+            codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+        assert loaded()()() == 1
+        # Standalone code objects too.
+        assert pickle.loads(cloudpickle.dumps(outer.__code__)).co_filename == "<dynamic-code>"
 
     def test_rebuilt_code_runs(self):
         def add(a, b=2):

@@ -1,5 +1,5 @@
 """Payloads exchanged with the reference implementation (pure-Python
-cloudpickle 3.1.2), in both directions.
+cloudpickle 3.1.3), in both directions.
 
 The reference runs in its own virtual environment, created on first use in
 the temporary directory and reused afterwards (``_reference_venv.py``); set
@@ -23,7 +23,7 @@ import cloudpickle
 import pytest
 from _child_process import RESULT_PROTOCOL, TESTS_DIR, load_in_child, run_python
 
-REFERENCE_VERSION = "3.1.2"
+REFERENCE_VERSION = "3.1.3"
 SAMPLES_PATH = os.path.join(TESTS_DIR, "_interop_samples.py")
 
 
@@ -326,32 +326,238 @@ def test_main_functions_pickle_to_the_same_bytes(main_payloads):
         pytest.fail("payloads differ:\n" + describe_difference(ours, reference))
 
 
-NAMES_PROBE = """
-import inspect, json
-import cloudpickle.cloudpickle as module
-print(json.dumps(sorted(
-    name for name, value in vars(module).items()
-    if not name.startswith("__") and not inspect.ismodule(value)
-    and name not in ("k", "v")  # loop variables left in the module
-)))
+# -----------------------------------------------------------------------------
+# The same bytes as the reference, for code defined in files at different
+# places (cloudpickle 3.1.3 writes "<dynamic-code>" as the file name of every
+# code object it pickles by value).
+# -----------------------------------------------------------------------------
+
+# Run by both interpreters: executes the samples' source, compiled under the
+# file name given, in a module without ``__file__`` (as a notebook cell or an
+# ``exec``-ed string would be: nothing in the namespace names the file), and
+# pickles every sample at every protocol from 2 up.
+_IDENTITY_DUMPS = """
+import pickle, sys, types
+import cloudpickle
+source_path, filename, out_path, expect_engine = sys.argv[1:5]
+assert hasattr(cloudpickle.cloudpickle, "_engine") == (expect_engine == "ours"), expect_engine
+with open(source_path) as f:
+    source = f.read()
+samples = types.ModuleType("_interop_samples_dynamic")
+exec(compile(source, filename, "exec"), samples.__dict__)
+payloads = {}
+for label, (build, probe) in samples.SAMPLES.items():
+    obj = build()
+    for protocol in range(2, pickle.HIGHEST_PROTOCOL + 1):
+        payloads[label, protocol] = cloudpickle.dumps(obj, protocol=protocol)
+with open(out_path, "wb") as f:
+    pickle.dump(payloads, f, protocol=4)
 """
 
 
-def test_cloudpickle_module_has_every_name_of_the_reference(reference_python):
-    # Client code imports private helpers and constants from
-    # cloudpickle.cloudpickle: every name the reference module defines
-    # (other than the modules it imports) exists here too.
-    import json
-    import subprocess
+@pytest.fixture(scope="module")
+def identity_payloads(reference_python, tmp_path_factory):
+    """``(ours, reference's)``: {(label, protocol): payload} made by each side
+    from the samples compiled under a different file name on each side."""
+    tmp = tmp_path_factory.mktemp("identity")
+    made = []
+    for side, python in (("ours", None), ("reference", reference_python)):
+        filename = str(tmp / side / "cell.py")
+        out_path = tmp / f"{side}.pkl"
+        run_python(
+            ["-c", _IDENTITY_DUMPS, SAMPLES_PATH, filename, str(out_path), side],
+            python=python,
+            isolated=python is not None,
+            cwd=str(tmp),
+        )
+        with open(out_path, "rb") as f:
+            made.append(pickle.load(f))
+    return tuple(made)
 
-    out = subprocess.run(
-        [reference_python, "-I", "-c", NAMES_PROBE],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
-    names = json.loads(out)
-    assert "_make_function" in names
-    missing = [name for name in names if not hasattr(cloudpickle.cloudpickle, name)]
+
+@pytest.mark.parametrize("label", LABELS)
+def test_payloads_are_byte_identical_to_the_reference(label, identity_payloads):
+    ours, reference = identity_payloads
+    keys = sorted(key for key in reference if key[0] == label)
+    assert keys and sorted(key for key in ours if key[0] == label) == keys
+    for key in keys:
+        if ours[key] != reference[key]:
+            from _helpers import describe_difference
+
+            pytest.fail(f"protocol {key[1]}:\n" + describe_difference(ours[key], reference[key]))
+
+
+def test_payloads_name_no_file(identity_payloads):
+    # The file names each side compiled the samples under appear in neither
+    # side's payloads: every code object carries "<dynamic-code>" instead.
+    for payloads in identity_payloads:
+        for key, payload in payloads.items():
+            assert b"cell.py" not in payload, key
+            if key[0] == "lambda":
+                assert payload.count(b"<dynamic-code>") == 1, key
+
+
+# Runs MAIN_SCRIPT's source in ``__main__`` compiled under the file name
+# given: functions of a notebook or an interactive session, whose cells have
+# file names that change from one session to the next.
+_RUN_AS_CELL = """
+import sys
+script, filename = sys.argv[1], sys.argv[2]
+with open(script) as f:
+    source = f.read()
+sys.argv = [filename, sys.argv[3]]
+exec(compile(source, filename, "exec"), globals())
+"""
+
+
+@pytest.fixture(scope="module")
+def cell_payloads(reference_python, tmp_path_factory):
+    """``(ours, reference's, ours again)``: MAIN_SCRIPT's payload made in
+    ``__main__`` by each side, the source compiled under a different file
+    name each time."""
+    tmp = tmp_path_factory.mktemp("cells")
+    script = tmp / "main_script.py"
+    script.write_text(MAIN_SCRIPT)
+    made = []
+    for run, python in (("ours", None), ("reference", reference_python), ("again", None)):
+        out_path = tmp / f"{run}.pkl"
+        filename = f"/tmp/kernel_{run}/cell_{len(made)}.py"
+        run_python(
+            ["-c", _RUN_AS_CELL, str(script), filename, str(out_path)],
+            python=python,
+            isolated=python is not None,
+            cwd=str(tmp),
+        )
+        made.append(out_path.read_bytes())
+    return tuple(made)
+
+
+def test_cell_functions_pickle_to_the_same_bytes(cell_payloads):
+    ours, reference, again = cell_payloads
+    assert b"kernel_" not in reference and b"<dynamic-code>" in reference
+    if ours != reference:
+        from _helpers import describe_difference
+
+        pytest.fail("payloads differ:\n" + describe_difference(ours, reference))
+    # Deterministic: another session, another file name, the same bytes.
+    assert again == ours
+
+
+# Describes every name of the package, of ``cloudpickle.cloudpickle`` and of
+# ``cloudpickle.cloudpickle_fast`` as ``dir()`` lists them, by what a client
+# can rely on: the value of plain data (constants, opcode numbers, names),
+# which module a module attribute is, which object a name borrowed from the
+# standard library is, and the kind of cloudpickle's own functions and
+# classes (their behaviour is tested elsewhere).
+NAMES_PROBE = """
+import importlib, json, types
+PLAIN = (bool, int, float, str, bytes, type(None))
+
+def describe(value):
+    if isinstance(value, types.ModuleType):
+        return ["module", value.__name__]
+    if isinstance(value, PLAIN):
+        return ["value", repr(value)]
+    if isinstance(value, (tuple, list, set, frozenset)) and all(
+        isinstance(item, PLAIN) for item in value
+    ):
+        return ["value", type(value).__name__, sorted(map(repr, value))]
+    if isinstance(value, dict):
+        return ["dict", sorted(repr(key) for key in value)]
+    module = getattr(value, "__module__", None)
+    if (isinstance(value, type) or callable(value)) and isinstance(module, str):
+        if module.split(".")[0] == "cloudpickle":
+            return ["class" if isinstance(value, type) else "callable"]
+        return ["object", module, getattr(value, "__qualname__", None)]
+    return ["instance", type(value).__module__, type(value).__qualname__]
+
+described = {}
+for name in ("cloudpickle", "cloudpickle.cloudpickle", "cloudpickle.cloudpickle_fast"):
+    module = importlib.import_module(name)
+    described[name] = {attr: describe(getattr(module, attr)) for attr in dir(module)}
+print(json.dumps(described))
+"""
+
+# Module attributes that say where a module's file is, or document it.
+_WHERE_AND_DOC = {"__doc__", "__file__", "__cached__", "__path__", "__loader__", "__spec__"}
+
+
+def _describe_names(python, isolated):
+    import json
+
+    return json.loads(run_python(["-c", NAMES_PROBE], python=python, isolated=isolated))
+
+
+@pytest.fixture(scope="module")
+def described_names(reference_python):
+    """``(ours, reference's)``: module -> name -> description, as a fresh
+    process of each side sees them."""
+    return _describe_names(None, False), _describe_names(reference_python, True)
+
+
+@pytest.mark.parametrize(
+    "module", ["cloudpickle", "cloudpickle.cloudpickle", "cloudpickle.cloudpickle_fast"]
+)
+def test_every_name_of_the_reference_is_here(module, described_names):
+    # Client code reads the package and its modules in every way: helpers,
+    # constants, the standard modules the reference imports, even the
+    # variables its module-level loop leaves behind. Every name dir() shows
+    # in the reference is here, with the same value or the same kind.
+    ours, reference = (side[module] for side in described_names)
+    assert "dumps" in reference or module.endswith("_fast")
+    missing = sorted(set(reference) - set(ours))
     assert missing == []
+    differ = {
+        name: (ours[name], reference[name])
+        for name in reference
+        if name not in _WHERE_AND_DOC | {"__all__"} and ours[name] != reference[name]
+    }
+    assert differ == {}
+    if "__all__" in reference:
+        # The package exports what the reference exports (and a few more).
+        (_, _, exported) = reference["__all__"]
+        assert set(exported) <= set(ours["__all__"][2])
+
+
+def test_star_import_gives_the_reference_names(described_names):
+    # The reference module has no __all__: `from cloudpickle.cloudpickle
+    # import *` (which the package does) gives all its public names.
+    ours, reference = (side["cloudpickle.cloudpickle"] for side in described_names)
+    assert "__all__" not in reference and "__all__" not in ours
+    public = {name for name in reference if not name.startswith("_")}
+    assert {"is_tornado_coroutine", "subimport", "GLOBAL_OPS", "sys"} <= public
+    assert public <= set(described_names[0]["cloudpickle"])
+
+
+PICKLER_NAMES_PROBE = """
+import json, cloudpickle
+print(json.dumps(sorted(dir(cloudpickle.Pickler))))
+"""
+
+
+def test_pickler_has_every_attribute_of_the_reference(reference_python):
+    import json
+
+    reference = json.loads(
+        run_python(["-c", PICKLER_NAMES_PROBE], python=reference_python, isolated=True)
+    )
+    assert "_function_reduce" in reference
+    assert sorted(set(reference) - set(dir(cloudpickle.Pickler))) == []
+
+
+def test_pickler_function_reducer_methods():
+    import io
+
+    pickler = cloudpickle.Pickler(io.BytesIO())
+    n = 3
+    func = lambda x: x + n  # noqa: E731
+    make, newargs, state, _, _, setstate = pickler._function_reduce(func)
+    assert make is cloudpickle.cloudpickle._make_function
+    assert setstate is cloudpickle.cloudpickle._function_setstate
+    assert newargs[0] is func.__code__ and newargs[1] is next(iter(pickler.globals_ref.values()))
+    assert pickler._dynamic_function_reduce(func)[1][1] is newargs[1]
+    assert pickler._function_getnewargs(func)[1] is newargs[1]
+    assert pickler._function_reduce(textwrap.dedent) is NotImplemented
+    rebuilt = make(*newargs)
+    setstate(rebuilt, state)
+    assert rebuilt(1) == 4

@@ -2,6 +2,7 @@
 (the result is remembered, and re-checked on every later call)."""
 
 import pickle
+import subprocess
 import sys
 import types
 
@@ -52,3 +53,56 @@ def test_remembered_module_rechecked_when_object_moves():
     finally:
         sys.modules.pop("_cp_scan_b1", None)
         sys.modules.pop("_cp_scan_b2", None)
+
+
+_WHICHMODULE_SCRIPT = """
+import multiprocessing  # imports many modules first, as in real programs
+import sys
+import cloudpickle
+from cloudpickle.cloudpickle import _whichmodule, dump, dumps, _make_function
+
+for func in (dumps, dump, _make_function):
+    func.__module__ = None
+    print(_whichmodule(func, func.__name__))
+# Only the engine holds it: found there (it is importable from there).
+private = cloudpickle._engine.pickler_dump
+private.__module__ = None
+print(_whichmodule(private, "pickler_dump"))
+"""
+
+
+def test_whichmodule_names_engine_objects_after_the_public_module():
+    # The engine module (and the Python helpers) finish importing before
+    # cloudpickle.cloudpickle, so they come first in sys.modules; an object
+    # the public module exposes is found under the public module's name, as
+    # with the reference, even when its __module__ was cleared.
+    out = subprocess.run(
+        [sys.executable, "-c", _WHICHMODULE_SCRIPT], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [
+        "cloudpickle.cloudpickle",
+        "cloudpickle.cloudpickle",
+        "cloudpickle.cloudpickle",
+        "cloudpickle._engine",
+    ]
+
+
+def test_engine_functions_pickle_by_reference_under_the_public_module():
+    # By reference, through their __module__ (as the reference's dumps and
+    # dump), and through the scan when it was cleared.
+    public = cloudpickle.cloudpickle
+    for func in (cloudpickle.dumps, cloudpickle.dump):
+        assert func.__module__ == "cloudpickle.cloudpickle"
+        payload = cloudpickle.dumps(func)
+        assert b"cloudpickle._engine" not in payload
+        assert pickle.loads(payload) is func
+    saved = public.dumps.__module__
+    public.dumps.__module__ = None
+    try:
+        payload = cloudpickle.dumps(public.dumps)
+        assert b"cloudpickle.cloudpickle" in payload and b"_engine" not in payload
+        assert pickle.loads(payload) is public.dumps
+        assert public._whichmodule(public.dumps, "dumps") == "cloudpickle.cloudpickle"
+    finally:
+        public.dumps.__module__ = saved

@@ -26,7 +26,7 @@ from .cloudpickle import (  # noqa: F401
 
 __doc__ = cloudpickle.__doc__
 
-__version__ = "3.1.2"
+__version__ = "3.1.3"
 
 __all__ = [
     "__version__",

@@ -54,7 +54,6 @@ from ._reconstructors import (
 )
 
 __all__ = [
-    "DELETE_GLOBAL",
     "EXTENDED_ARG",
     "GLOBAL_OPS",
     "HAVE_ARGUMENT",
@@ -104,6 +103,7 @@ __all__ = [
     "_odict_keys_reduce",
     "_odict_values_reduce",
     "_property_reduce",
+    "_public_module_name",
     "_root_logger_reduce",
     "_should_pickle_by_reference",
     "_typevar_reduce",
@@ -111,6 +111,8 @@ __all__ = [
     "_weakset_reduce",
     "_whichmodule",
 ]
+if "DELETE_GLOBAL" in opcode.opmap:
+    __all__.append("DELETE_GLOBAL")
 
 
 # ---------------------------------------------------------------------------
@@ -120,11 +122,19 @@ __all__ = [
 
 # Module constants other code reads from ``cloudpickle.cloudpickle``: the
 # opcodes that name globals, and the type of PyPy's builtin code objects
-# (None on CPython).
+# (None on CPython). Built from what the running interpreter's ``opcode``
+# module has: an opcode may disappear in a later CPython (DELETE_GLOBAL is
+# slated to), and then neither its constant nor its entry in GLOBAL_OPS
+# exists, as with the reference.
 STORE_GLOBAL = opcode.opmap["STORE_GLOBAL"]
-DELETE_GLOBAL = opcode.opmap["DELETE_GLOBAL"]
+if "DELETE_GLOBAL" in opcode.opmap:
+    DELETE_GLOBAL = opcode.opmap["DELETE_GLOBAL"]
 LOAD_GLOBAL = opcode.opmap["LOAD_GLOBAL"]
-GLOBAL_OPS = (STORE_GLOBAL, DELETE_GLOBAL, LOAD_GLOBAL)
+GLOBAL_OPS = tuple(
+    opcode.opmap[name]
+    for name in ("STORE_GLOBAL", "DELETE_GLOBAL", "LOAD_GLOBAL")
+    if name in opcode.opmap
+)
 HAVE_ARGUMENT = dis.HAVE_ARGUMENT
 EXTENDED_ARG = dis.EXTENDED_ARG
 builtin_code_type = type(float.__new__.__code__) if hasattr(float.__new__, "__code__") else None
@@ -132,19 +142,24 @@ builtin_code_type = type(float.__new__.__code__) if hasattr(float.__new__, "__co
 
 def is_tornado_coroutine(func):
     """Whether ``func`` is a Tornado coroutine function (False when Tornado
-    is not imported). Deprecated, as in cloudpickle 3.x: call
-    ``tornado.gen.is_coroutine_function`` instead."""
+    is not imported, or too old to tell). Deprecated since cloudpickle 3.0,
+    with the reference's warning: call ``tornado.gen.is_coroutine_function``
+    instead."""
     import warnings
 
     warnings.warn(
-        "is_tornado_coroutine is deprecated and will be removed in cloudpickle 4.0; "
-        "use tornado.gen.is_coroutine_function instead.",
+        "is_tornado_coroutine is deprecated in cloudpickle 3.0 and will be "
+        "removed in cloudpickle 4.0. Use tornado.gen.is_coroutine_function "
+        "directly instead.",
         category=DeprecationWarning,
-        stacklevel=2,
+        # The reference's (default) level: the warning points here, so the
+        # default filters hide it outside of tests, as with the reference.
+        stacklevel=1,
     )
     gen = sys.modules.get("tornado.gen")
-    check = getattr(gen, "is_coroutine_function", None)
-    return bool(check(func)) if check is not None else False
+    if gen is None or not hasattr(gen, "is_coroutine_function"):
+        return False
+    return gen.is_coroutine_function(func)
 
 
 def _is_registered_pickle_by_value(module):
@@ -184,6 +199,33 @@ _getattribute = _resolve_dotted
 Enum = enum.Enum
 
 
+# The public module of this package, and the modules its contents are
+# implemented in (the engine, and the Python helpers it re-exports). Those
+# complete their import before the public module does, so they come first in
+# ``sys.modules``; an object found there is named after the public module
+# when that module holds it too, as the reference (which has no such
+# modules) names it.
+_PUBLIC_MODULE_NAME = f"{__package__}.cloudpickle"
+_IMPLEMENTATION_MODULES = frozenset(
+    f"{__package__}.{name}" for name in ("_engine", "_reducers", "_reconstructors")
+)
+
+
+def _public_module_name(obj, name, module_name):
+    """``module_name``, or the public module's name when ``module_name`` is
+    one of this package's implementation modules and the public module
+    holds ``obj`` under ``name`` too."""
+    if module_name not in _IMPLEMENTATION_MODULES:
+        return module_name
+    public = sys.modules.get(_PUBLIC_MODULE_NAME)
+    try:
+        if public is not None and _resolve_dotted(public, name) is obj:
+            return _PUBLIC_MODULE_NAME
+    except Exception:  # noqa: BLE001 - probing must never fail pickling
+        pass
+    return module_name
+
+
 def _whichmodule(obj, name):
     """The name of the module ``obj`` belongs to, or None.
 
@@ -191,7 +233,9 @@ def _whichmodule(obj, name):
     otherwise the first imported module (other than the main one) where
     ``name`` designates ``obj``. Unlike ``pickle.whichmodule`` it never
     defaults to ``"__main__"``, and errors raised while probing modules are
-    ignored.
+    ignored. An object of this package's implementation modules that the
+    public module ``cloudpickle.cloudpickle`` exposes is found under the
+    public module's name.
     """
     module_name = getattr(obj, "__module__", None)
     if module_name is not None:
@@ -205,10 +249,11 @@ def _whichmodule(obj, name):
         if not isinstance(module, types.ModuleType):
             continue
         try:
-            if _resolve_dotted(module, name) is obj:
-                return module_name
+            found = _resolve_dotted(module, name) is obj
         except Exception:  # noqa: BLE001, S112 - probing must never fail pickling
             continue
+        if found:
+            return _public_module_name(obj, name, module_name)
     return None
 
 
@@ -270,10 +315,8 @@ def _should_pickle_by_reference(obj, name=None):
 # Names a code object uses.
 # ---------------------------------------------------------------------------
 
-_GLOBAL_OPCODES = frozenset(
-    opcode.opmap[op] for op in ("LOAD_GLOBAL", "STORE_GLOBAL", "DELETE_GLOBAL")
-)
-_LOAD_GLOBAL = opcode.opmap["LOAD_GLOBAL"]
+_GLOBAL_OPCODES = frozenset(GLOBAL_OPS)
+_LOAD_GLOBAL = LOAD_GLOBAL
 _EXTENDED_ARG = opcode.opmap["EXTENDED_ARG"]
 # From 3.11 on, the argument of LOAD_GLOBAL is the name index shifted left by
 # one (the low bit says whether a NULL is pushed too).
@@ -535,10 +578,26 @@ def _copy_str(value):
     return "".join(value)
 
 
+#: The file name every code object pickled by value carries instead of its
+#: own (as cloudpickle 3.1.3 does): code objects do not use it to run, and a
+#: payload then does not depend on where the script, module or notebook cell
+#: defining the code lives.
+_DYNAMIC_CODE_FILENAME = "<dynamic-code>"
+
+
+def _dynamic_code_filename(_value):
+    # A new string each time, like the other copies: two code objects of one
+    # payload must not share it (the memo would write a reference to the
+    # first one, which the reference does not).
+    return "".join(_DYNAMIC_CODE_FILENAME)
+
+
 # Fields copied before pickling so that a payload does not depend on which
 # objects the compiler happened to share or intern: the loading side builds
 # fresh ones, and re-pickling a loaded function must give the same bytes.
+# The file name is replaced (see above).
 _CODE_FIELD_COPIERS = {
+    "co_filename": _dynamic_code_filename,
     "co_name": _copy_str,
     "co_names": _copy_tuple,
     "co_varnames": _copy_tuple,
@@ -549,7 +608,10 @@ _CODE_FIELD_COPIERS = {
 
 def _code_reduce(obj):
     """``(types.CodeType, args)``: the constructor arguments of the running
-    interpreter rebuilding the code object ``obj``."""
+    interpreter rebuilding the code object ``obj``, with ``"<dynamic-code>"``
+    as its file name. Code objects nested in ``co_consts`` (inner functions,
+    lambdas, comprehensions before 3.12) are pickled by this reducer too, so
+    they carry that file name as well."""
     args = []
     for field in _CODE_FIELDS:
         value = getattr(obj, field)

@@ -8,12 +8,30 @@ seen from Python, and the by-value registry.
 Payloads are standard pickles: :func:`loads` *is* :func:`pickle.loads`.
 """
 
+# The standard modules the reference module imports are attributes of it
+# (and, through ``from .cloudpickle import *``, of the package): code in the
+# wild reads some of them there, so they are imported here too.
+import _collections_abc  # noqa: F401
+import abc  # noqa: F401
+import builtins  # noqa: F401
 import copyreg
-import gc
+import dataclasses  # noqa: F401
+import dis  # noqa: F401
+import gc as _gc
+import io  # noqa: F401
+import itertools  # noqa: F401
+import logging  # noqa: F401
+import opcode  # noqa: F401
 import pickle
+import platform  # noqa: F401
+import struct  # noqa: F401
 import sys
 import threading
 import types
+import typing  # noqa: F401
+import uuid  # noqa: F401
+import warnings  # noqa: F401
+import weakref  # noqa: F401
 from collections import ChainMap
 
 from . import _engine, _reconstructors, _reducers
@@ -52,18 +70,8 @@ for _native in (
     setattr(_reducers, _native.__name__, _native)
 del _native
 
-__all__ = [
-    "DEFAULT_PROTOCOL",
-    "Pickler",
-    "CloudPickler",
-    "dumps",
-    "dump",
-    "loads",
-    "load",
-    "register_pickle_by_value",
-    "unregister_pickle_by_value",
-    "list_registry_pickle_by_value",
-]
+# No ``__all__``, as in the reference: ``from cloudpickle.cloudpickle import
+# *`` (which the package itself does) gives every public name of the module.
 
 #: Protocol used when none is given: the highest the running Python supports,
 #: which favours speed between processes running the same Python version.
@@ -74,6 +82,12 @@ DEFAULT_PROTOCOL = pickle.HIGHEST_PROTOCOL
 load, loads = pickle.load, pickle.loads
 
 PYPY = sys.implementation.name == "pypy"
+
+# The reference builds its table of the types of the ``types`` module with a
+# loop at module level whose variables, the last item of ``types.__dict__``,
+# stay in its namespace (and in the package's, through the star import).
+# Same names, same values here.
+k, v = next(reversed(list(types.__dict__.items())))
 
 # ---------------------------------------------------------------------------
 # Modules whose functions and classes are pickled by value on request.
@@ -203,6 +217,22 @@ class Pickler(pickle.Pickler):
             items = [(obj, index) for index, obj in value.values()]
         self._cp_state.set_memo(items)
 
+    # The reference's function reducers, as methods (some subclasses call
+    # them). The engine does not go through them: overriding them does not
+    # change what `dump` writes.
+    def _dynamic_function_reduce(self, func):
+        """The by-value reduce tuple of the function ``func``."""
+        return _reducers._dynamic_function_reduce(func, self.globals_ref)
+
+    def _function_reduce(self, obj):
+        """``NotImplemented`` when the function ``obj`` goes by reference,
+        otherwise its by-value reduce tuple."""
+        return _reducers._function_reduce(obj, self.globals_ref)
+
+    def _function_getnewargs(self, func):
+        """The arguments of ``_make_function`` for ``func``."""
+        return _reducers._function_getnewargs(func, self.globals_ref)
+
     def reducer_override(self, obj):
         """Type-agnostic reducer consulted before the dispatch table.
 
@@ -250,6 +280,10 @@ CloudPickler = Pickler
 # buffer_callback).dump(obj)` would, with the class-level dispatch table.
 dumps = _engine.dumps
 dump = _engine.dump
+# Named after this module, as the reference's are: a payload referring to
+# them (a function using `dumps` as a global, say) names them as the
+# reference does, and pickle finds them here by `__module__`.
+dumps.__module__ = dump.__module__ = _PUBLISHED_MODULE
 
 
 # The engine needs the Pickler class (its class-level dispatch table and the
@@ -258,4 +292,4 @@ _engine._configure(Pickler, Pickler.dispatch_table, _PICKLE_BY_VALUE_MODULES)
 
 # Cached class reductions hold their classes: let go of them before each
 # full collection, so classes the program dropped are freed as usual.
-gc.callbacks.append(_engine._release_class_cache)
+_gc.callbacks.append(_engine._release_class_cache)

@@ -453,6 +453,7 @@ impl<'s, 'py> Engine<'s, 'py> {
             };
             match self.deep_getattr(&module, path) {
                 Ok((candidate, _)) if candidate.is(object) => {
+                    let name = self.public_module_name(object, &dotted, name)?;
                     crate::by_value::remember_module(object, &name);
                     return Ok(name);
                 }
@@ -462,6 +463,26 @@ impl<'s, 'py> Engine<'s, 'py> {
             }
         }
         Ok(main.cast_into::<PyString>()?)
+    }
+
+    /// `module_name`, where `whichmodule` found `object`, or the name of
+    /// cloudpickle's public module when `module_name` is one of the
+    /// modules implementing it (this extension, the Python helpers) and the
+    /// public module exposes `object` too (`_public_module_name`).
+    unsafe fn public_module_name(
+        &mut self,
+        object: &Bound<'py, PyAny>,
+        dotted: &Bound<'py, PyString>,
+        module_name: Bound<'py, PyString>,
+    ) -> PyResult<Bound<'py, PyString>> {
+        if !module_name.to_cow()?.starts_with("cloudpickle._") {
+            return Ok(module_name);
+        }
+        self.before_python();
+        crate::reduce::helper(self.py, "_public_module_name")?
+            .call1((object, dotted, &module_name))?
+            .cast_into::<PyString>()
+            .map_err(Into::into)
     }
 
     unsafe fn imported_module(&mut self, name: &Bound<'py, PyString>) -> Option<Bound<'py, PyAny>> {
