@@ -478,7 +478,6 @@ impl<'s, 'py> Engine<'s, 'py> {
         if !module_name.to_cow()?.starts_with("cloudpickle._") {
             return Ok(module_name);
         }
-        self.before_python();
         crate::reduce::helper(self.py, "_public_module_name")?
             .call1((object, dotted, &module_name))?
             .cast_into::<PyString>()
