@@ -94,18 +94,19 @@ pyenv_root() {
     fi
 }
 
-# Candidates in order of preference: pyenv's newest patch release of each
-# version first, then python3.N / pypy3.N on PATH, in PATH order.
+# Candidates in order of preference, as "KEY PATH" with the KEY their name
+# promises: pyenv's newest patch release of each version first, then
+# python3.N / pypy3.N on PATH, in PATH order.
 candidates() {
-    local root dir f
+    local root dir f name
     root=$(pyenv_root)
     if [ -n "$root" ] && [ -d "$root/versions" ]; then
         find "$root/versions" -mindepth 1 -maxdepth 1 -printf '%f\n' 2> /dev/null \
-            | grep -E '^(3|pypy3)\.[0-9]+' | sort -rV \
+            | grep -E '^(pypy)?3\.[0-9]+' | sort -rV \
             | while read -r dir; do
                 for f in "$root/versions/$dir/bin/python" "$root/versions/$dir/bin/pypy3"; do
                     if [ -x "$f" ]; then
-                        echo "$f"
+                        [[ $dir =~ ^((pypy)?3\.[0-9]+) ]] && echo "${BASH_REMATCH[1]} $f"
                         break
                     fi
                 done
@@ -115,13 +116,20 @@ candidates() {
     for dir in $PATH; do
         if [ -z "$dir" ] || [ ! -d "$dir" ]; then continue; fi
         for f in "$dir"/python3.* "$dir"/pypy3.*; do
-            case ${f##*/} in
-                python3.[0-9] | python3.[0-9][0-9] | pypy3.[0-9] | pypy3.[0-9][0-9])
-                    [ -x "$f" ] && echo "$f"
-                    ;;
-            esac
+            name=${f##*/}
+            if [[ $name =~ ^(python|pypy)(3\.[0-9]+)$ ]] && [ -x "$f" ]; then
+                echo "${BASH_REMATCH[1]/python/}${BASH_REMATCH[2]} $f"
+            fi
         done
     done
+}
+
+supported() { # supported KEY: CPython 3.N with N >= MIN_MINOR, or PyPy
+    if [[ $1 =~ ^3\.([0-9]+)$ ]]; then
+        [ "${BASH_REMATCH[1]}" -ge "$MIN_MINOR" ]
+    else
+        [[ $1 =~ ^pypy3\.[0-9]+$ ]]
+    fi
 }
 
 wanted() { # wanted KEY: is KEY in WHEEL_PYTHONS (or, if unset, a supported CPython)?
@@ -132,8 +140,12 @@ wanted() { # wanted KEY: is KEY in WHEEL_PYTHONS (or, if unset, a supported CPyt
         done
         return 1
     fi
-    [[ $key =~ ^3\.([0-9]+)$ ]] && [ "${BASH_REMATCH[1]}" -ge "$MIN_MINOR" ]
+    [[ $key != pypy* ]] && supported "$key"
 }
+
+for w in ${WHEEL_PYTHONS:-}; do
+    supported "$w" || die "WHEEL_PYTHONS: $w is not a supported version (3.N with N >= $MIN_MINOR, or pypy3.N)"
+done
 
 KEYS=()
 PYS=()
@@ -145,7 +157,11 @@ if [ -n "${WHEEL_INTERPRETERS:-}" ]; then
     done
 else
     declare -A seen=()
-    while read -r py; do
+    while read -r key py; do
+        # Only probe (run) an interpreter whose name promises a version still wanted.
+        if [ -n "${seen[$key]:-}" ] || ! wanted "$key"; then
+            continue
+        fi
         info=$(probe "$py") || continue # e.g. a pyenv shim of a version not selected
         key=${info%% *}
         [ "${info##* }" = 1 ] || continue # free-threaded: not declared safe without the GIL
