@@ -20,6 +20,7 @@
 #                               exactly these interpreters, no search;
 #   WHEEL_MANYLINUX=2_28        the glibc baseline (default 2014 = 2_17);
 #   WHEEL_TOOLS_VENV=DIR        the private venv (default .wheel-tools);
+#   WHEEL_TOOLS_PYTHON=PY       its interpreter, 3.10+ (default: the newest found);
 #   WHEEL_NO_SDIST=1            wheels only;
 #   CARGO_TARGET_DIR            as for cargo (default target/ in the repository).
 #
@@ -188,11 +189,33 @@ for i in "${ORDER[@]}"; do log "  ${KEYS[$i]}: ${PYS[$i]}"; done
 # Build tools
 # ---------------------------------------------------------------------------
 
+# tools_python: the interpreter of the tools' venv: WHEEL_TOOLS_PYTHON, else the
+# newest CPython found (auditwheel 6.5+ needs 3.10 or newer).
+tools_python() {
+    local key py info
+    if [ -n "${WHEEL_TOOLS_PYTHON:-}" ]; then
+        echo "$WHEEL_TOOLS_PYTHON"
+        return
+    fi
+    while read -r key py; do
+        if ! [[ $key =~ ^3\.([0-9]+)$ ]] || [ "${BASH_REMATCH[1]}" -lt 10 ]; then
+            continue
+        fi
+        info=$(probe "$py") || continue
+        if [[ ${info%% *} =~ ^3\.([0-9]+)$ ]] && [ "${BASH_REMATCH[1]}" -ge 10 ]; then
+            echo "$py"
+            return
+        fi
+    done < <(candidates)
+    die "no CPython 3.10 or newer found for the build tools (set WHEEL_TOOLS_PYTHON)"
+}
+
 stamp="${TOOLS_REQS[*]}"
 if [ ! -x "$TOOLS_VENV/bin/python" ] || [ "$(cat "$TOOLS_VENV/.requirements" 2> /dev/null)" != "$stamp" ]; then
     log "installing ${stamp} into $TOOLS_VENV"
     rm -rf "$TOOLS_VENV"
-    "${PYS[${ORDER[0]}]}" -m venv "$TOOLS_VENV"
+    tools_py=$(tools_python)
+    "$tools_py" -m venv "$TOOLS_VENV"
     "$TOOLS_VENV/bin/python" -m pip install -q "${TOOLS_REQS[@]}"
     echo "$stamp" > "$TOOLS_VENV/.requirements"
 fi
