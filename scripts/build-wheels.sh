@@ -43,7 +43,8 @@ mkdir -p "$1"
 OUTDIR=$(cd "$1" && pwd)
 cd "$ROOT"
 
-# Versions of the build tools, pinned so that two runs give the same wheels.
+# Versions of the build tools, pinned: with the same Rust toolchain, two runs give
+# the same extension module, byte for byte (whatever the target directory).
 TOOLS_REQS=(maturin==1.16.0 ziglang==0.17.1 auditwheel==6.8.2)
 TOOLS_VENV=${WHEEL_TOOLS_VENV:-$ROOT/.wheel-tools}
 MANYLINUX=${WHEEL_MANYLINUX:-2014}
@@ -240,8 +241,11 @@ REMAPS=(
     "$ROOT=."
     "$CARGO_TARGET_DIR=target"
 )
+# Added to the caller's flags (cargo reads CARGO_ENCODED_RUSTFLAGS before RUSTFLAGS).
 flags=()
-if [ -n "${RUSTFLAGS:-}" ]; then
+if [ -n "${CARGO_ENCODED_RUSTFLAGS:-}" ]; then
+    IFS=$'\x1f' read -r -a flags <<< "$CARGO_ENCODED_RUSTFLAGS"
+elif [ -n "${RUSTFLAGS:-}" ]; then
     read -r -a flags <<< "$RUSTFLAGS"
 fi
 for r in "${REMAPS[@]}"; do flags+=("--remap-path-prefix=$r"); done
