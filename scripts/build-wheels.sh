@@ -262,7 +262,7 @@ check_no_paths() {
     python - "$1" "$HOME" "$ROOT" "$CARGO_HOME_DIR" "$RUSTUP_HOME_DIR" "$CARGO_TARGET_DIR" "$OUTDIR" << 'EOF'
 import re, sys, tarfile, zipfile
 archive, paths = sys.argv[1], {p.rstrip("/") for p in sys.argv[2:] if len(p.rstrip("/")) > 1}
-# A path as a whole: not "</root>" in a test's XML for HOME=/root.
+# A path as a whole, not the same letters inside other text (an XML closing tag).
 pattern = re.compile(
     b"(?<![<\\w])(" + b"|".join(re.escape(p.encode()) for p in paths) + b")(?![\\w.-])"
 )
