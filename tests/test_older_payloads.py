@@ -103,6 +103,19 @@ if sys.version_info >= (3, 14):
         }
     )
 
+if sys.version_info >= (3, 15):
+    KNOWN_LOSSES.update(
+        {
+            (label, "<load>"): (
+                ("3.1.1",),
+                "on Python 3.15+, 3.1.1's dataclass payloads do not load (AttributeError: "
+                "type object 'object' has no attribute '__weakref__'; cloudpickle 3.1.2 "
+                "fails on them the same way)",
+            )
+            for label in ("dataclass", "frozen_dataclass")
+        }
+    )
+
 # Every name under cloudpickle.* that payloads of the older releases can refer
 # to (read from their sources; the names their payloads refer to in these
 # tests must be among them).
