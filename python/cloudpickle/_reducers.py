@@ -877,7 +877,11 @@ def _class_getstate(obj):
     class_dict = _extract_class_dict(obj)
     class_dict.pop("__weakref__", None)
 
-    if "__dataclass_fields__" in class_dict and "{" in (class_dict.get("__doc__") or ""):
+    # Python 3.15 generates a dataclass's docstring lazily (a descriptor that
+    # replaces itself on first access): it travels as it is, and is computed
+    # on the loading side.
+    doc = class_dict.get("__doc__")
+    if "__dataclass_fields__" in class_dict and isinstance(doc, str) and "{" in doc:
         doc = _canonical_dataclass_doc(obj, class_dict["__doc__"])
         if doc is not None:
             class_dict["__doc__"] = doc
@@ -899,11 +903,145 @@ def _class_getstate(obj):
     class_dict.pop("__dict__", None)
 
     if sys.version_info >= (3, 14):
-        # PEP 649/749: the annotate function closes over the class namespace;
-        # Python recreates it when __annotations__ is first read.
-        class_dict.pop("__annotate_func__", None)
+        class_dict = _class_dict_with_annotations(obj, class_dict)
 
     return class_dict, {}
+
+
+def _class_dict_with_annotations(obj, class_dict):
+    """Python 3.14+ (PEP 649/749): ``class_dict`` with the class's annotations
+    evaluated into an ``__annotations__`` entry, in place of the annotate
+    function (it closes over the class namespace, and the reference
+    cloudpickle drops it, losing the annotations) and of the cache Python
+    fills on first access.
+
+    The annotate function is called now (the class is not modified), in the
+    FORWARDREF format: a name that cannot be resolved yet becomes an
+    ``annotationlib.ForwardRef`` instead of failing. The loading side (this
+    package's ``_class_setstate`` or the reference's) assigns
+    ``__annotations__``, which Python 3.14 accepts on any class.
+    """
+    annotate = class_dict.pop("__annotate_func__", None)
+    cached = class_dict.pop("__annotations_cache__", None)
+    if "__annotations__" in class_dict:
+        # Stored eagerly (``from __future__ import annotations``, or assigned
+        # in the class body): it travels as it is.
+        return class_dict
+    if isinstance(cached, dict):
+        annotations = cached
+    elif callable(annotate):
+        import annotationlib
+
+        try:
+            annotations = annotationlib.call_annotate_function(
+                annotate, annotationlib.Format.FORWARDREF, owner=obj
+            )
+        except Exception:  # noqa: BLE001 - as the reference: not carried
+            return class_dict
+        if not isinstance(annotations, dict):
+            return class_dict
+    else:
+        return class_dict
+    class_dict["__annotations__"] = _portable_annotations(annotations, annotate, obj)
+    # Keys stay sorted, as _extract_class_dict made them.
+    return {key: class_dict[key] for key in sorted(class_dict)}
+
+
+# Slots of annotationlib.ForwardRef that hold evaluation context or caches
+# (module globals, cells, compiled code): not carried.
+_FORWARD_REF_CONTEXT = frozenset(
+    (
+        "__globals__",
+        "__cell__",
+        "__code__",
+        "__ast_node__",
+        "__stringifier_dict__",
+        "__resolved_str_cache__",
+    )
+)
+
+
+def _portable_annotations(annotations, annotate, owner):
+    """A copy of ``annotations`` whose ``ForwardRef`` objects, at any depth
+    of generic aliases and unions, are replaced by ones holding only their
+    text, module, owner, class-scope flag and extra names: what makes two of
+    them equal when they hold no globals or cells, and what can be pickled
+    (the originals may hold module globals, cells and cached code objects).
+    A value whose forward references sit in something this cannot rebuild
+    becomes a single ``ForwardRef`` of its source text."""
+    import annotationlib
+
+    strings = None
+    portable = {}
+    for key, value in annotations.items():
+        new = _portable_annotation(value, annotationlib.ForwardRef)
+        if _holds_context(new, annotationlib.ForwardRef):
+            if strings is None:
+                strings = (
+                    annotationlib.call_annotate_function(
+                        annotate, annotationlib.Format.STRING, owner=owner
+                    )
+                    if callable(annotate)
+                    else {}
+                )
+            text = strings.get(key)
+            if not isinstance(text, str):
+                text = annotationlib.type_repr(value)
+            new = annotationlib.ForwardRef(text, module=getattr(owner, "__module__", None))
+        portable[key] = new
+    return portable
+
+
+def _portable_annotation(value, forward_ref):
+    kind = type(value)
+    if kind is forward_ref:
+        clean = object.__new__(forward_ref)
+        for slot in _forward_ref_slots():
+            setattr(clean, slot, None if slot in _FORWARD_REF_CONTEXT else getattr(value, slot))
+        return clean
+    if kind is list or kind is tuple:
+        items = [_portable_annotation(item, forward_ref) for item in value]
+        if all(a is b for a, b in zip(items, value)):
+            return value
+        return kind(items)
+    args = getattr(value, "__args__", None)
+    if not isinstance(args, tuple) or not args:
+        return value
+    new_args = _portable_annotation(args, forward_ref)
+    if new_args is args:
+        return value
+    try:
+        if isinstance(value, types.GenericAlias):
+            return kind(value.__origin__, new_args)
+        if isinstance(value, types.UnionType) or getattr(value, "__origin__", None) is typing.Union:
+            return typing.Union[new_args]
+        copy_with = getattr(value, "copy_with", None)
+        if copy_with is not None:
+            return copy_with(new_args)
+    except Exception:  # noqa: BLE001 - left as it is; caught by _holds_context
+        pass
+    return value
+
+
+def _forward_ref_slots():
+    import annotationlib
+
+    return [slot for slot in annotationlib._SLOTS if slot != "__weakref__"]
+
+
+def _holds_context(value, forward_ref, depth=0):
+    """Whether a ``ForwardRef`` holding evaluation context remains in
+    ``value`` (searched through ``__args__``, lists and tuples)."""
+    if depth > 50:
+        return True
+    if type(value) is forward_ref:
+        return any(getattr(value, slot, None) is not None for slot in _FORWARD_REF_CONTEXT)
+    if type(value) in (list, tuple):
+        return any(_holds_context(item, forward_ref, depth + 1) for item in value)
+    args = getattr(value, "__args__", None)
+    if isinstance(args, tuple):
+        return any(_holds_context(item, forward_ref, depth + 1) for item in args)
+    return False
 
 
 # Attributes of an Enum class that its metaclass computes from the members

@@ -101,6 +101,16 @@ impl<'s, 'py> Engine<'s, 'py> {
         let fixed_size = self.c.py_minor >= 14;
         let mut total = 0;
         loop {
+            if self.c.py_minor >= 15 && ffi::PyList_GET_SIZE(obj) - total == 1 {
+                // Python 3.15's pickle writes a last batch of one item as
+                // APPEND, as pickle.py does.
+                let item = ffi::PyList_GET_ITEM(obj, total);
+                let t = self.is_transient(item);
+                save_child!(self, item, t)
+                    .map_err(|e| self.failed_at(Step::Item(total), item, e))?;
+                self.out.byte(APPEND);
+                break;
+            }
             self.out.byte(MARK);
             let mut batch = 0;
             while total < ffi::PyList_GET_SIZE(obj) {
@@ -169,7 +179,22 @@ impl<'s, 'py> Engine<'s, 'py> {
             self.out.byte(SETITEM);
             return Ok(());
         }
+        // Python 3.15's pickle batches as pickle.py does: a last batch of one
+        // item is a SETITEM, and no empty batch follows a full one.
+        let py_batching = self.c.py_minor >= 15;
+        let mut total: ffi::Py_ssize_t = 0;
         loop {
+            if py_batching && size - total == 1 {
+                ffi::PyDict_Next(obj, &mut pos, &mut key, &mut value);
+                self.save_item_pair(combined, key, value)?;
+                self.out.byte(SETITEM);
+                if ffi::PyDict_Size(obj) != size {
+                    return Err(PyRuntimeError::new_err(
+                        "dictionary changed size during iteration",
+                    ));
+                }
+                break;
+            }
             self.out.byte(MARK);
             let mut batch = 0;
             while ffi::PyDict_Next(obj, &mut pos, &mut key, &mut value) != 0 {
@@ -179,15 +204,16 @@ impl<'s, 'py> Engine<'s, 'py> {
                     break;
                 }
             }
+            total += batch as ffi::Py_ssize_t;
             self.out.byte(SETITEMS);
             if ffi::PyDict_Size(obj) != size {
                 return Err(PyRuntimeError::new_err(
                     "dictionary changed size during iteration",
                 ));
             }
-            // As in `_pickle.c`, a full batch is always followed by another
-            // one, even if empty.
-            if batch != BATCHSIZE {
+            // Before 3.15, as in `_pickle.c`, a full batch is always followed
+            // by another one, even if empty.
+            if batch != BATCHSIZE || (py_batching && total == size) {
                 break;
             }
         }
@@ -313,6 +339,9 @@ impl<'s, 'py> Engine<'s, 'py> {
         } else {
             owned(self.py, ffi::PyObject_GetIter(obj))?
         };
+        // From Python 3.15 on, no empty batch follows a full one.
+        let py_batching = self.c.py_minor >= 15;
+        let mut total: ffi::Py_ssize_t = 0;
         loop {
             self.out.byte(MARK);
             let mut batch = 0;
@@ -332,11 +361,12 @@ impl<'s, 'py> Engine<'s, 'py> {
                     break;
                 }
             }
+            total += batch as ffi::Py_ssize_t;
             self.out.byte(ADDITEMS);
             if ffi::PySet_Size(obj) != size {
                 return Err(PyRuntimeError::new_err("set changed size during iteration"));
             }
-            if batch != BATCHSIZE {
+            if batch != BATCHSIZE || (py_batching && total == size) {
                 break;
             }
         }
