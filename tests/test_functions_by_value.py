@@ -165,7 +165,8 @@ _WITHOUT_DELETE_GLOBAL = """
 import opcode
 # An interpreter without DELETE_GLOBAL (as CPython 3.16 may be): the
 # constants and the walk over the bytecode use what opcode has.
-del opcode.opmap["DELETE_GLOBAL"]
+# (3.15 makes opmap a frozendict: replace it rather than delete from it.)
+opcode.opmap = {k: v for k, v in opcode.opmap.items() if k != "DELETE_GLOBAL"}
 import pickle
 import cloudpickle
 from cloudpickle.cloudpickle import *  # noqa
