@@ -3,14 +3,14 @@
 //! travel with its code (by value). Same rule as cloudpickle's
 //! `_should_pickle_by_reference`, kept in this one place.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use pyo3::exceptions::PyAttributeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PySet, PyString};
 
+use crate::cache::ObjectCache;
 use crate::lookup::{deep_getattr, dotted_path, imported_module};
 
 /// The set of module names registered with `register_pickle_by_value`
@@ -39,13 +39,10 @@ pub fn is_registered(py: Python<'_>, module_name: &str) -> PyResult<bool> {
     }
 }
 
-type WhichModuleMap = HashMap<usize, (Py<PyAny>, Py<PyString>)>;
-
 /// Modules found for objects without `__module__`, by object: scanning
 /// every imported module is slow, so the answer is remembered and only
 /// re-checked (one lookup) on later calls.
-static WHICHMODULE: Mutex<Option<WhichModuleMap>> = Mutex::new(None);
-const WHICHMODULE_MAX: usize = 1024;
+static WHICHMODULE: ObjectCache<Py<PyString>> = ObjectCache::new(1024);
 
 /// The module holding `obj` under `name`, for an object without
 /// `__module__` (the reference's `_whichmodule`), or None.
@@ -79,14 +76,7 @@ pub unsafe fn remembered_module<'py>(
     name: &Bound<'py, PyString>,
 ) -> PyResult<Option<Bound<'py, PyString>>> {
     let py = obj.py();
-    let key = obj.as_ptr() as usize;
-    let cached = {
-        let guard = WHICHMODULE.lock().unwrap_or_else(|e| e.into_inner());
-        guard
-            .as_ref()
-            .and_then(|m| m.get(&key))
-            .map(|(_, module_name)| module_name.bind(py).clone())
-    };
+    let cached = WHICHMODULE.get(obj.as_ptr(), |module_name| module_name.bind(py).clone());
     let Some(module_name) = cached else {
         return Ok(None);
     };
@@ -106,18 +96,7 @@ pub unsafe fn remembered_module<'py>(
 
 /// Remembers that `module_name` holds `obj` (see `remembered_module`).
 pub fn remember_module(obj: &Bound<'_, PyAny>, module_name: &Bound<'_, PyString>) {
-    let old = {
-        let mut guard = WHICHMODULE.lock().unwrap_or_else(|e| e.into_inner());
-        let map = guard.get_or_insert_with(HashMap::new);
-        let old = (map.len() >= WHICHMODULE_MAX).then(|| std::mem::take(map));
-        map.insert(
-            obj.as_ptr() as usize,
-            (obj.clone().unbind(), module_name.clone().unbind()),
-        );
-        old
-    };
-    // Released outside the lock: dropping references may run finalizers.
-    drop(old);
+    WHICHMODULE.insert(obj, module_name.clone().unbind());
 }
 
 /// Whether no module is registered for pickling by value.

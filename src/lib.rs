@@ -3,6 +3,7 @@
 
 mod api;
 mod by_value;
+mod cache;
 mod errors;
 mod lookup;
 mod pickler;

@@ -9,6 +9,8 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString};
 
+use crate::cache::ObjectCache;
+
 use crate::py::{_PyType_Lookup, cache};
 
 /// `sys.modules[name]` if present and not None.
@@ -115,7 +117,6 @@ pub struct Located<'py> {
 /// A function found by reference before: the `__qualname__` and
 /// `__module__` objects it had then, and where it was.
 struct KnownFunction {
-    _func: Py<PyAny>,
     qualname: usize,
     module_attr: usize,
     module_name: Py<PyString>,
@@ -129,9 +130,7 @@ struct KnownFunction {
 /// by-value payload, typically), by address. An entry is used only after
 /// checking, without running Python code, that the function still has the
 /// same names and that its module still holds it there.
-static KNOWN_FUNCTIONS: std::sync::Mutex<Option<std::collections::HashMap<usize, KnownFunction>>> =
-    std::sync::Mutex::new(None);
-const KNOWN_FUNCTIONS_MAX: usize = 1024;
+static KNOWN_FUNCTIONS: ObjectCache<KnownFunction> = ObjectCache::new(1024);
 
 /// The function's `__qualname__` and `__module__` objects, read from its
 /// struct.
@@ -180,20 +179,17 @@ pub(crate) fn is_reconstructor_module(py: Python<'_>, name: &Bound<'_, PyString>
 pub unsafe fn known_function<'py>(obj: &Bound<'py, PyAny>) -> Option<Located<'py>> {
     let py = obj.py();
     let names = function_names(obj.as_ptr())?;
-    let located = {
-        let guard = KNOWN_FUNCTIONS.lock().unwrap_or_else(|e| e.into_inner());
-        let known = guard.as_ref()?.get(&(obj.as_ptr() as usize))?;
-        if names != (known.qualname, known.module_attr) {
-            return None;
-        }
-        Located {
-            module_name: known.module_name.bind(py).clone(),
-            global_name: known.global_name.bind(py).clone(),
-            path: known.path.bind(py).clone(),
-            module: known.module.bind(py).clone(),
-            parent: known.parent.bind(py).clone(),
-        }
-    };
+    let located = KNOWN_FUNCTIONS
+        .get(obj.as_ptr(), |known| {
+            (names == (known.qualname, known.module_attr)).then(|| Located {
+                module_name: known.module_name.bind(py).clone(),
+                global_name: known.global_name.bind(py).clone(),
+                path: known.path.bind(py).clone(),
+                module: known.module.bind(py).clone(),
+                parent: known.parent.bind(py).clone(),
+            })
+        })
+        .flatten()?;
     // cloudpickle's own reconstructors (named `cloudpickle.cloudpickle.X`
     // in every by-value payload) are not looked up again: they are found
     // where they were as long as the package is not rebuilt under us.
@@ -227,7 +223,6 @@ pub unsafe fn remember_function(obj: &Bound<'_, PyAny>, located: &Located<'_>) {
         return;
     }
     let entry = KnownFunction {
-        _func: obj.clone().unbind(),
         qualname,
         module_attr,
         module_name: located.module_name.clone().unbind(),
@@ -236,13 +231,5 @@ pub unsafe fn remember_function(obj: &Bound<'_, PyAny>, located: &Located<'_>) {
         module: located.module.clone().unbind(),
         parent: located.parent.clone().unbind(),
     };
-    let old = {
-        let mut guard = KNOWN_FUNCTIONS.lock().unwrap_or_else(|e| e.into_inner());
-        let map = guard.get_or_insert_with(Default::default);
-        let old = (map.len() >= KNOWN_FUNCTIONS_MAX).then(|| std::mem::take(map));
-        map.insert(obj.as_ptr() as usize, entry);
-        old
-    };
-    // Released outside the lock: dropping references may run finalizers.
-    drop(old);
+    KNOWN_FUNCTIONS.insert(obj, entry);
 }

@@ -3,17 +3,17 @@
 //! imported on the loading side become by-value reductions referencing
 //! cloudpickle's reconstructors.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::by_value::should_pickle_by_reference;
+use crate::cache::ObjectCache;
 use crate::pickler::fragment::Fragment;
 
-pub(crate) mod function;
+pub(crate) mod function_reduction;
 
 /// The Python module holding the helpers and reconstructors.
 static HELPERS: OnceLock<Py<PyModule>> = OnceLock::new();
@@ -135,7 +135,10 @@ pub unsafe fn reducer_override<'py>(
                 g
             }
         };
-        return Ok(Some(function::dynamic_function_reduce(obj, &globals_ref)?));
+        return Ok(Some(function_reduction::dynamic_function_reduce(
+            obj,
+            &globals_ref,
+        )?));
     }
     if ffi::PyType_IsSubtype(tp, std::ptr::addr_of_mut!(ffi::PyType_Type)) != 0 {
         // The singletons' types (NoneType...) are pickled by pickle's own
@@ -178,11 +181,7 @@ pub unsafe fn reducer_override<'py>(
 /// each time (a mutated list attribute shows its new contents). Classes
 /// with other metaclasses (ABCs, whose registry changes without a new tag;
 /// enums) are not cached.
-type ClassMap = HashMap<usize, (Py<PyAny>, u32, Py<PyAny>)>;
-
-static CLASS_CACHE: Mutex<Option<ClassMap>> = Mutex::new(None);
-
-const CLASS_CACHE_MAX: usize = 4096;
+static CLASS_CACHE: ObjectCache<(u32, Py<PyAny>)> = ObjectCache::new(4096);
 
 /// A `gc.callbacks` entry: at the start of every full collection, let go
 /// of the cached class reductions. The cache holds each class and its
@@ -203,13 +202,7 @@ pub fn release_class_cache(phase: &Bound<'_, PyAny>, info: &Bound<'_, PyAny>) ->
     if generation.extract::<i64>()? < 2 {
         return Ok(());
     }
-    let old = match CLASS_CACHE.try_lock() {
-        Ok(mut guard) => guard.take(),
-        Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner().take(),
-        Err(std::sync::TryLockError::WouldBlock) => None,
-    };
-    // Dropped with the lock released: releasing references may run code.
-    drop(old);
+    CLASS_CACHE.try_clear();
     Ok(())
 }
 
@@ -230,9 +223,11 @@ fn cacheable_class_tag(obj: &Bound<'_, PyAny>) -> Option<u32> {
 
 fn cached_class_reduce<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
     let tag = cacheable_class_tag(obj)?;
-    let guard = CLASS_CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    let (_, cached_tag, rv) = guard.as_ref()?.get(&(obj.as_ptr() as usize))?;
-    (*cached_tag == tag).then(|| rv.bind(obj.py()).clone())
+    CLASS_CACHE
+        .get(obj.as_ptr(), |(cached_tag, rv)| {
+            (*cached_tag == tag).then(|| rv.bind(obj.py()).clone())
+        })
+        .flatten()
 }
 
 fn remember_class_reduce(obj: &Bound<'_, PyAny>, rv: &Bound<'_, PyAny>) {
@@ -241,38 +236,18 @@ fn remember_class_reduce(obj: &Bound<'_, PyAny>, rv: &Bound<'_, PyAny>) {
     let Some(tag) = cacheable_class_tag(obj) else {
         return;
     };
-    let old = {
-        let mut guard = CLASS_CACHE.lock().unwrap_or_else(|e| e.into_inner());
-        let map = guard.get_or_insert_with(HashMap::new);
-        let old = (map.len() >= CLASS_CACHE_MAX).then(|| std::mem::take(map));
-        let previous = map.insert(
-            obj.as_ptr() as usize,
-            (obj.clone().unbind(), tag, rv.clone().unbind()),
-        );
-        (old, previous)
-    };
-    // Released outside the lock: dropping references may run finalizers.
-    drop(old);
+    CLASS_CACHE.insert(obj, (tag, rv.clone().unbind()));
 }
 
-/// A cache of values derived from code objects (which are immutable, so
-/// such values never go stale), per code object address: the code object,
-/// kept alive so that the address cannot be reused meanwhile, and the value.
-pub(crate) type CodeMap = HashMap<usize, (Py<PyAny>, Py<PyAny>)>;
-
-/// A cached code reduction: the code object (kept alive, so its address is
-/// not reused), its reduction, and what the engine recorded of writing the
-/// reduction's arguments (see `pickler::fragment`).
+/// A cached code reduction: its reduction, and what the engine recorded of
+/// writing the reduction's arguments (see `pickler::fragment`). Code objects
+/// are immutable, so their reductions never go stale.
 struct CodeEntry {
-    _code: Py<PyAny>,
     rv: Py<PyAny>,
     fragment: Fragment,
 }
 
-static CODE_CACHE: Mutex<Option<HashMap<usize, CodeEntry>>> = Mutex::new(None);
-
-/// Entries kept before the cache is emptied (bounds the memory it pins).
-const CODE_CACHE_MAX: usize = 4096;
+static CODE_CACHE: ObjectCache<CodeEntry> = ObjectCache::new(4096);
 
 /// Whether `reducer` is cloudpickle's own `_code_reduce` (whose results
 /// `code_reduction` caches).
@@ -294,7 +269,7 @@ pub fn call_reducer<'py>(
         })
     {
         // SAFETY: `obj` is a cell (checked above).
-        return unsafe { function::cell_reduce(obj) };
+        return unsafe { function_reduction::cell_reduce(obj) };
     }
     if reducer.is(h.module_reduce.bind(py)) {
         if let Some(rv) = importable_module_reduce(obj)? {
@@ -317,34 +292,20 @@ pub(crate) fn code_reduction<'py>(
     code: &Bound<'py, PyAny>,
 ) -> PyResult<(Bound<'py, PyAny>, Fragment)> {
     let py = code.py();
-    let key = code.as_ptr() as usize;
-    {
-        let guard = CODE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(entry) = guard.as_ref().and_then(|m| m.get(&key)) {
-            return Ok((entry.rv.bind(py).clone(), entry.fragment.clone()));
-        }
+    let cached = CODE_CACHE.get(code.as_ptr(), |entry| {
+        (entry.rv.bind(py).clone(), entry.fragment.clone())
+    });
+    if let Some(found) = cached {
+        return Ok(found);
     }
     let rv = reducer.call1((code,))?;
-    let mut guard = CODE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    let map = guard.get_or_insert_with(HashMap::new);
-    if map.len() >= CODE_CACHE_MAX {
-        // Dropping references may run finalizers: take the old map out
-        // and let it go after the lock is released.
-        let old = std::mem::take(map);
-        drop(guard);
-        drop(old);
-        guard = CODE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    }
-    let previous = guard.get_or_insert_with(HashMap::new).insert(
-        key,
+    CODE_CACHE.insert(
+        code,
         CodeEntry {
-            _code: code.clone().unbind(),
             rv: rv.clone().unbind(),
             fragment: Fragment::default(),
         },
     );
-    drop(guard);
-    drop(previous);
     Ok((rv, Fragment::default()))
 }
 
@@ -355,15 +316,11 @@ pub(crate) fn set_code_fragment(
     rv: *mut ffi::PyObject,
     fragment: Fragment,
 ) {
-    let previous = {
-        let mut guard = CODE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
-        match guard.as_mut().and_then(|m| m.get_mut(&(code as usize))) {
-            Some(entry) if entry.rv.as_ptr() == rv => {
-                Some(std::mem::replace(&mut entry.fragment, fragment))
-            }
-            _ => None,
-        }
-    };
+    let previous = CODE_CACHE
+        .update(code, |entry| {
+            (entry.rv.as_ptr() == rv).then(|| std::mem::replace(&mut entry.fragment, fragment))
+        })
+        .flatten();
     // Released outside the lock: dropping references may run finalizers.
     drop(previous);
 }

@@ -1,6 +1,6 @@
 //! Functions by value, written directly.
 //!
-//! The reduction of a function (`reduce::function::build_function_reduce`)
+//! The reduction of a function (`reduce::function_reduction::build_function_reduce`)
 //! is made of a dozen containers that exist only to be walked once: the
 //! arguments tuple, the state tuple, the slot-state dict, the dict of used
 //! globals, copies of the name strings. Here the opcodes pickle would write
@@ -19,7 +19,9 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 use super::opcodes::*;
 use super::trail::Step;
 use super::{borrowed, Engine};
-use crate::reduce::function::{build_function_reduce, copy_str, function_parts, FunctionParts};
+use crate::reduce::function_reduction::{
+    build_function_reduce, copy_str, function_parts, FunctionParts,
+};
 
 /// Which part of the reduction a failing object was, for the failure path.
 enum Part<'a, 'py> {

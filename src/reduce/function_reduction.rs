@@ -8,41 +8,26 @@
 //! contents, globals and attributes are read on every call. Only what
 //! derives from its (immutable) code object is cached, in `code_globals`.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
-use super::{helper, hot, CodeMap};
+use super::{helper, hot};
+use crate::cache::ObjectCache;
 use crate::errors::owned;
 
 /// Global names used by a code object (and the code nested in it), by code
-/// object; holds a reference to each code object so addresses stay unique.
-static CODE_GLOBALS: Mutex<Option<CodeMap>> = Mutex::new(None);
-const CODE_GLOBALS_MAX: usize = 4096;
+/// object (immutable, so the names never go stale).
+static CODE_GLOBALS: ObjectCache<Py<PyAny>> = ObjectCache::new(4096);
 
 /// `_extract_code_globals(code)`: a dict whose keys are the names.
 fn code_globals<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let py = code.py();
-    let key = code.as_ptr() as usize;
-    {
-        let guard = CODE_GLOBALS.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, names)) = guard.as_ref().and_then(|m| m.get(&key)) {
-            return Ok(names.bind(py).clone());
-        }
+    if let Some(names) = CODE_GLOBALS.get(code.as_ptr(), |names| names.bind(py).clone()) {
+        return Ok(names);
     }
     let names = helper(py, "_extract_code_globals")?.call1((code,))?;
-    let old = {
-        let mut guard = CODE_GLOBALS.lock().unwrap_or_else(|e| e.into_inner());
-        let map = guard.get_or_insert_with(HashMap::new);
-        let old = (map.len() >= CODE_GLOBALS_MAX).then(|| std::mem::take(map));
-        map.insert(key, (code.clone().unbind(), names.clone().unbind()));
-        old
-    };
-    // Released outside the lock: dropping references may run finalizers.
-    drop(old);
+    CODE_GLOBALS.insert(code, names.clone().unbind());
     Ok(names)
 }
 
