@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PySet};
+use pyo3::types::{PyBytes, PyDict};
 
 use crate::errors::wrap_recursion;
 use crate::pickler::{DispatchSource, Engine, Options, State};
@@ -366,19 +366,4 @@ pub fn set_fast_paths(enabled: bool) -> bool {
 #[pyo3(name = "_in_pure_region")]
 pub fn in_pure_region() -> bool {
     crate::pickler::fast_paths::in_pure_region()
-}
-
-/// Registers the Python `Pickler` class and its default dispatch table.
-#[pyfunction]
-#[pyo3(name = "_configure")]
-pub fn configure(
-    pickler_class: &Bound<'_, PyAny>,
-    default_table: &Bound<'_, PyAny>,
-    by_value_registry: &Bound<'_, PySet>,
-) {
-    let _ = crate::pickler::dispatch_registered().set(crate::pickler::Registered {
-        pickler_class: pickler_class.clone().unbind(),
-        default_table: default_table.clone().unbind(),
-    });
-    let _ = crate::by_value::REGISTRY.set(by_value_registry.clone().unbind());
 }

@@ -3,27 +3,21 @@
 //! travel with its code (by value). Same rule as cloudpickle's
 //! `_should_pickle_by_reference`, kept in this one place.
 
-use std::sync::OnceLock;
-
 use pyo3::exceptions::PyAttributeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PySet, PyString};
+use pyo3::types::PyString;
 
 use crate::cache::ObjectCache;
 use crate::lookup::{deep_getattr, dotted_path, imported_module};
 
-/// The set of module names registered with `register_pickle_by_value`
-/// (owned by the Python package, shared with the engine at import).
-pub static REGISTRY: OnceLock<Py<PySet>> = OnceLock::new();
-
 /// Whether `module_name` or one of its parent packages is registered for
 /// pickling by value.
 pub fn is_registered(py: Python<'_>, module_name: &str) -> PyResult<bool> {
-    let Some(registry) = REGISTRY.get() else {
+    let Some(bridge) = crate::bridge::installed() else {
         return Ok(false);
     };
-    let registry = registry.bind(py);
+    let registry = bridge.by_value_registry.bind(py);
     if registry.is_empty() {
         return Ok(false);
     }
@@ -57,7 +51,10 @@ unsafe fn whichmodule<'py>(
     if let Some(module_name) = remembered_module(obj, name)? {
         return Ok(Some(module_name));
     }
-    let found = crate::reduce::helper(py, "_whichmodule")?.call1((obj, name))?;
+    let found = crate::bridge::bridge(py)?
+        .whichmodule
+        .bind(py)
+        .call1((obj, name))?;
     if found.is_none() {
         return Ok(None);
     }
@@ -101,7 +98,7 @@ pub fn remember_module(obj: &Bound<'_, PyAny>, module_name: &Bound<'_, PyString>
 
 /// Whether no module is registered for pickling by value.
 pub fn registry_is_empty(py: Python<'_>) -> bool {
-    REGISTRY.get().is_none_or(|r| r.bind(py).is_empty())
+    crate::bridge::installed().is_none_or(|b| b.by_value_registry.bind(py).is_empty())
 }
 
 /// Whether the function or class `obj` is pickled by reference.
@@ -153,7 +150,7 @@ pub unsafe fn should_pickle_by_reference(obj: &Bound<'_, PyAny>) -> PyResult<boo
     if !found.is(obj) {
         return Ok(false);
     }
-    if REGISTRY.get().is_none_or(|r| r.bind(py).is_empty()) {
+    if crate::bridge::installed().is_none_or(|b| b.by_value_registry.bind(py).is_empty()) {
         return Ok(true);
     }
     // The registry names modules by their own __name__.

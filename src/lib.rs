@@ -2,6 +2,7 @@
 //! `cloudpickle._engine`.
 
 mod api;
+mod bridge;
 mod by_value;
 mod cache;
 mod errors;
@@ -23,7 +24,7 @@ fn engine_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(api::dump, m)?)?;
     m.add_function(wrap_pyfunction!(api::pickler_dump, m)?)?;
     m.add_function(wrap_pyfunction!(api::reducer_override, m)?)?;
-    m.add_function(wrap_pyfunction!(api::configure, m)?)?;
+    m.add_function(wrap_pyfunction!(bridge::install_bridge, m)?)?;
     m.add_function(wrap_pyfunction!(api::set_large_payload_threshold, m)?)?;
     m.add_function(wrap_pyfunction!(api::set_fast_paths, m)?)?;
     m.add_function(wrap_pyfunction!(api::in_pure_region, m)?)?;

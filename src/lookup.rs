@@ -160,15 +160,9 @@ unsafe fn function_names(obj: *mut ffi::PyObject) -> Option<(usize, usize)> {
 
 /// Whether `name` is the very string object that names the module of
 /// cloudpickle's reconstructors (their `__module__`).
-pub(crate) fn is_reconstructor_module(py: Python<'_>, name: &Bound<'_, PyString>) -> bool {
-    // Held, so that its address cannot be reused by another string.
-    static NAME: std::sync::OnceLock<Option<Py<PyAny>>> = std::sync::OnceLock::new();
-    let held = NAME.get_or_init(|| {
-        crate::reduce::hot(py)
-            .ok()
-            .and_then(|h| h.make_function_module(py))
-    });
-    held.as_ref().is_some_and(|n| n.as_ptr() == name.as_ptr())
+pub(crate) fn is_reconstructor_module(_py: Python<'_>, name: &Bound<'_, PyString>) -> bool {
+    // The bridge holds that string, so its address is not reused.
+    crate::bridge::installed().is_some_and(|b| b.published_module.as_ptr() == name.as_ptr())
 }
 
 /// Where the function `obj` was found by reference before, if that still

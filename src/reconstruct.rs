@@ -204,20 +204,6 @@ unsafe fn set_closure(
     Ok(())
 }
 
-/// The marker `_make_cell` takes for "no value": `_empty_cell_value`.
-static EMPTY_MARKER: OnceLock<Py<PyAny>> = OnceLock::new();
-
-fn empty_marker(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
-    if let Some(m) = EMPTY_MARKER.get() {
-        return Ok(m.bind(py));
-    }
-    let marker = py
-        .import(pyo3::intern!(py, "cloudpickle._reconstructors"))?
-        .getattr(pyo3::intern!(py, "_empty_cell_value"))?;
-    let _ = EMPTY_MARKER.set(marker.unbind());
-    Ok(EMPTY_MARKER.get().expect("just set").bind(py))
-}
-
 /// `_make_empty_cell()`: a new cell that holds no value.
 #[pyfunction]
 #[pyo3(name = "_make_empty_cell")]
@@ -254,7 +240,7 @@ pub fn make_cell<'py>(
         }
     };
     let value = match value {
-        Some(v) if !v.is(empty_marker(py)?) => v.as_ptr(),
+        Some(v) if !v.is(crate::bridge::bridge(py)?.empty_cell_value.bind(py)) => v.as_ptr(),
         _ => std::ptr::null_mut(),
     };
     // SAFETY: GIL held; PyCell_New takes a borrowed value (or null) and

@@ -18,21 +18,6 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-/// The `cloudpickle._reconstructors` module's namespace.
-static RECONSTRUCTORS: OnceLock<Py<PyAny>> = OnceLock::new();
-
-fn reconstructors(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
-    if let Some(m) = RECONSTRUCTORS.get() {
-        return Ok(m.bind(py));
-    }
-    let dict = py
-        .import(pyo3::intern!(py, "cloudpickle._reconstructors"))?
-        .dict()
-        .into_any()
-        .unbind();
-    Ok(RECONSTRUCTORS.get_or_init(|| dict).bind(py))
-}
-
 /// `_make_skeleton_class(type_constructor, name, bases, type_kwargs,
 /// class_tracker_id, extra)`: the class known under `class_tracker_id`, or
 /// a new skeleton class (see the module docs).
@@ -47,30 +32,29 @@ pub fn make_skeleton_class<'py>(
     class_tracker_id: &Bound<'py, PyAny>,
     extra: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let namespace = reconstructors(py)?;
-    if let Some(known) = tracked_class(namespace, class_tracker_id)? {
+    let bridge = crate::bridge::bridge(py)?;
+    if let Some(known) = tracked_class(bridge.tracker_by_id.bind(py), class_tracker_id)? {
         if creation_is_invisible(py, type_constructor, bases, type_kwargs) {
             return Ok(known);
         }
     }
     if let Some(skeleton) = plain_skeleton(py, type_constructor, name, bases, type_kwargs)? {
-        if class_tracker_id.is_none() || track_new(namespace, class_tracker_id, &skeleton)? {
+        if class_tracker_id.is_none() || track_new(bridge, class_tracker_id, &skeleton)? {
             return Ok(skeleton);
         }
-        return namespace
-            .get_item(pyo3::intern!(py, "_lookup_class_or_track"))?
+        return bridge
+            .lookup_class_or_track
+            .bind(py)
             .call1((class_tracker_id, skeleton));
     }
-    namespace
-        .get_item(pyo3::intern!(py, "_make_skeleton_class"))?
-        .call1((
-            type_constructor,
-            name,
-            bases,
-            type_kwargs,
-            class_tracker_id,
-            extra,
-        ))
+    bridge.python_make_skeleton_class.bind(py).call1((
+        type_constructor,
+        name,
+        bases,
+        type_kwargs,
+        class_tracker_id,
+        extra,
+    ))
 }
 
 /// The skeleton made by the common branch of the Python
@@ -174,11 +158,11 @@ fn instance_dict<'py>(obj: &Bound<'py, PyAny>, tp: &Py<PyAny>) -> Option<Bound<'
 /// from that plain case, or the lock is taken: the Python version then
 /// runs.
 fn track_new(
-    namespace: &Bound<'_, PyAny>,
+    bridge: &crate::bridge::Bridge,
     tracker_id: &Bound<'_, PyAny>,
     skeleton: &Bound<'_, PyAny>,
 ) -> PyResult<bool> {
-    let py = namespace.py();
+    let py = skeleton.py();
     let type_type: *mut ffi::PyTypeObject = std::ptr::addr_of_mut!(ffi::PyType_Type);
     // SAFETY: reading the type of a live object.
     if !tracker_id.is_exact_instance_of::<pyo3::types::PyString>()
@@ -186,12 +170,7 @@ fn track_new(
     {
         return Ok(false);
     }
-    let Ok(namespace) = namespace.cast::<PyDict>() else {
-        return Ok(false);
-    };
-    let Some(lock) = namespace.get_item(pyo3::intern!(py, "_DYNAMIC_CLASS_TRACKER_LOCK"))? else {
-        return Ok(false);
-    };
+    let lock = bridge.tracker_lock.bind(py);
     // The lock the Python tracker functions hold while they update the
     // mappings (a thread may be paused in the middle of one). Taken without
     // waiting: when another thread holds it, the Python version waits.
@@ -201,28 +180,22 @@ fn track_new(
     {
         return Ok(false);
     }
-    let result = track_new_locked(namespace, tracker_id, skeleton);
+    let result = track_new_locked(bridge, tracker_id, skeleton);
     lock.call_method0(pyo3::intern!(py, "release"))?;
     result
 }
 
 /// `track_new`, with the tracker lock held and the arguments checked.
 fn track_new_locked(
-    namespace: &Bound<'_, PyDict>,
+    bridge: &crate::bridge::Bridge,
     tracker_id: &Bound<'_, PyAny>,
     skeleton: &Bound<'_, PyAny>,
 ) -> PyResult<bool> {
-    let py = namespace.py();
+    let py = skeleton.py();
     let [value_dict_type, key_dict_type, keyed_ref_type] = weakref_types(py)?;
-    let (Some(by_id), Some(by_class)) = (
-        namespace.get_item(pyo3::intern!(py, "_DYNAMIC_CLASS_TRACKER_BY_ID"))?,
-        namespace.get_item(pyo3::intern!(py, "_DYNAMIC_CLASS_TRACKER_BY_CLASS"))?,
-    ) else {
-        return Ok(false);
-    };
     let (Some(id_attrs), Some(class_attrs)) = (
-        instance_dict(&by_id, value_dict_type),
-        instance_dict(&by_class, key_dict_type),
+        instance_dict(bridge.tracker_by_id.bind(py), value_dict_type),
+        instance_dict(bridge.tracker_by_class.bind(py), key_dict_type),
     ) else {
         return Ok(false);
     };
@@ -292,20 +265,13 @@ fn track_new_locked(
 /// The live class the tracker holds under `tracker_id`, read from the
 /// `WeakValueDictionary`'s own dict without running Python code.
 fn tracked_class<'py>(
-    namespace: &Bound<'py, PyAny>,
+    tracker: &Bound<'py, PyAny>,
     tracker_id: &Bound<'py, PyAny>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let py = namespace.py();
+    let py = tracker.py();
     if !tracker_id.is_exact_instance_of::<pyo3::types::PyString>() {
         return Ok(None);
     }
-    let Ok(namespace) = namespace.cast::<PyDict>() else {
-        return Ok(None);
-    };
-    let Some(tracker) = namespace.get_item(pyo3::intern!(py, "_DYNAMIC_CLASS_TRACKER_BY_ID"))?
-    else {
-        return Ok(None);
-    };
     // SAFETY: GIL held; PyObject_GenericGetDict returns a new reference or
     // null (with an exception set, cleared: no dict means no answer).
     let attrs = unsafe { ffi::PyObject_GenericGetDict(tracker.as_ptr(), std::ptr::null_mut()) };
@@ -448,7 +414,8 @@ fn python_class_setstate<'py>(
     state: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = obj.py();
-    reconstructors(py)?
-        .get_item(pyo3::intern!(py, "_class_setstate"))?
+    crate::bridge::bridge(py)?
+        .python_class_setstate
+        .bind(py)
         .call1((obj, state))
 }

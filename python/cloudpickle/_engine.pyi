@@ -1,5 +1,6 @@
 """Type stubs for the Rust engine of cloudpickle."""
 
+from types import ModuleType
 from typing import Any, Callable, Dict, Optional, Protocol, Set
 
 class _Writable(Protocol):
@@ -34,7 +35,15 @@ def pickler_dump(
     globals_ref: Optional[Dict[int, Dict[str, Any]]],
 ) -> None: ...
 def reducer_override(pickler: Any, obj: Any) -> Any: ...
-def _configure(pickler_class: type, default_table: Any, by_value_registry: Set[str]) -> None: ...
+def _install_bridge(
+    public: ModuleType,
+    reconstructors: ModuleType,
+    pickler_class: type,
+    default_table: Any,
+    by_value_registry: Set[str],
+) -> None: ...
+def _set_fast_paths(enabled: bool) -> bool: ...
+def _in_pure_region() -> bool: ...
 def _canonical_dumps(obj: Any, protocol: int = 5) -> bytes: ...
 def _set_large_payload_threshold(
     threshold: Optional[int], callback: Optional[Callable[[Any, int, int], Any]] = None

@@ -286,9 +286,17 @@ dump = _engine.dump
 dumps.__module__ = dump.__module__ = _PUBLISHED_MODULE
 
 
-# The engine needs the Pickler class (its class-level dispatch table and the
-# reducer it consults) and pickle's error classes.
-_engine._configure(Pickler, Pickler.dispatch_table, _PICKLE_BY_VALUE_MODULES)
+# The one bridge to the engine: every object of this package it uses (the
+# reconstructors payloads name, the Python helpers, the class tracker, the
+# Pickler class, its dispatch table and the by-value registry), read and
+# checked once, here (src/bridge.rs).
+_engine._install_bridge(
+    sys.modules[__name__],
+    _reconstructors,
+    Pickler,
+    Pickler.dispatch_table,
+    _PICKLE_BY_VALUE_MODULES,
+)
 
 # Cached class reductions hold their classes: let go of them before each
 # full collection, so classes the program dropped are freed as usual.

@@ -42,7 +42,7 @@ impl<'s, 'py> Engine<'s, 'py> {
     /// Whether `callable` rebuilds something pickled by value: what is saved
     /// under such a reduction is written in canonical order.
     pub(super) fn by_value_callable(&self, callable: *mut ffi::PyObject) -> bool {
-        match crate::reduce::hot(self.py) {
+        match crate::bridge::bridge(self.py) {
             Ok(hot) => hot.is_by_value_reconstructor(callable),
             Err(_) => false,
         }

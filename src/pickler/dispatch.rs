@@ -2,8 +2,6 @@
 //! `Pickler.dispatch_table`, a ChainMap of cloudpickle's reducers and
 //! `copyreg.dispatch_table`).
 
-use std::sync::OnceLock;
-
 use pyo3::exceptions::PyKeyError;
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -33,15 +31,6 @@ impl<'py> Dispatch<'py> {
         Dispatch::Unresolved(source)
     }
 }
-
-/// The `Pickler` class and its default dispatch table, registered by the
-/// Python package when it is imported.
-pub struct Registered {
-    pub pickler_class: Py<PyAny>,
-    pub default_table: Py<PyAny>,
-}
-
-pub static REGISTERED: OnceLock<Registered> = OnceLock::new();
 
 /// `cls.<name>` found along the MRO without running Python code (no
 /// descriptor binding: the attribute is a plain value).
@@ -95,7 +84,7 @@ impl<'s, 'py> Engine<'s, 'py> {
             return Ok(());
         };
         let py = self.py;
-        let registered = REGISTERED.get();
+        let registered = crate::bridge::installed();
         let table = match source {
             DispatchSource::Given(table) => Some(table.clone()),
             DispatchSource::PicklerClass => match registered {

@@ -3,8 +3,8 @@
 //! A function pickled by value carries its code object, reduced to
 //! `(types.CodeType, args)` where `args` holds a dozen and a half fields:
 //! counts, the bytecode, names, constants, file name, line table. Code
-//! objects are immutable and their reductions are cached (see
-//! `reduce::code_reduction`, which keeps what is recorded here beside each
+//! objects are immutable and their reductions are cached (`code_reduction`,
+//! at the end of this file, keeps what is recorded here beside each
 //! reduction), yet every `dumps` call walked `args` again,
 //! item by item, to write the same opcodes: a third of the work of
 //! pickling a small closure.
@@ -32,7 +32,7 @@ use super::opcodes::REDUCE;
 use super::output::FRAME_SIZE_TARGET;
 use super::trail::Step;
 use super::Engine;
-use crate::reduce::set_code_fragment;
+use crate::cache::ObjectCache;
 
 /// What is known of writing the arguments of one cached code reduction;
 /// kept with the reduction in the code-object cache (`reduce`).
@@ -281,4 +281,56 @@ impl<'s, 'py> Engine<'s, 'py> {
         }
         Ok(())
     }
+}
+
+/// A cached code reduction: its reduction, and what the engine recorded of
+/// writing the reduction's arguments (see `pickler::fragment`). Code objects
+/// are immutable, so their reductions never go stale.
+struct CodeEntry {
+    rv: Py<PyAny>,
+    fragment: Fragment,
+}
+
+static CODE_CACHE: ObjectCache<CodeEntry> = ObjectCache::new(4096);
+
+/// `reducer(code)` for `reducer` cloudpickle's own `_code_reduce` and
+/// `code` an exact code object: from the cache (code objects are
+/// immutable, so their reductions never go stale), with what the engine
+/// recorded of writing it.
+pub(crate) fn code_reduction<'py>(
+    reducer: &Bound<'py, PyAny>,
+    code: &Bound<'py, PyAny>,
+) -> PyResult<(Bound<'py, PyAny>, Fragment)> {
+    let py = code.py();
+    let cached = CODE_CACHE.get(code.as_ptr(), |entry| {
+        (entry.rv.bind(py).clone(), entry.fragment.clone())
+    });
+    if let Some(found) = cached {
+        return Ok(found);
+    }
+    let rv = reducer.call1((code,))?;
+    CODE_CACHE.insert(
+        code,
+        CodeEntry {
+            rv: rv.clone().unbind(),
+            fragment: Fragment::default(),
+        },
+    );
+    Ok((rv, Fragment::default()))
+}
+
+/// Records `fragment` for the cached reduction `rv` of `code` (nothing
+/// when the cache has another reduction for it by now).
+pub(crate) fn set_code_fragment(
+    code: *mut ffi::PyObject,
+    rv: *mut ffi::PyObject,
+    fragment: Fragment,
+) {
+    let previous = CODE_CACHE
+        .update(code, |entry| {
+            (entry.rv.as_ptr() == rv).then(|| std::mem::replace(&mut entry.fragment, fragment))
+        })
+        .flatten();
+    // Released outside the lock: dropping references may run finalizers.
+    drop(previous);
 }

@@ -72,7 +72,7 @@ impl<'s, 'py> Engine<'s, 'py> {
         parts: &FunctionParts<'py>,
     ) -> PyResult<()> {
         let py = self.py;
-        let hot = crate::reduce::hot(py)?;
+        let hot = crate::bridge::bridge(py)?;
         let none = ffi::Py_None();
 
         let make_function = hot.make_function.as_ptr();
@@ -169,7 +169,7 @@ impl<'s, 'py> Engine<'s, 'py> {
     /// The closure argument: a tuple of `n` new empty cells, each
     /// `_make_empty_cell()`.
     unsafe fn write_empty_cells(&mut self, n: usize) -> PyResult<()> {
-        let hot = crate::reduce::hot(self.py)?;
+        let hot = crate::bridge::bridge(self.py)?;
         self.boundary()?;
         let small = n <= 3;
         if !small {

@@ -478,7 +478,9 @@ impl<'s, 'py> Engine<'s, 'py> {
         if !module_name.to_cow()?.starts_with("cloudpickle._") {
             return Ok(module_name);
         }
-        crate::reduce::helper(self.py, "_public_module_name")?
+        crate::bridge::bridge(self.py)?
+            .public_module_name
+            .bind(self.py)
             .call1((object, dotted, &module_name))?
             .cast_into::<PyString>()
             .map_err(Into::into)

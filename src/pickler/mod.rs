@@ -37,13 +37,8 @@ use pyo3::prelude::*;
 
 use crate::errors::fetch;
 use crate::py::{cache, Cache};
-pub use dispatch::{DispatchSource, Registered};
-
-/// Where the Python package registers its `Pickler` class.
-pub fn dispatch_registered() -> &'static std::sync::OnceLock<Registered> {
-    &dispatch::REGISTERED
-}
 use dispatch::Dispatch;
+pub use dispatch::DispatchSource;
 pub use instance::TypeCache;
 use memo::Memo;
 use opcodes::*;
@@ -565,7 +560,7 @@ impl<'s, 'py> Engine<'s, 'py> {
             if tp == std::ptr::addr_of_mut!(ffi::PyCode_Type)
                 && crate::reduce::is_code_reduce(&reducer)
             {
-                let (rv, fragment) = crate::reduce::code_reduction(&reducer, &object)?;
+                let (rv, fragment) = fragment::code_reduction(&reducer, &object)?;
                 if self.save_code_reduction(obj, &rv, fragment)? {
                     return Ok(());
                 }

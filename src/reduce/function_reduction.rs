@@ -12,7 +12,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
-use super::{helper, hot};
+use crate::bridge::bridge;
 use crate::cache::ObjectCache;
 use crate::errors::owned;
 
@@ -26,7 +26,7 @@ fn code_globals<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     if let Some(names) = CODE_GLOBALS.get(code.as_ptr(), |names| names.bind(py).clone()) {
         return Ok(names);
     }
-    let names = helper(py, "_extract_code_globals")?.call1((code,))?;
+    let names = bridge(py)?.extract_code_globals.bind(py).call1((code,))?;
     CODE_GLOBALS.insert(code, names.clone().unbind());
     Ok(names)
 }
@@ -254,7 +254,10 @@ pub fn submodules<'py>(parts: &FunctionParts<'py>) -> PyResult<Bound<'py, PyAny>
             .map(|(_, v)| v)
             .chain(parts.closure_values.iter()),
     )?;
-    helper(py, "_find_imported_submodules")?.call1((&parts.code, deps))
+    bridge(py)?
+        .find_imported_submodules
+        .bind(py)
+        .call1((&parts.code, deps))
 }
 
 /// The by-value reduction of the function `func`.
@@ -354,7 +357,7 @@ pub unsafe fn build_function_reduce<'py>(
     }
     let state = PyTuple::new(py, [attributes.into_any(), slotstate.into_any()])?;
     crate::py::untrack(state.as_any());
-    let h = hot(py)?;
+    let h = bridge(py)?;
     let rv = PyTuple::new(
         py,
         [
@@ -376,7 +379,7 @@ pub unsafe fn build_function_reduce<'py>(
 /// `cell` must be a cell object; the GIL must be held.
 pub unsafe fn cell_reduce<'py>(cell: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let py = cell.py();
-    let h = hot(py)?;
+    let h = bridge(py)?;
     let value = ffi::PyCell_Get(cell.as_ptr());
     let rv = if value.is_null() {
         ffi::PyErr_Clear();

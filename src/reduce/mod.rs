@@ -3,107 +3,17 @@
 //! imported on the loading side become by-value reductions referencing
 //! cloudpickle's reconstructors.
 
-use std::sync::OnceLock;
-
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::bridge::bridge;
 use crate::by_value::should_pickle_by_reference;
 use crate::cache::ObjectCache;
-use crate::pickler::fragment::Fragment;
 
 pub(crate) mod function_reduction;
 
 /// The Python module holding the helpers and reconstructors.
-static HELPERS: OnceLock<Py<PyModule>> = OnceLock::new();
-
-/// An attribute of `cloudpickle.cloudpickle` (helpers written in Python).
-pub fn helper<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
-    let module = match HELPERS.get() {
-        Some(m) => m.bind(py).clone(),
-        None => {
-            let m = py.import("cloudpickle.cloudpickle")?;
-            let _ = HELPERS.set(m.clone().unbind());
-            m
-        }
-    };
-    module.getattr(pyo3::types::PyString::intern(py, name))
-}
-
-/// Helpers used on every call, looked up once.
-pub(crate) struct Hot {
-    builtin_type_names: Py<PyDict>,
-    builtin_type: Py<PyAny>,
-    code_reduce: Py<PyAny>,
-    cell_reduce: Py<PyAny>,
-    module_reduce: Py<PyAny>,
-    subimport: Py<PyAny>,
-    pub(crate) make_function: Py<PyAny>,
-    pub(crate) function_setstate: Py<PyAny>,
-    make_cell: Py<PyAny>,
-    pub(crate) make_empty_cell: Py<PyAny>,
-    /// Addresses of the callables that rebuild what is pickled by value
-    /// (`_make_function`, `_make_skeleton_class`, `_make_skeleton_enum`,
-    /// `_make_typevar`, `dynamic_subimport`, `types.CodeType`), held so
-    /// that their addresses cannot be reused by other objects.
-    by_value: [Py<PyAny>; 6],
-}
-
-impl Hot {
-    /// The `__module__` string of the published `_make_function`.
-    pub(crate) fn make_function_module(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.make_function
-            .bind(py)
-            .getattr(pyo3::intern!(py, "__module__"))
-            .ok()
-            .map(Bound::unbind)
-    }
-
-    /// Whether `callable` is one of the reconstructors of values pickled
-    /// by value.
-    #[inline]
-    pub(crate) fn is_by_value_reconstructor(&self, callable: *mut ffi::PyObject) -> bool {
-        self.by_value.iter().any(|o| o.as_ptr() == callable)
-    }
-}
-
-pub(crate) static HOT: OnceLock<Hot> = OnceLock::new();
-
-pub(crate) fn hot(py: Python<'_>) -> PyResult<&'static Hot> {
-    if let Some(h) = HOT.get() {
-        return Ok(h);
-    }
-    let hot = Hot {
-        builtin_type_names: helper(py, "_BUILTIN_TYPE_NAMES")?
-            .cast_into::<PyDict>()?
-            .unbind(),
-        builtin_type: helper(py, "_builtin_type")?.unbind(),
-        code_reduce: helper(py, "_code_reduce")?.unbind(),
-        cell_reduce: helper(py, "_cell_reduce")?.unbind(),
-        module_reduce: helper(py, "_module_reduce")?.unbind(),
-        subimport: helper(py, "subimport")?.unbind(),
-        make_function: helper(py, "_make_function")?.unbind(),
-        function_setstate: helper(py, "_function_setstate")?.unbind(),
-        make_cell: helper(py, "_make_cell")?.unbind(),
-        make_empty_cell: helper(py, "_make_empty_cell")?.unbind(),
-        by_value: [
-            helper(py, "_make_function")?.unbind(),
-            helper(py, "_make_skeleton_class")?.unbind(),
-            helper(py, "_make_skeleton_enum")?.unbind(),
-            helper(py, "_make_typevar")?.unbind(),
-            helper(py, "dynamic_subimport")?.unbind(),
-            // SAFETY: a static type object, alive for the interpreter's life.
-            unsafe {
-                Bound::from_borrowed_ptr(py, std::ptr::addr_of_mut!(ffi::PyCode_Type).cast())
-            }
-            .unbind(),
-        ],
-    };
-    let _ = HOT.set(hot);
-    Ok(HOT.get().expect("just set"))
-}
-
 /// What a reduction needs from the pickler it runs in.
 pub struct ReduceContext<'a, 'py> {
     /// id(func.__globals__) -> the globals dict shipped for it, so that
@@ -152,11 +62,11 @@ pub unsafe fn reducer_override<'py>(
         }
         // Types of the `types` module that builtins does not name (code,
         // cell, function...): pickle cannot find them by reference.
-        let hot = hot(py)?;
+        let bridge = bridge(py)?;
         // A dict keyed by types: the lookup runs no Python code.
-        if let Some(name) = hot.builtin_type_names.bind(py).get_item(obj)? {
+        if let Some(name) = bridge.builtin_type_names.bind(py).get_item(obj)? {
             let args = pyo3::types::PyTuple::new(py, [name])?;
-            let rv = (hot.builtin_type.bind(py), args).into_pyobject(py)?;
+            let rv = (bridge.builtin_type.bind(py), args).into_pyobject(py)?;
             return Ok(Some(rv.into_any()));
         }
         if should_pickle_by_reference(obj)? {
@@ -166,7 +76,7 @@ pub unsafe fn reducer_override<'py>(
         if let Some(rv) = cached_class_reduce(obj) {
             return Ok(Some(rv));
         }
-        let rv = helper(py, "_dynamic_class_reduce")?.call1((obj,))?;
+        let rv = bridge.dynamic_class_reduce.bind(py).call1((obj,))?;
         remember_class_reduce(obj, &rv);
         return Ok(Some(rv));
     }
@@ -239,30 +149,21 @@ fn remember_class_reduce(obj: &Bound<'_, PyAny>, rv: &Bound<'_, PyAny>) {
     CLASS_CACHE.insert(obj, (tag, rv.clone().unbind()));
 }
 
-/// A cached code reduction: its reduction, and what the engine recorded of
-/// writing the reduction's arguments (see `pickler::fragment`). Code objects
-/// are immutable, so their reductions never go stale.
-struct CodeEntry {
-    rv: Py<PyAny>,
-    fragment: Fragment,
-}
-
-static CODE_CACHE: ObjectCache<CodeEntry> = ObjectCache::new(4096);
-
 /// Whether `reducer` is cloudpickle's own `_code_reduce` (whose results
 /// `code_reduction` caches).
 pub(crate) fn is_code_reduce(reducer: &Bound<'_, PyAny>) -> bool {
-    hot(reducer.py()).is_ok_and(|h| reducer.is(h.code_reduce.bind(reducer.py())))
+    bridge(reducer.py()).is_ok_and(|b| reducer.is(b.code_reduce.bind(reducer.py())))
 }
 
-/// Calls `reducer(obj)`, from the code-object cache when `reducer` is
-/// cloudpickle's own `_code_reduce`.
+/// Calls `reducer(obj)`, natively for cloudpickle's own `_cell_reduce` and
+/// `_module_reduce`. (Code objects, whose reductions are cached, are
+/// handled by `pickler::fragment`.)
 pub fn call_reducer<'py>(
     reducer: &Bound<'py, PyAny>,
     obj: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = obj.py();
-    let h = hot(py)?;
+    let h = bridge(py)?;
     if reducer.is(h.cell_reduce.bind(py))
         && obj.get_type().is(unsafe {
             Bound::from_borrowed_ptr(py, std::ptr::addr_of_mut!(ffi::PyCell_Type).cast())
@@ -277,52 +178,7 @@ pub fn call_reducer<'py>(
         }
         return reducer.call1((obj,));
     }
-    if reducer.is(h.code_reduce.bind(py)) && obj.is_exact_instance_of::<pyo3::types::PyCode>() {
-        return code_reduction(reducer, obj).map(|(rv, _)| rv);
-    }
     reducer.call1((obj,))
-}
-
-/// `reducer(code)` for `reducer` cloudpickle's own `_code_reduce` and
-/// `code` an exact code object: from the cache (code objects are
-/// immutable, so their reductions never go stale), with what the engine
-/// recorded of writing it.
-pub(crate) fn code_reduction<'py>(
-    reducer: &Bound<'py, PyAny>,
-    code: &Bound<'py, PyAny>,
-) -> PyResult<(Bound<'py, PyAny>, Fragment)> {
-    let py = code.py();
-    let cached = CODE_CACHE.get(code.as_ptr(), |entry| {
-        (entry.rv.bind(py).clone(), entry.fragment.clone())
-    });
-    if let Some(found) = cached {
-        return Ok(found);
-    }
-    let rv = reducer.call1((code,))?;
-    CODE_CACHE.insert(
-        code,
-        CodeEntry {
-            rv: rv.clone().unbind(),
-            fragment: Fragment::default(),
-        },
-    );
-    Ok((rv, Fragment::default()))
-}
-
-/// Records `fragment` for the cached reduction `rv` of `code` (nothing
-/// when the cache has another reduction for it by now).
-pub(crate) fn set_code_fragment(
-    code: *mut ffi::PyObject,
-    rv: *mut ffi::PyObject,
-    fragment: Fragment,
-) {
-    let previous = CODE_CACHE
-        .update(code, |entry| {
-            (entry.rv.as_ptr() == rv).then(|| std::mem::replace(&mut entry.fragment, fragment))
-        })
-        .flatten();
-    // Released outside the lock: dropping references may run finalizers.
-    drop(previous);
 }
 
 /// `_module_reduce` for the common case, an imported module not registered
@@ -356,7 +212,7 @@ fn importable_module_reduce<'py>(
     }
     let args = pyo3::types::PyTuple::new(py, [name])?;
     Ok(Some(
-        (hot(py)?.subimport.bind(py), args)
+        (bridge(py)?.subimport.bind(py), args)
             .into_pyobject(py)?
             .into_any(),
     ))

@@ -1,0 +1,173 @@
+//! The bridge: every object of the Python package that the engine uses, in
+//! one typed set, installed once when `cloudpickle.cloudpickle` is imported
+//! (`_engine._install_bridge`) and checked there.
+//!
+//! The engine looks nothing up by name at its call sites: it reads a field
+//! of `Bridge`. The names are read here, once, from the package's modules;
+//! a missing or wrong one makes the import fail with a message naming it.
+
+use std::sync::OnceLock;
+
+use pyo3::exceptions::{PyImportError, PyRuntimeError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyModule, PySet, PyString};
+
+pub struct Bridge {
+    // Reconstructors named in payloads (as published in
+    // `cloudpickle.cloudpickle`).
+    pub make_function: Py<PyAny>,
+    pub function_setstate: Py<PyAny>,
+    pub make_cell: Py<PyAny>,
+    pub make_empty_cell: Py<PyAny>,
+    pub builtin_type: Py<PyAny>,
+    pub subimport: Py<PyAny>,
+    /// The `__module__` string the published reconstructors carry.
+    pub published_module: Py<PyString>,
+
+    // Helpers written in Python.
+    pub builtin_type_names: Py<PyDict>,
+    pub code_reduce: Py<PyAny>,
+    pub cell_reduce: Py<PyAny>,
+    pub module_reduce: Py<PyAny>,
+    pub dynamic_class_reduce: Py<PyAny>,
+    pub extract_code_globals: Py<PyAny>,
+    pub find_imported_submodules: Py<PyAny>,
+    pub whichmodule: Py<PyAny>,
+    pub public_module_name: Py<PyAny>,
+
+    // The class tracker and the Python versions of the native
+    // reconstructors (`cloudpickle._reconstructors`).
+    pub tracker_by_id: Py<PyAny>,
+    pub tracker_by_class: Py<PyAny>,
+    pub tracker_lock: Py<PyAny>,
+    pub lookup_class_or_track: Py<PyAny>,
+    pub python_make_skeleton_class: Py<PyAny>,
+    pub python_class_setstate: Py<PyAny>,
+    pub empty_cell_value: Py<PyAny>,
+
+    // The Pickler as seen from Python.
+    pub pickler_class: Py<PyAny>,
+    pub default_table: Py<PyAny>,
+    /// Module names registered with `register_pickle_by_value`.
+    pub by_value_registry: Py<PySet>,
+
+    /// Held so that their addresses cannot be reused: the reconstructors
+    /// of what is pickled by value (`is_by_value_reconstructor`).
+    by_value: [Py<PyAny>; 6],
+}
+
+static BRIDGE: OnceLock<Bridge> = OnceLock::new();
+
+/// The installed bridge.
+pub fn bridge(_py: Python<'_>) -> PyResult<&'static Bridge> {
+    BRIDGE.get().ok_or_else(|| {
+        PyRuntimeError::new_err(
+            "cloudpickle._engine is used before cloudpickle.cloudpickle was imported",
+        )
+    })
+}
+
+/// The installed bridge, when there is one (for code that has a fallback).
+pub fn installed() -> Option<&'static Bridge> {
+    BRIDGE.get()
+}
+
+impl Bridge {
+    /// Whether `callable` is one of the reconstructors of values pickled
+    /// by value (`_make_function`, `_make_skeleton_class`,
+    /// `_make_skeleton_enum`, `_make_typevar`, `dynamic_subimport`,
+    /// `types.CodeType`).
+    #[inline]
+    pub fn is_by_value_reconstructor(&self, callable: *mut ffi::PyObject) -> bool {
+        self.by_value.iter().any(|o| o.as_ptr() == callable)
+    }
+}
+
+fn attr(module: &Bound<'_, PyModule>, name: &str) -> PyResult<Py<PyAny>> {
+    module.getattr(name).map(Bound::unbind).map_err(|_| {
+        PyImportError::new_err(format!(
+            "cloudpickle: {}.{name} is missing (the engine needs it)",
+            module.name().map(|n| n.to_string()).unwrap_or_default()
+        ))
+    })
+}
+
+fn callable(module: &Bound<'_, PyModule>, name: &str) -> PyResult<Py<PyAny>> {
+    let value = attr(module, name)?;
+    if !value.bind(module.py()).is_callable() {
+        return Err(PyImportError::new_err(format!(
+            "cloudpickle: {name} is not callable"
+        )));
+    }
+    Ok(value)
+}
+
+/// Installs the bridge: `public` is `cloudpickle.cloudpickle` (the
+/// published reconstructors and the Python helpers), `reconstructors` is
+/// `cloudpickle._reconstructors` (the class tracker). Called once, at the
+/// end of `cloudpickle.cloudpickle`'s import; later calls change nothing.
+#[pyfunction]
+#[pyo3(name = "_install_bridge")]
+pub fn install_bridge(
+    public: &Bound<'_, PyModule>,
+    reconstructors: &Bound<'_, PyModule>,
+    pickler_class: &Bound<'_, PyAny>,
+    default_table: &Bound<'_, PyAny>,
+    by_value_registry: &Bound<'_, PySet>,
+) -> PyResult<()> {
+    let py = public.py();
+    if BRIDGE.get().is_some() {
+        return Ok(());
+    }
+    let make_function = callable(public, "_make_function")?;
+    let published_module = make_function
+        .bind(py)
+        .getattr(pyo3::intern!(py, "__module__"))?
+        .cast_into::<PyString>()?
+        .unbind();
+    // SAFETY: a static type object, alive for the interpreter's life.
+    let code_type =
+        unsafe { Bound::from_borrowed_ptr(py, std::ptr::addr_of_mut!(ffi::PyCode_Type).cast()) };
+    let bridge = Bridge {
+        by_value: [
+            make_function.clone_ref(py),
+            callable(public, "_make_skeleton_class")?,
+            callable(public, "_make_skeleton_enum")?,
+            callable(public, "_make_typevar")?,
+            callable(public, "dynamic_subimport")?,
+            code_type.unbind(),
+        ],
+        make_function,
+        function_setstate: callable(public, "_function_setstate")?,
+        make_cell: callable(public, "_make_cell")?,
+        make_empty_cell: callable(public, "_make_empty_cell")?,
+        builtin_type: callable(public, "_builtin_type")?,
+        subimport: callable(public, "subimport")?,
+        published_module,
+        builtin_type_names: attr(public, "_BUILTIN_TYPE_NAMES")?
+            .into_bound(py)
+            .cast_into::<PyDict>()?
+            .unbind(),
+        code_reduce: callable(public, "_code_reduce")?,
+        cell_reduce: callable(public, "_cell_reduce")?,
+        module_reduce: callable(public, "_module_reduce")?,
+        dynamic_class_reduce: callable(public, "_dynamic_class_reduce")?,
+        extract_code_globals: callable(public, "_extract_code_globals")?,
+        find_imported_submodules: callable(public, "_find_imported_submodules")?,
+        whichmodule: callable(public, "_whichmodule")?,
+        public_module_name: callable(public, "_public_module_name")?,
+        tracker_by_id: attr(reconstructors, "_DYNAMIC_CLASS_TRACKER_BY_ID")?,
+        tracker_by_class: attr(reconstructors, "_DYNAMIC_CLASS_TRACKER_BY_CLASS")?,
+        tracker_lock: attr(reconstructors, "_DYNAMIC_CLASS_TRACKER_LOCK")?,
+        lookup_class_or_track: callable(reconstructors, "_lookup_class_or_track")?,
+        python_make_skeleton_class: callable(reconstructors, "_make_skeleton_class")?,
+        python_class_setstate: callable(reconstructors, "_class_setstate")?,
+        empty_cell_value: attr(reconstructors, "_empty_cell_value")?,
+        pickler_class: pickler_class.clone().unbind(),
+        default_table: default_table.clone().unbind(),
+        by_value_registry: by_value_registry.clone().unbind(),
+    };
+    let _ = BRIDGE.set(bridge);
+    Ok(())
+}
