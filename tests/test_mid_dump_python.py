@@ -191,6 +191,10 @@ def test_issue_reproducers(name, protocol):
     assert run("cloudpickle.dumps") == expected
 
 
+@pytest.mark.skipif(
+    sys.version_info < (3, 10),
+    reason="CPython 3.9's C pickler reads freed memory in these cases: no oracle (see _oracle)",
+)
 @pytest.mark.parametrize("case_id", _ids(cases.TRIGGERS))
 def test_same_data_as_pickle(case_id, outcomes):
     """Every layout and kind of freed objects, for one way Python code runs
