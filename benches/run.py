@@ -17,7 +17,9 @@ afterwards.
 
 Results go to ``bench-results/`` (or ``--out-dir``): one pyperf JSON file per
 implementation (compare them with ``python -m pyperf compare_to``) and
-``results.md``, the Markdown table also printed at the end.
+``results.md``, the Markdown table also printed at the end, and
+``chart-X.Y.png`` (with matplotlib, if installed): for each workload, the
+project's time over pickle's and its speedup over the reference, as bars.
 """
 
 import argparse
@@ -94,6 +96,13 @@ def parse_args(argv=None):
         default="",
         help='extra options for every pyperf run, e.g. "--processes 4 --affinity 1"',
     )
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        default=None,
+        help=f"where the PNG chart goes (default: OUT_DIR/chart-{PYVER}.png); needs matplotlib",
+    )
+    parser.add_argument("--no-chart", action="store_true", help="do not draw the chart")
     args = parser.parse_args(argv)
     args.impls = [i.strip() for i in args.impls.split(",") if i.strip()]
     for impl in args.impls:
@@ -105,6 +114,8 @@ def parse_args(argv=None):
         parser.error(str(exc))
     if args.ref_venv is None:
         args.ref_venv = args.out_dir / f"refvenv-{PYVER}"
+    if args.chart is None:
+        args.chart = args.out_dir / f"chart-{PYVER}.png"
     return args
 
 
@@ -358,6 +369,77 @@ def build_report(args, results, versions, elapsed):
     return "\n".join(lines) + "\n"
 
 
+def chart_rows(args, results):
+    """(workload, project / pickle or None, reference / project or None,
+    target or None) for each workload measured."""
+    rows = []
+    for name in args.workload_names:
+        means = {}
+        for impl in impls.IMPLS:
+            bench = results.get((impl, name), {}).get("bench")
+            if bench is not None:
+                means[impl] = stat(bench, args.stat)
+        pp = ratio(means, "project", "pickle")
+        speedup = ratio(means, "reference", "project")
+        if pp is not None or speedup is not None:
+            rows.append((name, pp, speedup, workloads.WORKLOADS[name].target))
+    return rows
+
+
+def write_chart(args, results):
+    """Two bar charts side by side, one bar per workload: the project's time
+    over pickle's (lower is better, targets marked) and its speedup over the
+    reference (higher is better, log scale). Returns the path, or None."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(no chart: matplotlib is not installed)")
+        return None
+    rows = chart_rows(args, results)
+    if not rows:
+        return None
+    names = [r[0] for r in rows]
+    ys = list(range(len(rows)))[::-1]
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(12, 0.42 * len(rows) + 1.6), sharey=True, constrained_layout=True
+    )
+    for y, (_, pp, _, target) in zip(ys, rows):
+        if pp is None:
+            left.text(0.02, y, "n/a (pickle cannot)", va="center", fontsize=8, color="gray")
+            continue
+        met = target is None or pp <= target
+        left.barh(y, pp, color="tab:blue" if met else "tab:red")
+        left.text(pp, y, f" {pp:.2f}", va="center", fontsize=8)
+        if target is not None:
+            left.plot([target, target], [y - 0.4, y + 0.4], color="black", lw=1.5)
+    left.axvline(1.0, color="gray", ls="--", lw=1)
+    left.set_xlabel("project time / pickle time (lower is better; | = target)")
+    left.set_title("vs pickle.dumps")
+    for y, (_, _, speedup, _) in zip(ys, rows):
+        if speedup is None:
+            continue
+        right.barh(y, speedup, color="tab:green")
+        right.text(speedup, y, f" {speedup:.1f}x", va="center", fontsize=8)
+    right.set_xscale("log")
+    right.axvline(1.0, color="gray", ls="--", lw=1)
+    right.set_xlabel(f"speedup over cloudpickle {impls.REFERENCE_VERSION} (log scale)")
+    right.set_title("vs the reference")
+    left.set_yticks(ys)
+    left.set_yticklabels(names, fontsize=9)
+    fig.suptitle(
+        f"cloudpickle (Rust engine), CPython {platform.python_version()}, "
+        f"{args.stat} of pyperf runs, protocol {impls.PROTOCOL}",
+        fontsize=10,
+    )
+    args.chart.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.chart, dpi=100)
+    plt.close(fig)
+    return args.chart
+
+
 def ratio(means, a, b):
     if a in means and b in means and means[b] > 0:
         return means[a] / means[b]
@@ -441,6 +523,10 @@ def main(argv=None):
     print()
     print(report)
     print(f"(written to {args.out_dir / 'results.md'})")
+    if not args.no_chart:
+        chart = write_chart(args, results)
+        if chart is not None:
+            print(f"(chart: {chart})")
     return 0
 
 

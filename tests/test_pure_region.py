@@ -34,6 +34,17 @@ class Plain:
         self.items = [i, str(i)]
 
 
+class WithState:
+    def __init__(self, i):
+        self.i = i
+
+    def __getstate__(self):
+        return (self.i, [self.i])
+
+    def __setstate__(self, state):
+        self.i = state[0]
+
+
 class WithReduce:
     def __reduce__(self):
         return (list, ([1, 2],))
@@ -197,6 +208,7 @@ def _corpus():
         "data": copyreg_safe,
         "shapes": builtin_shapes(),
         "instances": [Plain(i) for i in range(50)],
+        "getstate instances": [WithState(i) for i in range(5)],
         "closure": _closure(5),
         "lambda": lambda x: x + 1,
         "partial": functools.partial(_closure(2), 3),

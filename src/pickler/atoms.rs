@@ -19,12 +19,17 @@ impl<'s, 'py> Engine<'s, 'py> {
     }
 
     pub(super) unsafe fn save_long(&mut self, obj: *mut ffi::PyObject) -> PyResult<()> {
-        let mut overflow = 0;
-        let value = ffi::PyLong_AsLongAndOverflow(obj, &mut overflow);
-        if value == -1 && overflow == 0 && !ffi::PyErr_Occurred().is_null() {
-            return Err(fetch(self.py));
-        }
-        let value = value as i64;
+        let (value, overflow) = match compact_long(obj, self.c.py_minor) {
+            Some(v) => (v, 0),
+            None => {
+                let mut overflow = 0;
+                let value = ffi::PyLong_AsLongAndOverflow(obj, &mut overflow);
+                if value == -1 && overflow == 0 && !ffi::PyErr_Occurred().is_null() {
+                    return Err(fetch(self.py));
+                }
+                (value as i64, overflow)
+            }
+        };
         if overflow == 0 && (i32::MIN as i64..=i32::MAX as i64).contains(&value) {
             if self.bin {
                 if (0..=0xff).contains(&value) {
@@ -311,6 +316,78 @@ impl<'s, 'py> Engine<'s, 'py> {
         }
         self.out.set_framing(framing);
         Ok(())
+    }
+}
+
+/// The value of an exact int of at most one 30-bit digit, read from the
+/// object itself; None for larger ones (and on other layouts). Up to 3.11
+/// an int is a variable-size object whose signed size counts its digits;
+/// from 3.12 on, `PyUnstable_Long_IsCompact` and
+/// `PyUnstable_Long_CompactValue` (inline in CPython's headers) define the
+/// layout read here: a tag holding the digit count above 3 bits and the
+/// sign (0 positive, 1 zero, 2 negative) in the low 2, then the digits.
+///
+/// # Safety
+/// `obj` an alive exact int; GIL held.
+#[inline(always)]
+unsafe fn compact_long(obj: *mut ffi::PyObject, py_minor: u8) -> Option<i64> {
+    if !compact_layout_checked(py_minor) {
+        return None;
+    }
+    read_compact(obj, py_minor)
+}
+
+/// Whether `read_compact` reads ints right on this interpreter (30-bit
+/// digits, a known version): checked once on a few values.
+#[inline(always)]
+fn compact_layout_checked(py_minor: u8) -> bool {
+    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OK.get_or_init(|| {
+        (9..=13).contains(&py_minor)
+            && [0i64, 1, -1, 5, -7, 1 << 20, -(1 << 29), (1 << 30) - 1]
+                .iter()
+                .all(|&v| {
+                    // SAFETY: GIL held (callers); a new int, released below.
+                    // Ints are not tracked by the garbage collector.
+                    unsafe {
+                        let obj = ffi::PyLong_FromLongLong(v);
+                        if obj.is_null() {
+                            ffi::PyErr_Clear();
+                            return false;
+                        }
+                        let ok = read_compact(obj, py_minor) == Some(v);
+                        let big = ffi::PyLong_FromLongLong(1 << 40);
+                        let ok = ok && !big.is_null() && read_compact(big, py_minor).is_none();
+                        ffi::Py_XDECREF(big);
+                        ffi::Py_DECREF(obj);
+                        ok
+                    }
+                })
+    })
+}
+
+#[inline(always)]
+unsafe fn read_compact(obj: *mut ffi::PyObject, py_minor: u8) -> Option<i64> {
+    // Both layouts: the header (refcount, type), one word (size or tag),
+    // then 32-bit digits.
+    let word = *(obj as *const isize).add(2);
+    let digit = *((obj as *const u8).add(3 * std::mem::size_of::<isize>()) as *const u32);
+    if py_minor <= 11 {
+        match word {
+            0 => Some(0),
+            1 => Some(i64::from(digit)),
+            -1 => Some(-i64::from(digit)),
+            _ => None,
+        }
+    } else if py_minor <= 13 {
+        let tag = word as usize;
+        if tag < (2 << 3) {
+            Some((1 - (tag & 3) as i64) * i64::from(digit))
+        } else {
+            None
+        }
+    } else {
+        None
     }
 }
 
