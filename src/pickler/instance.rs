@@ -332,7 +332,7 @@ impl<'s, 'py> Engine<'s, 'py> {
         Kind::Slotted(Arc::new(SlotLayout {
             list: super::borrowed(self.py, slotnames).unbind(),
             slots,
-            has_dict: t.tp_dictoffset != 0 || t.tp_flags & ffi::Py_TPFLAGS_MANAGED_DICT != 0,
+            has_dict: has_instance_dict(tp),
         }))
     }
 
@@ -437,8 +437,7 @@ impl<'s, 'py> Engine<'s, 'py> {
         getstate: *mut ffi::PyObject,
         transient: bool,
     ) -> PyResult<bool> {
-        let has_dict =
-            (*tp).tp_dictoffset != 0 || (*tp).tp_flags & ffi::Py_TPFLAGS_MANAGED_DICT != 0;
+        let has_dict = has_instance_dict(tp);
         if has_dict && self.instance_dict(obj).is_none() {
             return Ok(false);
         }
@@ -631,4 +630,18 @@ impl<'s, 'py> Engine<'s, 'py> {
             Err(_) => e,
         }
     }
+}
+
+/// `Py_TPFLAGS_MANAGED_DICT` (Python 3.11 and later; the bit is unused
+/// before, where PyO3 does not name it).
+const MANAGED_DICT: std::os::raw::c_ulong = 1 << 4;
+
+/// Whether instances of `tp` have a `__dict__`: a dict offset, or (3.11+)
+/// a dict managed by the interpreter.
+///
+/// # Safety
+/// GIL held; `tp` a live type object.
+unsafe fn has_instance_dict(tp: *mut ffi::PyTypeObject) -> bool {
+    (*tp).tp_dictoffset != 0
+        || (crate::py::cache().py_minor >= 11 && (*tp).tp_flags & MANAGED_DICT != 0)
 }
