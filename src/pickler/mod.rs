@@ -284,13 +284,10 @@ impl<'s, 'py> Engine<'s, 'py> {
     /// frame, and stream it out when pickling to a file.
     #[inline(always)]
     fn boundary(&mut self) -> PyResult<()> {
-        if self.out.boundary_due() {
+        if self.out.frame_full() {
             self.out.commit_frame();
             if self.write.is_some() {
                 self.flush_to_file()?;
-            } else {
-                // SAFETY: GIL held; the frame was just committed.
-                unsafe { self.out.spill(self.py)? };
             }
         }
         Ok(())

@@ -14,10 +14,6 @@ const FRAME_SIZE_MIN: usize = 4;
 const FRAME_HEADER_SIZE: usize = 9;
 const NO_FRAME: usize = usize::MAX;
 
-/// In a dump into a bytes object, committed output beyond this size moves
-/// into the final bytes object at the next opcode boundary (see `spill`).
-const SPILL_SIZE: usize = FRAME_SIZE_TARGET;
-
 /// Scratch buffers above this capacity are released after a call instead of
 /// being kept for the next one.
 const KEEP_CAPACITY: usize = 1 << 20;
@@ -198,35 +194,6 @@ impl Output {
             && self.buf.len() - self.frame_start - FRAME_HEADER_SIZE >= FRAME_SIZE_TARGET
     }
 
-    /// Whether the engine has work to do at this opcode boundary: commit
-    /// a full frame, or (unframed, into a bytes object) spill a large
-    /// buffer.
-    #[inline(always)]
-    pub fn boundary_due(&self) -> bool {
-        self.frame_full() || (self.allow_external && !self.framing && self.buf.len() >= SPILL_SIZE)
-    }
-
-    /// In a dump into a bytes object, moves what `buf` holds (complete
-    /// frames, or unframed output) into the final bytes object, which
-    /// grows geometrically by `realloc`, as `_pickle.c`'s output buffer
-    /// does. So `buf` stays small and warm in the cache, and a large
-    /// payload is not built in `buf` and then copied whole into a new
-    /// bytes object at the end (page faults and a cold copy of every
-    /// byte). Allocating or resizing a bytes object runs no Python code
-    /// and cannot start a collection (the collector does not track
-    /// bytes), so this may run inside the pure region.
-    ///
-    /// # Safety
-    /// GIL held; no frame is open.
-    #[inline(never)]
-    pub unsafe fn spill(&mut self, py: pyo3::Python<'_>) -> pyo3::PyResult<()> {
-        debug_assert!(self.frame_start == NO_FRAME);
-        if self.allow_external && !self.buf.is_empty() {
-            self.append_large(py, &[])?;
-        }
-        Ok(())
-    }
-
     /// Closes the open frame, if any: fills in its header, or removes the
     /// header when the frame is too small to be worth one.
     pub fn commit_frame(&mut self) {
@@ -271,7 +238,7 @@ impl Output {
         debug_assert!(self.frame_start == NO_FRAME);
         let needed = self.head_len + self.buf.len() + data.len();
         if needed > self.head_cap {
-            let size = needed.max(self.head_cap / 2 * 3);
+            let size = needed.max(self.head_cap.saturating_mul(2));
             self.resize_head(py, size)?;
         }
         // `head` has room for `needed` bytes (ensured above) and is ours
