@@ -12,6 +12,7 @@ classes pickled by value the general path (fast paths off) is.
 import copyreg
 import dataclasses
 import pickle
+import sys
 import weakref
 
 import cloudpickle
@@ -125,16 +126,20 @@ class RaisingState:
         raise ValueError("no state")
 
 
-@dataclasses.dataclass(slots=True)
-class SlotRecord:
-    ident: int
-    name: str
+# ``slots=`` is new in 3.10: on 3.9 the two dataclass cases are left out.
+_DATACLASS_SLOTS = sys.version_info >= (3, 10)
 
+if _DATACLASS_SLOTS:
 
-@dataclasses.dataclass(slots=True, frozen=True)
-class FrozenSlotRecord:
-    ident: int
-    name: str
+    @dataclasses.dataclass(slots=True)
+    class SlotRecord:
+        ident: int
+        name: str
+
+    @dataclasses.dataclass(slots=True, frozen=True)
+    class FrozenSlotRecord:
+        ident: int
+        name: str
 
 
 class Hook:
@@ -184,7 +189,7 @@ def _dict_shadows_getstate():
 
 
 def _cases():
-    return {
+    cases = {
         "slots": [Slots3(i, i / 2, f"s{i}") for i in range(5)],
         "slots and dict": [SlotsAndDict(1), SlotsAndDict(2, a=1, b=[2])],
         "inherited and private": Derived(1, [2], {"p": 3}),
@@ -202,9 +207,11 @@ def _cases():
         "tuple state": [TupleState(1), TupleState(2)],
         "none state": NoneState(),
         "dict state with slots": DictState(1, "y"),
-        "dataclass slots": [SlotRecord(1, "a"), SlotRecord(2, "b")],
-        "frozen dataclass slots": FrozenSlotRecord(1, "a"),
     }
+    if _DATACLASS_SLOTS:
+        cases["dataclass slots"] = [SlotRecord(1, "a"), SlotRecord(2, "b")]
+        cases["frozen dataclass slots"] = FrozenSlotRecord(1, "a")
+    return cases
 
 
 def _outcome(dumps, obj, protocol):
