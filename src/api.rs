@@ -344,6 +344,7 @@ pub fn reducer_override<'py>(
     };
     let ctx = crate::reduce::ReduceContext {
         globals_ref: &mut globals_ref,
+        cache_classes: true,
     };
     // SAFETY: `obj` is alive for the call and the GIL is held.
     match unsafe { crate::reduce::reducer_override(obj, ctx)? } {

@@ -57,3 +57,35 @@ def test_eight_threads_pickle_by_value_concurrently():
         t.join(timeout=300)
     assert not any(t.is_alive() for t in threads), "a pickling thread hung"
     assert errors == []
+
+
+def test_dumps_in_another_thread_while_the_tracker_id_is_minted():
+    # While a class's tracker id is minted, the class is pickled once in
+    # canonical form with a placeholder id. Another thread pickling the same
+    # class meanwhile must not ship that placeholder: its payload must load
+    # as the class itself.
+    payloads = []
+
+    class Hook:
+        started = False
+
+        def __reduce__(self):
+            if not Hook.started:
+                Hook.started = True
+                other = threading.Thread(target=lambda: payloads.append(cloudpickle.dumps(Minted)))
+                other.start()
+                other.join(timeout=60)
+            return (int, (0,))
+
+    class Minted:
+        hook = Hook()
+
+    # Attribute lookups give the class a valid version tag, which makes its
+    # reduction cacheable (a class without one is reduced afresh each time).
+    for _ in range(3):
+        Minted()
+        getattr(Minted, "absent", None)
+    first = cloudpickle.dumps(Minted)
+    assert len(payloads) == 1
+    assert pickle.loads(payloads[0]) is Minted
+    assert pickle.loads(first) is Minted

@@ -132,6 +132,12 @@ pub struct Engine<'s, 'py> {
     /// code): inside one, sets are written in a canonical order so that
     /// the payload does not depend on hash randomization.
     canonical: u32,
+    /// Whether this run writes a canonical pickle from the start: the
+    /// digest a class's tracker id is derived from. While it runs, the
+    /// reduction of that class carries a placeholder id, so no class
+    /// reduction made here may be cached for other dumps (another thread
+    /// would ship the placeholder).
+    digest_run: bool,
     /// Where pickling failed, filled as an error travels up (see `trail`).
     /// Allocated on the first failure only: the success path carries one
     /// null pointer.
@@ -183,6 +189,7 @@ impl<'s, 'py> Engine<'s, 'py> {
             fast_nesting: 0,
             fast_memo: Default::default(),
             canonical: u32::from(opts.canonical),
+            digest_run: opts.canonical,
             trail: None,
         }
     }
@@ -542,6 +549,7 @@ impl<'s, 'py> Engine<'s, 'py> {
             let mut globals_ref = self.globals_ref.take();
             let ctx = crate::reduce::ReduceContext {
                 globals_ref: &mut globals_ref,
+                cache_classes: !self.digest_run,
             };
             let rv = crate::reduce::reducer_override(&object, ctx);
             self.globals_ref = globals_ref;

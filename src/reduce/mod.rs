@@ -19,6 +19,9 @@ pub struct ReduceContext<'a, 'py> {
     /// id(func.__globals__) -> the globals dict shipped for it, so that
     /// functions sharing globals share them after loading.
     pub globals_ref: &'a mut Option<Bound<'py, PyDict>>,
+    /// Whether a class reduction made here may be cached for later dumps:
+    /// not while a tracker-id digest is computed (see `Engine::digest_run`).
+    pub cache_classes: bool,
 }
 
 /// The reduction cloudpickle uses for `obj`, or `None` to let the regular
@@ -77,7 +80,9 @@ pub unsafe fn reducer_override<'py>(
             return Ok(Some(rv));
         }
         let rv = bridge.dynamic_class_reduce.bind(py).call1((obj,))?;
-        remember_class_reduce(obj, &rv);
+        if ctx.cache_classes {
+            remember_class_reduce(obj, &rv);
+        }
         return Ok(Some(rv));
     }
     Ok(None)
