@@ -19,18 +19,38 @@ impl<'s, 'py> Engine<'s, 'py> {
     }
 
     pub(super) unsafe fn save_long(&mut self, obj: *mut ffi::PyObject) -> PyResult<()> {
-        let (value, overflow) = match compact_long(obj, self.c.py_minor) {
-            Some(v) => (v, 0),
+        if self.save_i64_long(obj) {
+            return Ok(());
+        }
+        self.save_big_long(obj)
+    }
+
+    /// Writes `obj`, an exact int, if it fits in a C long, and answers
+    /// whether it did. Runs no Python code and allocates no object.
+    ///
+    /// # Safety
+    /// GIL held; `obj` an alive exact int.
+    #[inline(always)]
+    pub(super) unsafe fn save_i64_long(&mut self, obj: *mut ffi::PyObject) -> bool {
+        let value = match compact_long(obj, self.c.py_minor) {
+            Some(v) => v,
             None => {
                 let mut overflow = 0;
                 let value = ffi::PyLong_AsLongAndOverflow(obj, &mut overflow);
-                if value == -1 && overflow == 0 && !ffi::PyErr_Occurred().is_null() {
-                    return Err(fetch(self.py));
+                if overflow != 0 || (value == -1 && !ffi::PyErr_Occurred().is_null()) {
+                    return false;
                 }
-                (value as i64, overflow)
+                value as i64
             }
         };
-        if overflow == 0 && (i32::MIN as i64..=i32::MAX as i64).contains(&value) {
+        self.write_i64(value);
+        true
+    }
+
+    /// The opcodes of an int that fits in 64 bits.
+    #[inline(always)]
+    fn write_i64(&mut self, value: i64) {
+        if (i32::MIN as i64..=i32::MAX as i64).contains(&value) {
             if self.bin {
                 if (0..=0xff).contains(&value) {
                     self.out.op_u8(BININT1, value as u8);
@@ -45,28 +65,42 @@ impl<'s, 'py> Engine<'s, 'py> {
                 self.out.bytes(itoa(value).as_bytes());
                 self.out.byte(b'\n');
             }
-            return Ok(());
-        }
-        if self.proto >= 2 {
-            if overflow == 0 {
-                let (bytes, n) = encode_i64(value);
-                self.write_long_bytes(&bytes[..n]);
-            } else {
-                // Calls int methods and builds a kwargs dict.
-                self.leave_pure();
-                let encoded = self.encode_big_long(obj)?;
-                self.write_long_bytes(&encoded);
-            }
+        } else if self.proto >= 2 {
+            let (bytes, n) = encode_i64(value);
+            self.write_long_bytes(&bytes[..n]);
         } else {
             self.out.byte(LONG);
-            if overflow == 0 {
-                self.out.bytes(itoa(value).as_bytes());
-            } else {
-                self.leave_pure();
-                let text = owned(self.py, ffi::PyObject_Repr(obj))?;
-                let text = text.cast_into::<pyo3::types::PyString>()?;
-                self.out.bytes(text.to_str()?.as_bytes());
+            self.out.bytes(itoa(value).as_bytes());
+            self.out.bytes(b"L\n");
+        }
+    }
+
+    /// An int beyond a C long (or the error reading it raised).
+    ///
+    /// # Safety
+    /// GIL held; `obj` an alive exact int.
+    #[cold]
+    #[inline(never)]
+    unsafe fn save_big_long(&mut self, obj: *mut ffi::PyObject) -> PyResult<()> {
+        let mut overflow = 0;
+        let value = ffi::PyLong_AsLongAndOverflow(obj, &mut overflow);
+        if overflow == 0 {
+            if value == -1 && !ffi::PyErr_Occurred().is_null() {
+                return Err(fetch(self.py));
             }
+            self.write_i64(value as i64);
+            return Ok(());
+        }
+        // Calls int methods and builds a kwargs dict (or a repr).
+        self.leave_pure();
+        if self.proto >= 2 {
+            let encoded = self.encode_big_long(obj)?;
+            self.write_long_bytes(&encoded);
+        } else {
+            let text = owned(self.py, ffi::PyObject_Repr(obj))?;
+            let text = text.cast_into::<pyo3::types::PyString>()?;
+            self.out.byte(LONG);
+            self.out.bytes(text.to_str()?.as_bytes());
             self.out.bytes(b"L\n");
         }
         Ok(())

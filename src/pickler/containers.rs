@@ -10,21 +10,37 @@ use super::trail::Step;
 use super::Engine;
 use crate::errors::{fetch, owned};
 
-/// Saves a container's child, holding a reference to it meanwhile: Python
-/// code run while saving it may drop the container's own reference. Ints
-/// and floats are written inline (no Python code can run for them unless a
-/// persistent_id hook is set).
-macro_rules! save_child {
-    ($self:ident, $item:expr, $transient:expr) => {{
-        let item = $item;
+/// Saves item `index` of the list `list`, holding a reference to it
+/// meanwhile: Python code run while it is saved (its reducer, a hook,
+/// `file.write` when a full frame is flushed) may drop the list's own
+/// reference, and the failure trail names the item after its save failed.
+/// An int or float is written inline when nothing can run before it is
+/// written: no persistent_id hook, and no full frame to hand to
+/// `file.write` at this opcode boundary (which `save` would do first).
+///
+/// Requires what `save` does: GIL held, `list` an exact list alive for the
+/// whole call, `index` in bounds.
+macro_rules! save_list_item {
+    ($self:ident, $list:expr, $index:expr) => {{
+        let index: ffi::Py_ssize_t = $index;
+        let item = ffi::PyList_GET_ITEM($list, index);
         let tp = ffi::Py_TYPE(item);
-        if $self.persistent_id.is_none() && tp == std::ptr::addr_of_mut!(ffi::PyFloat_Type) {
-            $self.boundary().map(|()| $self.save_float(item))
-        } else if $self.persistent_id.is_none() && tp == std::ptr::addr_of_mut!(ffi::PyLong_Type) {
-            $self.boundary().and_then(|()| $self.save_long(item))
+        let inline = $self.persistent_id.is_none() && !$self.out.frame_full();
+        if inline && tp == std::ptr::addr_of_mut!(ffi::PyFloat_Type) {
+            $self.save_float(item);
+            Ok(())
+        } else if inline
+            && tp == std::ptr::addr_of_mut!(ffi::PyLong_Type)
+            && $self.save_i64_long(item)
+        {
+            Ok(())
         } else {
+            // Read before our own reference is taken.
+            let transient = $self.is_transient(item);
             ffi::Py_INCREF(item);
-            let r = $self.save(item, $transient);
+            let r = $self
+                .save(item, transient)
+                .map_err(|e| $self.failed_at(Step::Item(index), item, e));
             ffi::Py_DECREF(item);
             r
         }
@@ -81,18 +97,14 @@ impl<'s, 'py> Engine<'s, 'py> {
             // Protocol 0 has no APPENDS.
             let mut i = 0;
             while i < ffi::PyList_GET_SIZE(obj) {
-                let item = ffi::PyList_GET_ITEM(obj, i);
-                let t = self.is_transient(item);
-                save_child!(self, item, t).map_err(|e| self.failed_at(Step::Item(i), item, e))?;
+                save_list_item!(self, obj, i)?;
                 self.out.byte(APPEND);
                 i += 1;
             }
             return Ok(());
         }
         if len == 1 {
-            let item = ffi::PyList_GET_ITEM(obj, 0);
-            let t = self.is_transient(item);
-            save_child!(self, item, t).map_err(|e| self.failed_at(Step::Item(0), item, e))?;
+            save_list_item!(self, obj, 0)?;
             self.out.byte(APPEND);
             return Ok(());
         }
@@ -104,20 +116,14 @@ impl<'s, 'py> Engine<'s, 'py> {
             if self.c.py_minor >= 15 && ffi::PyList_GET_SIZE(obj) - total == 1 {
                 // Python 3.15's pickle writes a last batch of one item as
                 // APPEND, as pickle.py does.
-                let item = ffi::PyList_GET_ITEM(obj, total);
-                let t = self.is_transient(item);
-                save_child!(self, item, t)
-                    .map_err(|e| self.failed_at(Step::Item(total), item, e))?;
+                save_list_item!(self, obj, total)?;
                 self.out.byte(APPEND);
                 break;
             }
             self.out.byte(MARK);
             let mut batch = 0;
             while total < ffi::PyList_GET_SIZE(obj) {
-                let item = ffi::PyList_GET_ITEM(obj, total);
-                let t = self.is_transient(item);
-                save_child!(self, item, t)
-                    .map_err(|e| self.failed_at(Step::Item(total), item, e))?;
+                save_list_item!(self, obj, total)?;
                 total += 1;
                 if fixed_size && ffi::PyList_GET_SIZE(obj) != len {
                     return Err(pyo3::exceptions::PyRuntimeError::new_err(
