@@ -212,3 +212,43 @@ check(make, {protocol})
 """
     )
     assert out.strip() in ("ok", "error")
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_reducer_override_changes_the_class(protocol):
+    # A Pickler's reducer_override assigns `obj.__class__` and collects
+    # the old class, which only the object referred to; the engine must not
+    # use the class it read before the hook ran. The payload is the one of
+    # an instance of the new class.
+    out = run_child(
+        f"""
+        import gc, io, pickle, cloudpickle
+
+        class Replacement:
+            def __init__(self):
+                self.value = 42
+
+        def make():
+            class Doomed:
+                pass
+            obj = Doomed()
+            obj.value = 42
+            return obj
+
+        class Retyping(cloudpickle.Pickler):
+            def reducer_override(self, obj):
+                if type(obj).__name__ == "Doomed":
+                    obj.__class__ = Replacement
+                    gc.collect()
+                return NotImplemented
+
+        for _ in range(5):
+            buf = io.BytesIO()
+            Retyping(buf, protocol={protocol}).dump([make(), "tail"])
+            junk = [type("Junk", (), {{}}) for _ in range(20)]
+            expected = pickle.dumps([Replacement(), "tail"], protocol={protocol})
+            assert buf.getvalue() == expected, (buf.getvalue(), expected)
+        print("ok")
+        """
+    )
+    assert out.strip() == "ok"

@@ -175,6 +175,9 @@ impl<'s, 'py> Engine<'s, 'py> {
         if mro.is_null() || ffi::PyTuple_Check(mro) == 0 {
             return Kind::Other;
         }
+        // Lookups below can run Python code (a key's `__eq__`), which
+        // could replace the MRO.
+        let _mro = super::borrowed(self.py, mro);
         let n = ffi::PyTuple_GET_SIZE(mro);
         let mut slots_declared = false;
         for i in 0..n {
@@ -279,8 +282,15 @@ impl<'s, 'py> Engine<'s, 'py> {
         }
         let t = &*tp;
         let mut slots: Vec<(Py<PyAny>, isize)> = Vec::with_capacity(n);
-        for i in 0..n {
-            let name = ffi::PyList_GET_ITEM(slotnames, i as isize);
+        // Lookups below can run Python code (a key's `__eq__`), which
+        // could change the list, or replace it in the class dict: it and
+        // its items are held first.
+        let list = super::borrowed(self.py, slotnames);
+        let names: Vec<Bound<'py, PyAny>> = (0..n)
+            .map(|i| super::borrowed(self.py, ffi::PyList_GET_ITEM(slotnames, i as isize)))
+            .collect();
+        for name in &names {
+            let name = name.as_ptr();
             // Exact strs only: looking one up runs no Python code, and
             // pickle writes it as a string.
             if ffi::PyUnicode_CheckExact(name) == 0 {
@@ -330,7 +340,7 @@ impl<'s, 'py> Engine<'s, 'py> {
             return Kind::Other;
         }
         Kind::Slotted(Arc::new(SlotLayout {
-            list: super::borrowed(self.py, slotnames).unbind(),
+            list: list.unbind(),
             slots,
             has_dict: has_instance_dict(tp),
         }))

@@ -549,6 +549,11 @@ impl<'s, 'py> Engine<'s, 'py> {
                 return self.save_reduce_value(obj, &rv);
             }
         }
+        // The reducer_override step may have run Python code that
+        // assigned `obj.__class__` and freed the class read before: the
+        // type is read again, and held while it is used.
+        let tp = ffi::Py_TYPE(obj);
+        let _type = borrowed(self.py, tp.cast());
         if tp == std::ptr::addr_of_mut!(ffi::PyType_Type) {
             return self.save_type(obj);
         }
