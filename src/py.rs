@@ -71,6 +71,8 @@ pub struct Cache {
 // SAFETY: every pointer is a strong reference that is never released, to an
 // object only used with the GIL held.
 unsafe impl Send for Cache {}
+// SAFETY: as for `Send`: the pointers never change after initialisation,
+// and the objects are only used with the GIL held.
 unsafe impl Sync for Cache {}
 
 static CACHE: OnceLock<Cache> = OnceLock::new();
@@ -167,10 +169,13 @@ pub const WHILE_PICKLING: &CStr = c" while pickling an object";
 /// `tp` must be a live type object; GIL held.
 #[inline(always)]
 pub unsafe fn version_tag(tp: *mut ffi::PyTypeObject, py_minor: u8) -> u32 {
-    if py_minor >= 13 || ((*tp).tp_flags & ffi::Py_TPFLAGS_VALID_VERSION_TAG) != 0 {
-        (*tp).tp_version_tag
-    } else {
-        0
+    // SAFETY: `tp` is a live type (contract), so its flags and tag may be read.
+    unsafe {
+        if py_minor >= 13 || ((*tp).tp_flags & ffi::Py_TPFLAGS_VALID_VERSION_TAG) != 0 {
+            (*tp).tp_version_tag
+        } else {
+            0
+        }
     }
 }
 
