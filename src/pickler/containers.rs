@@ -74,9 +74,12 @@ impl<'s, 'py> Engine<'s, 'py> {
     /// `save` skips looking it up; in the pure region it may also be parked
     /// (see `memo`). Read right before saving the child: Python code run
     /// earlier may have added references.
+    ///
+    /// # Safety
+    /// `item` must be alive.
     #[inline(always)]
-    fn is_transient(&self, item: *mut ffi::PyObject) -> bool {
-        // SAFETY: `item` is alive (held by its container).
+    unsafe fn is_transient(&self, item: *mut ffi::PyObject) -> bool {
+        // SAFETY: `item` is alive (contract).
         (unsafe { ffi::Py_REFCNT(item) }) == 1
     }
 
@@ -295,9 +298,12 @@ impl<'s, 'py> Engine<'s, 'py> {
 
     /// `is_transient` for a dict key or value we already hold one reference
     /// to.
+    ///
+    /// # Safety
+    /// `value` must be alive.
     #[inline(always)]
-    fn is_transient_value(&self, value: *mut ffi::PyObject) -> bool {
-        // SAFETY: `value` is alive (we hold a reference).
+    unsafe fn is_transient_value(&self, value: *mut ffi::PyObject) -> bool {
+        // SAFETY: `value` is alive (contract).
         (unsafe { ffi::Py_REFCNT(value) }) == 2
     }
 

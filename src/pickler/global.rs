@@ -80,8 +80,8 @@ impl<'s, 'py> Engine<'s, 'py> {
     /// GIL held; `obj` alive, a type whose type is `type`, not in the memo.
     pub(super) unsafe fn save_builtin_type(&mut self, obj: *mut ffi::PyObject) -> PyResult<bool> {
         // SAFETY: `obj` is alive (contract); the two names are held by the type
-        // cache, `builtins`' dict for the life of the process, and the dict lookup
-        // compares by identity only the pointer it returns.
+        // cache and `builtins`' dict lives as long as the process. Only the
+        // address the dict lookup returns is used (compared with `obj`).
         unsafe {
             let Some((_, module_name, global_name)) = self.types.builtin_types.get(&(obj as usize))
             else {
@@ -533,7 +533,12 @@ impl<'s, 'py> Engine<'s, 'py> {
     }
 }
 
-fn intern<'py>(py: Python<'py>, s: *mut ffi::PyObject) -> Bound<'py, PyAny> {
-    // SAFETY: the cached strings are immortal strong references.
+/// One of the cache's interned strings as a `Bound`.
+///
+/// # Safety
+/// `s` must be one of the cache's strings.
+unsafe fn intern<'py>(py: Python<'py>, s: *mut ffi::PyObject) -> Bound<'py, PyAny> {
+    // SAFETY: the cache's strings are strong references kept for the life
+    // of the process (contract).
     unsafe { borrowed(py, s) }
 }
