@@ -1,8 +1,8 @@
 """Objects the engine reads through its containers stay alive while Python
 code runs.
 
-The engine reads list items, dict entries, tuple items, instance dicts and
-slot values as borrowed pointers. Python code can run while one of them is
+The engine reads list items, dict entries, tuple items, instance dicts,
+slot values and the type of the object being saved as borrowed pointers. Python code can run while one of them is
 being saved (its reducer, ``reducer_override``, ``persistent_id``, a
 ``file.write`` called when a full frame is flushed) and can remove it from
 its container, dropping the container's reference. Each case below does
@@ -248,6 +248,49 @@ def test_reducer_override_changes_the_class(protocol):
             junk = [type("Junk", (), {{}}) for _ in range(20)]
             expected = pickle.dumps([Replacement(), "tail"], protocol={protocol})
             assert buf.getvalue() == expected, (buf.getvalue(), expected)
+        print("ok")
+        """
+    )
+    assert out.strip() == "ok"
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_persistent_id_removes_the_item_and_fails(protocol):
+    # The same through a Pickler's persistent_id hook, which sees every
+    # item (ints and floats included) before anything is written.
+    out = run_child(
+        f"""
+        import io, pickle, cloudpickle
+
+        class Removed:
+            pass
+
+        def make():
+            global holder
+            holder = [1, 2.5, Removed(), "x"]
+            return [holder]
+
+        def persistent_id(obj):
+            if type(obj) is Removed:
+                holder.clear()
+                del obj  # no frame of the traceback keeps it alive
+                raise ValueError("hook failed")
+            return None
+
+        for module in (pickle, cloudpickle):
+            for _ in range(20):
+                pickler = module.Pickler(io.BytesIO(), protocol={protocol})
+                pickler.persistent_id = persistent_id
+                try:
+                    pickler.dump(make())
+                except ValueError as e:
+                    notes = "".join(getattr(e, "__notes__", None) or [str(e)])
+                    assert "hook failed" in str(e), e
+                    if module is cloudpickle:
+                        assert "Removed object" in notes, notes
+                else:
+                    raise AssertionError("no error from " + module.__name__)
+                junk = [Removed() for _ in range(100)]
         print("ok")
         """
     )
