@@ -8,6 +8,44 @@ use super::output::FRAME_SIZE_TARGET;
 use super::Engine;
 use crate::errors::{fetch, owned};
 
+/// The contents of a bytes-like object, as an address and a length: a
+/// slice is made of it only for the moment it is read. A mutable buffer (a
+/// bytearray, a PickleBuffer) can be resized or released by Python code
+/// (`file.write`) while the engine still has its address, and a Rust
+/// reference must not outlive its memory, even unread.
+#[derive(Clone, Copy)]
+pub(super) struct RawBytes {
+    ptr: *const u8,
+    len: usize,
+}
+
+impl RawBytes {
+    /// `len` bytes at `ptr` (which may be null when `len` is 0).
+    pub(super) fn new(ptr: *const u8, len: usize) -> Self {
+        RawBytes { ptr, len }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The bytes, for reading right now.
+    ///
+    /// # Safety
+    /// The `len` bytes at `ptr` must be valid and must not change while the
+    /// slice is used: either no Python code has run since the address was
+    /// read, or it belongs to an immutable object that is still alive (a
+    /// bytes object, a str's UTF-8 form).
+    pub(super) unsafe fn slice(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: `len` valid, unchanging bytes at a non-null `ptr` (this
+        // fn's contract).
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
 impl<'s, 'py> Engine<'s, 'py> {
     pub(super) fn save_bool(&mut self, obj: *mut ffi::PyObject) {
         // SAFETY: `Py_True` only returns the address of the `True` singleton.
@@ -275,18 +313,18 @@ impl<'s, 'py> Engine<'s, 'py> {
                     (None, data as *const u8, size)
                 };
                 let size = size as usize;
-                // SAFETY: `data` points at `size` bytes owned by `obj` (its
-                // cached UTF-8) or by `encoded`, both alive until the end of
+                // `data` points at `size` bytes owned by `obj` (its cached
+                // UTF-8) or by `encoded`: immutable, alive until the end of
                 // this function.
-                let slice = std::slice::from_raw_parts(data, size);
+                let data = RawBytes::new(data, size);
                 if size <= 0xff && self.proto >= 4 {
-                    self.out.short_string(SHORT_BINUNICODE, slice);
+                    self.out.short_string(SHORT_BINUNICODE, data.slice());
                 } else if size <= u32::MAX as usize {
                     let payload = encoded.as_ref().map(|e| e.as_ptr());
-                    self.write_bytes_like(&header_u32(BINUNICODE, size as u32), slice, payload)?;
+                    self.write_bytes_like(&header_u32(BINUNICODE, size as u32), data, payload)?;
                 } else if self.proto >= 4 {
                     let payload = encoded.as_ref().map(|e| e.as_ptr());
-                    self.write_bytes_like(&header_u64(BINUNICODE8, size as u64), slice, payload)?;
+                    self.write_bytes_like(&header_u64(BINUNICODE8, size as u64), data, payload)?;
                 } else {
                     return Err(pyo3::exceptions::PyOverflowError::new_err(
                     "serializing a string larger than 4 GiB requires pickle protocol 4 or higher",
@@ -343,9 +381,9 @@ impl<'s, 'py> Engine<'s, 'py> {
                 };
                 return self.save_reduce(rv.as_ptr(), Some(obj));
             }
-            // SAFETY: the bytes object owns `size` bytes at this address and is
-            // kept alive by the caller.
-            let data = std::slice::from_raw_parts(ffi::PyBytes_AsString(obj) as *const u8, size);
+            // The bytes object owns `size` bytes at this address, immutable,
+            // and is kept alive by the caller.
+            let data = RawBytes::new(ffi::PyBytes_AsString(obj) as *const u8, size);
             self.save_bytes_data(obj, data, transient)
         }
     }
@@ -355,19 +393,20 @@ impl<'s, 'py> Engine<'s, 'py> {
     ///
     /// # Safety
     /// `obj` must be alive: the bytes object or PickleBuffer whose contents
-    /// `data` are.
+    /// `data` are, valid as `write_bytes_like` requires.
     pub(super) unsafe fn save_bytes_data(
         &mut self,
         obj: *mut ffi::PyObject,
-        data: &[u8],
+        data: RawBytes,
         transient: bool,
     ) -> PyResult<()> {
-        // SAFETY: `obj` is alive (contract), as `write_bytes_like` and `memo_put`
-        // require.
+        // SAFETY: `obj` is alive and `data` its contents, valid until Python
+        // code runs (contract): read at once for a short string, otherwise
+        // handed to `write_bytes_like` with `obj` as the payload.
         unsafe {
             let size = data.len();
             if size <= 0xff {
-                self.out.short_string(SHORT_BINBYTES, data);
+                self.out.short_string(SHORT_BINBYTES, data.slice());
             } else if size <= u32::MAX as usize {
                 self.write_bytes_like(&header_u32(BINBYTES, size as u32), data, Some(obj))?;
             } else if self.proto >= 4 {
@@ -386,17 +425,18 @@ impl<'s, 'py> Engine<'s, 'py> {
     /// `payload` is the object handed to `file.write` in that case.
     ///
     /// # Safety
-    /// `payload`, when given, must be alive, and `data` must stay valid until
-    /// the first Python call made here (`file.write`); it is not read after.
+    /// `data` must be valid until the first Python code run here
+    /// (`file.write`), and for the whole call when there is no `payload`.
+    /// `payload`, when given, must be alive and hold those bytes.
     pub(super) unsafe fn write_bytes_like(
         &mut self,
         header: &[u8],
-        data: &[u8],
+        data: RawBytes,
         payload: Option<*mut ffi::PyObject>,
     ) -> PyResult<()> {
-        // SAFETY: `payload` is alive when given (contract): it is
-        // what `file.write` receives, and `data` is not read once Python code
-        // has run.
+        // SAFETY: `data` is read before `file.write` runs, or after it only
+        // when there is no payload, and `payload` is alive when given
+        // (contract).
         unsafe {
             let bypass = data.len() >= FRAME_SIZE_TARGET;
             let framing = self.out.framing();
@@ -410,14 +450,14 @@ impl<'s, 'py> Engine<'s, 'py> {
                 let write = self.write.clone().expect("checked above");
                 let chunk = match payload {
                     Some(p) => super::borrowed(self.py, p),
-                    None => pyo3::types::PyBytes::new(self.py, data).into_any(),
+                    None => pyo3::types::PyBytes::new(self.py, data.slice()).into_any(),
                 };
                 write.call1((chunk,))?;
             } else if bypass && self.out.allow_external {
                 // Straight into the final bytes object: one copy, not two.
-                self.out.append_large(self.py, data)?;
+                self.out.append_large(self.py, data.slice())?;
             } else {
-                self.out.bytes(data);
+                self.out.bytes(data.slice());
             }
             self.out.set_framing(framing);
             Ok(())

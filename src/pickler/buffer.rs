@@ -13,8 +13,8 @@ impl<'s, 'py> Engine<'s, 'py> {
     /// `obj` must be an alive `pickle.PickleBuffer`.
     pub(super) unsafe fn save_picklebuffer(&mut self, obj: *mut ffi::PyObject) -> PyResult<()> {
         // SAFETY: `obj` is an alive PickleBuffer (contract). Its view is looked up
-        // again after the buffer callback, and the slice of its memory is not
-        // read once `file.write` has run (which gets `obj` itself).
+        // again after the buffer callback, and its memory is not read once
+        // `file.write` has run (which gets `obj` itself).
         unsafe {
             if self.proto < 5 {
                 return Err(self.pickling_error("PickleBuffer can only pickled with protocol >= 5"));
@@ -36,15 +36,10 @@ impl<'s, 'py> Engine<'s, 'py> {
             let readonly = (*view).readonly != 0;
             if in_band {
                 let len = (*view).len as usize;
-                let data = if len == 0 {
-                    &[][..]
-                } else {
-                    // SAFETY: the PickleBuffer holds the exporter's buffer (and
-                    // thus keeps `len` bytes at `buf` valid) while it is alive,
-                    // and no Python code runs while the slice is in use (file
-                    // writes receive the PickleBuffer object, not the slice).
-                    std::slice::from_raw_parts((*view).buf as *const u8, len)
-                };
+                // The PickleBuffer keeps `len` bytes at `buf` valid until
+                // Python code runs (`file.write`, which receives the
+                // PickleBuffer itself, could release it).
+                let data = super::atoms::RawBytes::new((*view).buf as *const u8, len);
                 if readonly {
                     self.save_bytes_data(obj, data, false)
                 } else {

@@ -507,8 +507,8 @@ impl<'s, 'py> Engine<'s, 'py> {
         transient: bool,
     ) -> PyResult<()> {
         // SAFETY: `obj` is an alive exact bytearray (contract). Its buffer is
-        // borrowed as a slice only until `file.write` can run: `write_bytes_like`
-        // hands `file.write` the bytearray itself, never the slice.
+        // read only until `file.write` can run: `write_bytes_like` hands
+        // `file.write` the bytearray itself.
         unsafe {
             let size = ffi::PyByteArray_Size(obj) as usize;
             if self.proto < 5 {
@@ -525,15 +525,11 @@ impl<'s, 'py> Engine<'s, 'py> {
                 let rv = (tp, args).into_pyobject(self.py)?;
                 return self.save_reduce(rv.as_ptr(), Some(obj));
             }
-            let data = ffi::PyByteArray_AsString(obj) as *const u8;
-            let data = if size == 0 {
-                &[][..]
-            } else {
-                // SAFETY: the bytearray owns `size` bytes there; no Python code
-                // runs before they are copied (except file.write on the bypass
-                // path, which receives the bytearray itself, not this slice).
-                std::slice::from_raw_parts(data, size)
-            };
+            // The bytearray owns `size` bytes there until Python code runs
+            // (`file.write` on the bypass path, which receives the bytearray
+            // itself).
+            let data =
+                super::atoms::RawBytes::new(ffi::PyByteArray_AsString(obj) as *const u8, size);
             self.write_bytes_like(
                 &super::atoms::header_u64(BYTEARRAY8, size as u64),
                 data,
