@@ -346,8 +346,7 @@ pub fn reducer_override<'py>(
         globals_ref: &mut globals_ref,
         cache_classes: true,
     };
-    // SAFETY: `obj` is alive for the call and the GIL is held.
-    match unsafe { crate::reduce::reducer_override(obj, ctx)? } {
+    match crate::reduce::reducer_override(obj, ctx)? {
         Some(rv) => Ok(rv),
         None => Ok(py.NotImplemented().into_bound(py)),
     }

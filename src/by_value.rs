@@ -40,10 +40,7 @@ static WHICHMODULE: ObjectCache<Py<PyString>> = ObjectCache::new(1024);
 
 /// The module holding `obj` under `name`, for an object without
 /// `__module__` (the reference's `_whichmodule`), or None.
-///
-/// # Safety
-/// The GIL must be held.
-unsafe fn whichmodule<'py>(
+fn whichmodule<'py>(
     obj: &Bound<'py, PyAny>,
     name: &Bound<'py, PyString>,
 ) -> PyResult<Option<Bound<'py, PyString>>> {
@@ -65,28 +62,29 @@ unsafe fn whichmodule<'py>(
 
 /// The module remembered for `obj` (found by scanning `sys.modules`
 /// earlier), if it still holds `obj` under `name`.
-///
-/// # Safety
-/// The GIL must be held.
-pub unsafe fn remembered_module<'py>(
+pub fn remembered_module<'py>(
     obj: &Bound<'py, PyAny>,
     name: &Bound<'py, PyString>,
 ) -> PyResult<Option<Bound<'py, PyString>>> {
-    let py = obj.py();
-    let cached = WHICHMODULE.get(obj.as_ptr(), |module_name| module_name.bind(py).clone());
-    let Some(module_name) = cached else {
-        return Ok(None);
-    };
-    let Some(module) = imported_module(py, &module_name) else {
-        return Ok(None);
-    };
-    let path = dotted_path(name)?;
-    match deep_getattr(&module, &path) {
-        Ok((found, _)) if found.is(obj) => Ok(Some(module_name)),
-        _ => {
-            // SAFETY: clearing a lookup error, which only means "no".
-            ffi::PyErr_Clear();
-            Ok(None)
+    // SAFETY: clearing the lookup error (set by `deep_getattr`), which only
+    // means "not there".
+    unsafe {
+        let py = obj.py();
+        let cached = WHICHMODULE.get(obj.as_ptr(), |module_name| module_name.bind(py).clone());
+        let Some(module_name) = cached else {
+            return Ok(None);
+        };
+        let Some(module) = imported_module(py, &module_name) else {
+            return Ok(None);
+        };
+        let path = dotted_path(name)?;
+        match deep_getattr(&module, &path) {
+            Ok((found, _)) if found.is(obj) => Ok(Some(module_name)),
+            _ => {
+                // SAFETY: clearing a lookup error, which only means "no".
+                ffi::PyErr_Clear();
+                Ok(None)
+            }
         }
     }
 }
@@ -102,10 +100,7 @@ pub fn registry_is_empty(py: Python<'_>) -> bool {
 }
 
 /// Whether the function or class `obj` is pickled by reference.
-///
-/// # Safety
-/// The GIL must be held and `obj` alive.
-pub unsafe fn should_pickle_by_reference(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+pub fn should_pickle_by_reference(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
     let py = obj.py();
     if let Some(located) = crate::lookup::known_function(obj) {
         return Ok(!is_registered(py, &located.module_name.to_cow()?)?);

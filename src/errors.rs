@@ -43,10 +43,14 @@ pub fn wrap_recursion(py: Python<'_>, err: PyErr) -> PyErr {
 /// `ptr` must be a new reference or null, and the GIL held.
 #[inline(always)]
 pub unsafe fn owned<'py>(py: Python<'py>, ptr: *mut ffi::PyObject) -> PyResult<Bound<'py, PyAny>> {
-    if ptr.is_null() {
-        Err(fetch(py))
-    } else {
-        Ok(Bound::from_owned_ptr(py, ptr))
+    // SAFETY: `ptr` is a new reference or null, and the GIL is held (contract);
+    // the `Bound` takes the reference over.
+    unsafe {
+        if ptr.is_null() {
+            Err(fetch(py))
+        } else {
+            Ok(Bound::from_owned_ptr(py, ptr))
+        }
     }
 }
 

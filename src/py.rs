@@ -71,6 +71,8 @@ pub struct Cache {
 // SAFETY: every pointer is a strong reference that is never released, to an
 // object only used with the GIL held.
 unsafe impl Send for Cache {}
+// SAFETY: as for `Send`: the pointers never change after initialisation,
+// and the objects are only used with the GIL held.
 unsafe impl Sync for Cache {}
 
 static CACHE: OnceLock<Cache> = OnceLock::new();
@@ -94,11 +96,16 @@ fn attr(py: Python<'_>, module: &str, name: &str) -> PyResult<*mut ffi::PyObject
 }
 
 /// Looks `name` up on `object` without binding it.
-fn object_attr(name: *mut ffi::PyObject) -> *mut ffi::PyObject {
-    // SAFETY: the GIL is held during module init; `_PyType_Lookup` returns a
-    // borrowed reference (or null), which we turn into a strong one.
+fn object_attr(py: Python<'_>, name: &str) -> *mut ffi::PyObject {
+    let name = PyString::intern(py, name);
+    // SAFETY: GIL held (`py`); `name` is a str we hold; `_PyType_Lookup`
+    // returns a borrowed reference (or null), which we turn into a strong
+    // one.
     unsafe {
-        let found = _PyType_Lookup(std::ptr::addr_of_mut!(ffi::PyBaseObject_Type), name);
+        let found = _PyType_Lookup(
+            std::ptr::addr_of_mut!(ffi::PyBaseObject_Type),
+            name.as_ptr(),
+        );
         if !found.is_null() {
             ffi::Py_INCREF(found);
         }
@@ -130,10 +137,10 @@ pub fn init(py: Python<'_>) -> PyResult<()> {
         s_new: intern(py, "__new__"),
         s_main: intern(py, "__main__"),
         s_latin1: intern(py, "latin1"),
-        object_reduce_ex: object_attr(s_reduce_ex),
-        object_reduce: object_attr(s_reduce),
-        object_getstate: object_attr(s_getstate),
-        object_class: object_attr(s_class),
+        object_reduce_ex: object_attr(py, "__reduce_ex__"),
+        object_reduce: object_attr(py, "__reduce__"),
+        object_getstate: object_attr(py, "__getstate__"),
+        object_class: object_attr(py, "__class__"),
         pickling_error: attr(py, "pickle", "PicklingError")?,
         copyreg_dispatch_table: attr(py, "copyreg", "dispatch_table")?,
         extension_registry: attr(py, "copyreg", "_extension_registry")?,
@@ -167,10 +174,13 @@ pub const WHILE_PICKLING: &CStr = c" while pickling an object";
 /// `tp` must be a live type object; GIL held.
 #[inline(always)]
 pub unsafe fn version_tag(tp: *mut ffi::PyTypeObject, py_minor: u8) -> u32 {
-    if py_minor >= 13 || ((*tp).tp_flags & ffi::Py_TPFLAGS_VALID_VERSION_TAG) != 0 {
-        (*tp).tp_version_tag
-    } else {
-        0
+    // SAFETY: `tp` is a live type (contract), so its flags and tag may be read.
+    unsafe {
+        if py_minor >= 13 || ((*tp).tp_flags & ffi::Py_TPFLAGS_VALID_VERSION_TAG) != 0 {
+            (*tp).tp_version_tag
+        } else {
+            0
+        }
     }
 }
 

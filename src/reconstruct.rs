@@ -64,7 +64,7 @@ pub fn function_setstate<'py>(obj: &Bound<'py, PyAny>, state: &Bound<'py, PyAny>
             "function state must be (attributes, slotstate)",
         ));
     }
-    // SAFETY (whole function): GIL held; every pointer read below is
+    // SAFETY: (the whole function) GIL held; every pointer read below is
     // borrowed from an object that `obj` or `state` keeps alive, and the
     // C functions are called on objects of the type they require (checked).
     unsafe {
@@ -142,25 +142,29 @@ unsafe fn already_set(
     attr: &Bound<'_, PyString>,
     value: &Bound<'_, PyAny>,
 ) -> bool {
-    let f = func as *mut ffi::PyFunctionObject;
-    let v = value.as_ptr();
-    let same_str = |current: *mut ffi::PyObject| {
-        !current.is_null()
-            && (current == v
-                || (ffi::PyUnicode_CheckExact(current) != 0
-                    && ffi::PyUnicode_CheckExact(v) != 0
-                    && ffi::PyUnicode_Compare(current, v) == 0))
-    };
-    let empty_dict = || ffi::PyDict_CheckExact(v) != 0 && ffi::PyDict_Size(v) == 0;
-    match attr.to_str() {
-        Ok("__name__") => same_str((*f).func_name),
-        Ok("__qualname__") => same_str((*f).func_qualname),
-        Ok("__module__") => same_str((*f).func_module),
-        Ok("__doc__") => (*f).func_doc == v,
-        Ok("__defaults__") => v == ffi::Py_None() && (*f).func_defaults.is_null(),
-        Ok("__kwdefaults__") => v == ffi::Py_None() && (*f).func_kwdefaults.is_null(),
-        Ok("__annotations__") => (*f).func_annotations.is_null() && empty_dict(),
-        _ => false,
+    // SAFETY: `func` is an exact function (contract), whose struct may be read;
+    // only pointers it holds are compared.
+    unsafe {
+        let f = func as *mut ffi::PyFunctionObject;
+        let v = value.as_ptr();
+        let same_str = |current: *mut ffi::PyObject| {
+            !current.is_null()
+                && (current == v
+                    || (ffi::PyUnicode_CheckExact(current) != 0
+                        && ffi::PyUnicode_CheckExact(v) != 0
+                        && ffi::PyUnicode_Compare(current, v) == 0))
+        };
+        let empty_dict = || ffi::PyDict_CheckExact(v) != 0 && ffi::PyDict_Size(v) == 0;
+        match attr.to_str() {
+            Ok("__name__") => same_str((*f).func_name),
+            Ok("__qualname__") => same_str((*f).func_qualname),
+            Ok("__module__") => same_str((*f).func_module),
+            Ok("__doc__") => (*f).func_doc == v,
+            Ok("__defaults__") => v == ffi::Py_None() && (*f).func_defaults.is_null(),
+            Ok("__kwdefaults__") => v == ffi::Py_None() && (*f).func_kwdefaults.is_null(),
+            Ok("__annotations__") => (*f).func_annotations.is_null() && empty_dict(),
+            _ => false,
+        }
     }
 }
 
@@ -174,34 +178,38 @@ unsafe fn set_closure(
     own: *mut ffi::PyObject,
     shipped: &Bound<'_, PyAny>,
 ) -> PyResult<()> {
-    let Ok(shipped) = shipped.cast::<PyTuple>() else {
-        return Err(PyTypeError::new_err("__closure__ must be a tuple of cells"));
-    };
-    let own_len = if own.is_null() {
-        0
-    } else {
-        ffi::PyTuple_GET_SIZE(own) as usize
-    };
-    for (i, shipped_cell) in shipped.iter().enumerate() {
-        if i >= own_len {
-            break;
+    // SAFETY: `own` is null or the function's closure tuple (contract); each
+    // cell in it is alive as long as the tuple is.
+    unsafe {
+        let Ok(shipped) = shipped.cast::<PyTuple>() else {
+            return Err(PyTypeError::new_err("__closure__ must be a tuple of cells"));
+        };
+        let own_len = if own.is_null() {
+            0
+        } else {
+            ffi::PyTuple_GET_SIZE(own) as usize
+        };
+        for (i, shipped_cell) in shipped.iter().enumerate() {
+            if i >= own_len {
+                break;
+            }
+            let own_cell = ffi::PyTuple_GET_ITEM(own, i as ffi::Py_ssize_t);
+            if ffi::PyCell_Check(own_cell) == 0 || ffi::PyCell_Check(shipped_cell.as_ptr()) == 0 {
+                return Err(PyTypeError::new_err("closure entries must be cells"));
+            }
+            // A new reference, or null (no exception) when the cell is empty.
+            let value = ffi::PyCell_Get(shipped_cell.as_ptr());
+            if value.is_null() {
+                ffi::PyErr_Clear();
+                continue;
+            }
+            let value = Bound::from_owned_ptr(py, value);
+            if ffi::PyCell_Set(own_cell, value.as_ptr()) != 0 {
+                return Err(fetch(py));
+            }
         }
-        let own_cell = ffi::PyTuple_GET_ITEM(own, i as ffi::Py_ssize_t);
-        if ffi::PyCell_Check(own_cell) == 0 || ffi::PyCell_Check(shipped_cell.as_ptr()) == 0 {
-            return Err(PyTypeError::new_err("closure entries must be cells"));
-        }
-        // A new reference, or null (no exception) when the cell is empty.
-        let value = ffi::PyCell_Get(shipped_cell.as_ptr());
-        if value.is_null() {
-            ffi::PyErr_Clear();
-            continue;
-        }
-        let value = Bound::from_owned_ptr(py, value);
-        if ffi::PyCell_Set(own_cell, value.as_ptr()) != 0 {
-            return Err(fetch(py));
-        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// `_make_empty_cell()`: a new cell that holds no value.

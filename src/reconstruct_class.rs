@@ -78,10 +78,9 @@ fn plain_skeleton<'py>(
     else {
         return Ok(None);
     };
-    // SAFETY: GIL held; reading the types of live objects.
     if !bases_tuple
         .iter()
-        .all(|b| unsafe { ffi::Py_TYPE(b.as_ptr()).cast() == type_type })
+        .all(|b| b.get_type().as_type_ptr().cast() == type_type)
     {
         return Ok(None);
     }
@@ -164,9 +163,8 @@ fn track_new(
 ) -> PyResult<bool> {
     let py = skeleton.py();
     let type_type: *mut ffi::PyTypeObject = std::ptr::addr_of_mut!(ffi::PyType_Type);
-    // SAFETY: reading the type of a live object.
     if !tracker_id.is_exact_instance_of::<pyo3::types::PyString>()
-        || unsafe { ffi::Py_TYPE(skeleton.as_ptr()) } != type_type
+        || skeleton.get_type().as_type_ptr() != type_type
     {
         return Ok(false);
     }

@@ -9,63 +9,71 @@ use crate::errors::fetch;
 use crate::py::PyPickleBuffer_GetBuffer;
 
 impl<'s, 'py> Engine<'s, 'py> {
+    /// # Safety
+    /// `obj` must be an alive `pickle.PickleBuffer`.
     pub(super) unsafe fn save_picklebuffer(&mut self, obj: *mut ffi::PyObject) -> PyResult<()> {
-        if self.proto < 5 {
-            return Err(self.pickling_error("PickleBuffer can only pickled with protocol >= 5"));
-        }
-        let view = self.picklebuffer_view(obj)?;
-        if ffi::PyBuffer_IsContiguous(view, b'A' as std::os::raw::c_char) == 0 {
-            return Err(self.pickling_error(
-                "PickleBuffer can not be pickled when pointing to a non-contiguous buffer",
-            ));
-        }
-        let mut in_band = true;
-        if let Some(callback) = self.buffer_callback.clone() {
-            in_band = callback
-                .call1((super::borrowed(self.py, obj),))?
-                .is_truthy()?;
-        }
-        // The callback may have released the buffer: look the view up again.
-        let view = self.picklebuffer_view(obj)?;
-        let readonly = (*view).readonly != 0;
-        if in_band {
-            let len = (*view).len as usize;
-            let data = if len == 0 {
-                &[][..]
-            } else {
-                // SAFETY: the PickleBuffer holds the exporter's buffer (and
-                // thus keeps `len` bytes at `buf` valid) while it is alive,
-                // and no Python code runs while the slice is in use (file
-                // writes receive the PickleBuffer object, not the slice).
-                std::slice::from_raw_parts((*view).buf as *const u8, len)
-            };
-            if readonly {
-                self.save_bytes_data(obj, data, false)
-            } else {
-                self.write_bytes_like(
-                    &super::atoms::header_u64(BYTEARRAY8, len as u64),
-                    data,
-                    Some(obj),
-                )?;
-                self.memo_put(obj, false)
+        // SAFETY: `obj` is an alive PickleBuffer (contract). Its view is looked up
+        // again after the buffer callback, and its memory is not read once
+        // `file.write` has run (which gets `obj` itself).
+        unsafe {
+            if self.proto < 5 {
+                return Err(self.pickling_error("PickleBuffer can only pickled with protocol >= 5"));
             }
-        } else {
-            self.out.byte(NEXT_BUFFER);
-            if readonly {
-                self.out.byte(READONLY_BUFFER);
+            let view = self.picklebuffer_view(obj)?;
+            if ffi::PyBuffer_IsContiguous(view, b'A' as std::os::raw::c_char) == 0 {
+                return Err(self.pickling_error(
+                    "PickleBuffer can not be pickled when pointing to a non-contiguous buffer",
+                ));
             }
-            Ok(())
+            let mut in_band = true;
+            if let Some(callback) = self.buffer_callback.clone() {
+                in_band = callback
+                    .call1((super::borrowed(self.py, obj),))?
+                    .is_truthy()?;
+            }
+            // The callback may have released the buffer: look the view up again.
+            let view = self.picklebuffer_view(obj)?;
+            let readonly = (*view).readonly != 0;
+            if in_band {
+                let len = (*view).len as usize;
+                // The PickleBuffer keeps `len` bytes at `buf` valid until
+                // Python code runs (`file.write`, which receives the
+                // PickleBuffer itself, could release it).
+                let data = super::atoms::RawBytes::new((*view).buf as *const u8, len);
+                if readonly {
+                    self.save_bytes_data(obj, data, false)
+                } else {
+                    self.write_bytes_like(
+                        &super::atoms::header_u64(BYTEARRAY8, len as u64),
+                        data,
+                        Some(obj),
+                    )?;
+                    self.memo_put(obj, false)
+                }
+            } else {
+                self.out.byte(NEXT_BUFFER);
+                if readonly {
+                    self.out.byte(READONLY_BUFFER);
+                }
+                Ok(())
+            }
         }
     }
 
+    /// # Safety
+    /// `obj` must be an alive `pickle.PickleBuffer`; the view returned lives
+    /// as long as it does, until the buffer is released.
     unsafe fn picklebuffer_view(
         &mut self,
         obj: *mut ffi::PyObject,
     ) -> PyResult<*const ffi::Py_buffer> {
-        let view = PyPickleBuffer_GetBuffer(obj);
-        if view.is_null() {
-            return Err(fetch(self.py));
+        // SAFETY: `obj` is an alive PickleBuffer (contract).
+        unsafe {
+            let view = PyPickleBuffer_GetBuffer(obj);
+            if view.is_null() {
+                return Err(fetch(self.py));
+            }
+            Ok(view)
         }
-        Ok(view)
     }
 }

@@ -27,14 +27,17 @@ enum Kind {
 /// # Safety
 /// GIL held; `item` alive.
 unsafe fn kind_of(item: *mut ffi::PyObject) -> Kind {
-    if ffi::PyUnicode_CheckExact(item) != 0 {
-        Kind::Str
-    } else if ffi::PyBytes_CheckExact(item) != 0 {
-        Kind::Bytes
-    } else if ffi::PyLong_CheckExact(item) != 0 || ffi::PyBool_Check(item) != 0 {
-        Kind::Int
-    } else {
-        Kind::Other
+    // SAFETY: GIL held and `item` alive (contract).
+    unsafe {
+        if ffi::PyUnicode_CheckExact(item) != 0 {
+            Kind::Str
+        } else if ffi::PyBytes_CheckExact(item) != 0 {
+            Kind::Bytes
+        } else if ffi::PyLong_CheckExact(item) != 0 || ffi::PyBool_Check(item) != 0 {
+            Kind::Int
+        } else {
+            Kind::Other
+        }
     }
 }
 
@@ -76,40 +79,43 @@ impl<'s, 'py> Engine<'s, 'py> {
     /// on the item's own content.
     ///
     /// # Safety
-    /// GIL held; `obj` is a set or frozenset, alive.
+    /// `obj` must be an alive set or frozenset.
     pub(super) unsafe fn canonical_items(
         &mut self,
         obj: *mut ffi::PyObject,
     ) -> PyResult<Bound<'py, PyList>> {
-        let py = self.py;
-        let list = owned(py, ffi::PySequence_List(obj))?.cast_into::<PyList>()?;
-        let n = list.len();
-        if n < 2 {
-            return Ok(list);
-        }
-        let first = kind_of(ffi::PyList_GET_ITEM(list.as_ptr(), 0));
-        let uniform = first != Kind::Other
-            && (1..n).all(|i| kind_of(ffi::PyList_GET_ITEM(list.as_ptr(), i as _)) == first);
-        if uniform {
-            // Comparisons of str, bytes or int run no Python code and are a
-            // total order.
-            if ffi::PyList_Sort(list.as_ptr()) != 0 {
-                return Err(crate::errors::fetch(py));
+        // SAFETY: `obj` is an alive set or frozenset (contract).
+        unsafe {
+            let py = self.py;
+            let list = owned(py, ffi::PySequence_List(obj))?.cast_into::<PyList>()?;
+            let n = list.len();
+            if n < 2 {
+                return Ok(list);
             }
-            return Ok(list);
-        }
-        let mut keyed = Vec::with_capacity(n);
-        for item in list.iter() {
-            match canonical_dumps(py, &item, self.proto) {
-                Ok(key) => keyed.push((key, item)),
-                // Left in place: saving the item raises the same error
-                // where it belongs.
-                Err(_) => return Ok(list),
+            let first = kind_of(ffi::PyList_GET_ITEM(list.as_ptr(), 0));
+            let uniform = first != Kind::Other
+                && (1..n).all(|i| kind_of(ffi::PyList_GET_ITEM(list.as_ptr(), i as _)) == first);
+            if uniform {
+                // Comparisons of str, bytes or int run no Python code and are a
+                // total order.
+                if ffi::PyList_Sort(list.as_ptr()) != 0 {
+                    return Err(crate::errors::fetch(py));
+                }
+                return Ok(list);
             }
+            let mut keyed = Vec::with_capacity(n);
+            for item in list.iter() {
+                match canonical_dumps(py, &item, self.proto) {
+                    Ok(key) => keyed.push((key, item)),
+                    // Left in place: saving the item raises the same error
+                    // where it belongs.
+                    Err(_) => return Ok(list),
+                }
+            }
+            // Stable: items with equal pickles keep their relative order.
+            keyed.sort_by(|a, b| a.0.cmp(&b.0));
+            PyList::new(py, keyed.into_iter().map(|(_, item)| item))
         }
-        // Stable: items with equal pickles keep their relative order.
-        keyed.sort_by(|a, b| a.0.cmp(&b.0));
-        PyList::new(py, keyed.into_iter().map(|(_, item)| item))
     }
 }
 

@@ -10,21 +10,37 @@ use super::trail::Step;
 use super::Engine;
 use crate::errors::{fetch, owned};
 
-/// Saves a container's child, holding a reference to it meanwhile: Python
-/// code run while saving it may drop the container's own reference. Ints
-/// and floats are written inline (no Python code can run for them unless a
-/// persistent_id hook is set).
-macro_rules! save_child {
-    ($self:ident, $item:expr, $transient:expr) => {{
-        let item = $item;
+/// Saves item `index` of the list `list`, holding a reference to it
+/// meanwhile: Python code run while it is saved (its reducer, a hook,
+/// `file.write` when a full frame is flushed) may drop the list's own
+/// reference, and the failure trail names the item after its save failed.
+/// An int or float is written inline when nothing can run before it is
+/// written: no persistent_id hook, and no full frame to hand to
+/// `file.write` at this opcode boundary (which `save` would do first).
+///
+/// Requires what `save` does: GIL held, `list` an exact list alive for the
+/// whole call, `index` in bounds.
+macro_rules! save_list_item {
+    ($self:ident, $list:expr, $index:expr) => {{
+        let index: ffi::Py_ssize_t = $index;
+        let item = ffi::PyList_GET_ITEM($list, index);
         let tp = ffi::Py_TYPE(item);
-        if $self.persistent_id.is_none() && tp == std::ptr::addr_of_mut!(ffi::PyFloat_Type) {
-            $self.boundary().map(|()| $self.save_float(item))
-        } else if $self.persistent_id.is_none() && tp == std::ptr::addr_of_mut!(ffi::PyLong_Type) {
-            $self.boundary().and_then(|()| $self.save_long(item))
+        let inline = $self.persistent_id.is_none() && !$self.out.frame_full();
+        if inline && tp == std::ptr::addr_of_mut!(ffi::PyFloat_Type) {
+            $self.save_float(item);
+            Ok(())
+        } else if inline
+            && tp == std::ptr::addr_of_mut!(ffi::PyLong_Type)
+            && $self.save_i64_long(item)
+        {
+            Ok(())
         } else {
+            // Read before our own reference is taken.
+            let transient = $self.is_transient(item);
             ffi::Py_INCREF(item);
-            let r = $self.save(item, $transient);
+            let r = $self
+                .save(item, transient)
+                .map_err(|e| $self.failed_at(Step::Item(index), item, e));
             ffi::Py_DECREF(item);
             r
         }
@@ -33,18 +49,24 @@ macro_rules! save_child {
 
 impl<'s, 'py> Engine<'s, 'py> {
     /// Runs `save` for a list or dict, with fast mode's cycle detection.
+    ///
+    /// # Safety
+    /// `obj` must be alive for the whole call.
     unsafe fn fast_guarded(
         &mut self,
         obj: *mut ffi::PyObject,
         save: impl FnOnce(&mut Self) -> PyResult<()>,
     ) -> PyResult<()> {
-        if !self.fast {
-            return save(self);
+        // SAFETY: `obj` is alive (contract), as `fast_enter` requires.
+        unsafe {
+            if !self.fast {
+                return save(self);
+            }
+            self.fast_enter(obj)?;
+            let r = save(self);
+            self.fast_leave(obj);
+            r
         }
-        self.fast_enter(obj)?;
-        let r = save(self);
-        self.fast_leave(obj);
-        r
     }
 
     /// Whether a child is held only by the container being traversed. Such
@@ -52,177 +74,196 @@ impl<'s, 'py> Engine<'s, 'py> {
     /// `save` skips looking it up; in the pure region it may also be parked
     /// (see `memo`). Read right before saving the child: Python code run
     /// earlier may have added references.
+    ///
+    /// # Safety
+    /// `item` must be alive.
     #[inline(always)]
-    fn is_transient(&self, item: *mut ffi::PyObject) -> bool {
-        // SAFETY: `item` is alive (held by its container).
+    unsafe fn is_transient(&self, item: *mut ffi::PyObject) -> bool {
+        // SAFETY: `item` is alive (contract).
         (unsafe { ffi::Py_REFCNT(item) }) == 1
     }
 
+    /// # Safety
+    /// `obj` must be an exact list, alive for the whole call.
     pub(super) unsafe fn save_list(
         &mut self,
         obj: *mut ffi::PyObject,
         transient: bool,
     ) -> PyResult<()> {
-        self.fast_guarded(obj, |e| e.save_list_items(obj, transient))
+        // SAFETY: `obj` is an alive exact list (contract), as `save_list_items`
+        // requires.
+        unsafe { self.fast_guarded(obj, |e| e.save_list_items(obj, transient)) }
     }
 
+    /// # Safety
+    /// `obj` must be an exact list, alive for the whole call.
     unsafe fn save_list_items(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
-        if self.bin {
-            self.out.byte(EMPTY_LIST);
-        } else {
-            self.out.bytes(&[MARK, LIST]);
-        }
-        self.memo_put(obj, transient)?;
-        let len = ffi::PyList_GET_SIZE(obj);
-        if len == 0 {
-            return Ok(());
-        }
-        if !self.bin {
-            // Protocol 0 has no APPENDS.
-            let mut i = 0;
-            while i < ffi::PyList_GET_SIZE(obj) {
-                let item = ffi::PyList_GET_ITEM(obj, i);
-                let t = self.is_transient(item);
-                save_child!(self, item, t).map_err(|e| self.failed_at(Step::Item(i), item, e))?;
-                self.out.byte(APPEND);
-                i += 1;
+        // SAFETY: `obj` is an alive exact list (contract). Each item is read at an
+        // index checked against the list's current size, and `save_list_item!`
+        // holds it while Python code can run (its reducer may remove it).
+        unsafe {
+            if self.bin {
+                self.out.byte(EMPTY_LIST);
+            } else {
+                self.out.bytes(&[MARK, LIST]);
             }
-            return Ok(());
-        }
-        if len == 1 {
-            let item = ffi::PyList_GET_ITEM(obj, 0);
-            let t = self.is_transient(item);
-            save_child!(self, item, t).map_err(|e| self.failed_at(Step::Item(0), item, e))?;
-            self.out.byte(APPEND);
-            return Ok(());
-        }
-        // Python 3.14's pickle refuses a list whose size changed while its
-        // items were being saved (by their reducers).
-        let fixed_size = self.c.py_minor >= 14;
-        let mut total = 0;
-        loop {
-            if self.c.py_minor >= 15 && ffi::PyList_GET_SIZE(obj) - total == 1 {
-                // Python 3.15's pickle writes a last batch of one item as
-                // APPEND, as pickle.py does.
-                let item = ffi::PyList_GET_ITEM(obj, total);
-                let t = self.is_transient(item);
-                save_child!(self, item, t)
-                    .map_err(|e| self.failed_at(Step::Item(total), item, e))?;
-                self.out.byte(APPEND);
-                break;
+            self.memo_put(obj, transient)?;
+            let len = ffi::PyList_GET_SIZE(obj);
+            if len == 0 {
+                return Ok(());
             }
-            self.out.byte(MARK);
-            let mut batch = 0;
-            while total < ffi::PyList_GET_SIZE(obj) {
-                let item = ffi::PyList_GET_ITEM(obj, total);
-                let t = self.is_transient(item);
-                save_child!(self, item, t)
-                    .map_err(|e| self.failed_at(Step::Item(total), item, e))?;
-                total += 1;
-                if fixed_size && ffi::PyList_GET_SIZE(obj) != len {
-                    return Err(pyo3::exceptions::PyRuntimeError::new_err(
-                        "list changed size during iteration",
-                    ));
+            if !self.bin {
+                // Protocol 0 has no APPENDS.
+                let mut i = 0;
+                while i < ffi::PyList_GET_SIZE(obj) {
+                    save_list_item!(self, obj, i)?;
+                    self.out.byte(APPEND);
+                    i += 1;
                 }
-                batch += 1;
-                if batch == BATCHSIZE {
+                return Ok(());
+            }
+            if len == 1 {
+                save_list_item!(self, obj, 0)?;
+                self.out.byte(APPEND);
+                return Ok(());
+            }
+            // Python 3.14's pickle refuses a list whose size changed while its
+            // items were being saved (by their reducers).
+            let fixed_size = self.c.py_minor >= 14;
+            let mut total = 0;
+            loop {
+                if self.c.py_minor >= 15 && ffi::PyList_GET_SIZE(obj) - total == 1 {
+                    // Python 3.15's pickle writes a last batch of one item as
+                    // APPEND, as pickle.py does.
+                    save_list_item!(self, obj, total)?;
+                    self.out.byte(APPEND);
+                    break;
+                }
+                self.out.byte(MARK);
+                let mut batch = 0;
+                while total < ffi::PyList_GET_SIZE(obj) {
+                    save_list_item!(self, obj, total)?;
+                    total += 1;
+                    if fixed_size && ffi::PyList_GET_SIZE(obj) != len {
+                        return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                            "list changed size during iteration",
+                        ));
+                    }
+                    batch += 1;
+                    if batch == BATCHSIZE {
+                        break;
+                    }
+                }
+                self.out.byte(APPENDS);
+                if total >= ffi::PyList_GET_SIZE(obj) {
                     break;
                 }
             }
-            self.out.byte(APPENDS);
-            if total >= ffi::PyList_GET_SIZE(obj) {
-                break;
-            }
+            Ok(())
         }
-        Ok(())
     }
 
+    /// # Safety
+    /// `obj` must be an exact dict, alive for the whole call.
     pub(super) unsafe fn save_dict(
         &mut self,
         obj: *mut ffi::PyObject,
         transient: bool,
     ) -> PyResult<()> {
-        self.fast_guarded(obj, |e| e.save_dict_items(obj, transient))
+        // SAFETY: `obj` is an alive exact dict (contract), as `save_dict_items`
+        // requires.
+        unsafe { self.fast_guarded(obj, |e| e.save_dict_items(obj, transient)) }
     }
 
+    /// # Safety
+    /// `obj` must be an exact dict, alive for the whole call.
     unsafe fn save_dict_items(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
-        if self.bin {
-            self.out.byte(EMPTY_DICT);
-        } else {
-            self.out.bytes(&[MARK, DICT]);
-        }
-        self.memo_put(obj, transient)?;
-        let size = ffi::PyDict_Size(obj);
-        if size == 0 {
-            return Ok(());
-        }
-        // SAFETY: `obj` is an exact dict; reading its values pointer.
-        let combined = (*(obj as *mut ffi::PyDictObject)).ma_values.is_null();
-        let mut pos: ffi::Py_ssize_t = 0;
-        let mut key = std::ptr::null_mut();
-        let mut value = std::ptr::null_mut();
-        if !self.bin {
-            while ffi::PyDict_Next(obj, &mut pos, &mut key, &mut value) != 0 {
-                self.save_item_pair(combined, key, value)?;
-                self.out.byte(SETITEM);
-                if ffi::PyDict_Size(obj) != size {
-                    return Err(PyRuntimeError::new_err(
-                        "dictionary changed size during iteration",
-                    ));
-                }
+        // SAFETY: `obj` is an alive exact dict (contract), whose struct may be read.
+        // `PyDict_Next` stays in bounds even after Python code resized the dict,
+        // and `save_item_pair` holds each entry while it is saved.
+        unsafe {
+            if self.bin {
+                self.out.byte(EMPTY_DICT);
+            } else {
+                self.out.bytes(&[MARK, DICT]);
             }
-            return Ok(());
-        }
-        if size == 1 {
-            ffi::PyDict_Next(obj, &mut pos, &mut key, &mut value);
-            self.save_item_pair(combined, key, value)?;
-            self.out.byte(SETITEM);
-            return Ok(());
-        }
-        // Python 3.15's pickle batches as pickle.py does: a last batch of one
-        // item is a SETITEM, and no empty batch follows a full one.
-        let py_batching = self.c.py_minor >= 15;
-        let mut total: ffi::Py_ssize_t = 0;
-        loop {
-            if py_batching && size - total == 1 {
+            self.memo_put(obj, transient)?;
+            let size = ffi::PyDict_Size(obj);
+            if size == 0 {
+                return Ok(());
+            }
+            // SAFETY: `obj` is an exact dict; reading its values pointer.
+            let combined = (*(obj as *mut ffi::PyDictObject)).ma_values.is_null();
+            let mut pos: ffi::Py_ssize_t = 0;
+            let mut key = std::ptr::null_mut();
+            let mut value = std::ptr::null_mut();
+            if !self.bin {
+                while ffi::PyDict_Next(obj, &mut pos, &mut key, &mut value) != 0 {
+                    self.save_item_pair(combined, key, value)?;
+                    self.out.byte(SETITEM);
+                    if ffi::PyDict_Size(obj) != size {
+                        return Err(PyRuntimeError::new_err(
+                            "dictionary changed size during iteration",
+                        ));
+                    }
+                }
+                return Ok(());
+            }
+            if size == 1 {
                 ffi::PyDict_Next(obj, &mut pos, &mut key, &mut value);
                 self.save_item_pair(combined, key, value)?;
                 self.out.byte(SETITEM);
+                return Ok(());
+            }
+            // Python 3.15's pickle batches as pickle.py does: a last batch of one
+            // item is a SETITEM, and no empty batch follows a full one.
+            let py_batching = self.c.py_minor >= 15;
+            let mut total: ffi::Py_ssize_t = 0;
+            loop {
+                if py_batching && size - total == 1 {
+                    ffi::PyDict_Next(obj, &mut pos, &mut key, &mut value);
+                    self.save_item_pair(combined, key, value)?;
+                    self.out.byte(SETITEM);
+                    if ffi::PyDict_Size(obj) != size {
+                        return Err(PyRuntimeError::new_err(
+                            "dictionary changed size during iteration",
+                        ));
+                    }
+                    break;
+                }
+                self.out.byte(MARK);
+                let mut batch = 0;
+                while ffi::PyDict_Next(obj, &mut pos, &mut key, &mut value) != 0 {
+                    self.save_item_pair(combined, key, value)?;
+                    batch += 1;
+                    if batch == BATCHSIZE {
+                        break;
+                    }
+                }
+                total += batch as ffi::Py_ssize_t;
+                self.out.byte(SETITEMS);
                 if ffi::PyDict_Size(obj) != size {
                     return Err(PyRuntimeError::new_err(
                         "dictionary changed size during iteration",
                     ));
                 }
-                break;
-            }
-            self.out.byte(MARK);
-            let mut batch = 0;
-            while ffi::PyDict_Next(obj, &mut pos, &mut key, &mut value) != 0 {
-                self.save_item_pair(combined, key, value)?;
-                batch += 1;
-                if batch == BATCHSIZE {
+                // Before 3.15, as in `_pickle.c`, a full batch is always followed
+                // by another one, even if empty.
+                if batch != BATCHSIZE || (py_batching && total == size) {
                     break;
                 }
             }
-            total += batch as ffi::Py_ssize_t;
-            self.out.byte(SETITEMS);
-            if ffi::PyDict_Size(obj) != size {
-                return Err(PyRuntimeError::new_err(
-                    "dictionary changed size during iteration",
-                ));
-            }
-            // Before 3.15, as in `_pickle.c`, a full batch is always followed
-            // by another one, even if empty.
-            if batch != BATCHSIZE || (py_batching && total == size) {
-                break;
-            }
+            Ok(())
         }
-        Ok(())
     }
 
     /// A dict entry: the value may be transient, and so may the key of a
     /// combined-table dict (a split-table dict shares its keys with other
     /// dicts: its keys may be reached again).
+    ///
+    /// # Safety
+    /// `key` and `value` must be alive: an entry just read from a dict,
+    /// before any Python code ran.
     #[inline(always)]
     unsafe fn save_item_pair(
         &mut self,
@@ -230,121 +271,211 @@ impl<'s, 'py> Engine<'s, 'py> {
         key: *mut ffi::PyObject,
         value: *mut ffi::PyObject,
     ) -> PyResult<()> {
-        ffi::Py_INCREF(key);
-        ffi::Py_INCREF(value);
-        let tk = combined && self.is_transient_value(key);
-        let r = match self.save(key, tk) {
-            // After the key: saving it may have run Python code.
-            Ok(()) => self
-                .save(value, self.is_transient_value(value))
-                .map_err(|e| {
+        // SAFETY: `key` and `value` are alive (contract): our references keep them
+        // so while Python code runs and until the failure trail has named them.
+        unsafe {
+            ffi::Py_INCREF(key);
+            ffi::Py_INCREF(value);
+            let tk = combined && self.is_transient_value(key);
+            let r = match self.save(key, tk) {
+                // After the key: saving it may have run Python code.
+                Ok(()) => self
+                    .save(value, self.is_transient_value(value))
+                    .map_err(|e| {
+                        let key_obj = pyo3::Bound::from_borrowed_ptr(self.py, key).unbind();
+                        self.failed_at(Step::Value(key_obj), value, e)
+                    }),
+                Err(e) => {
                     let key_obj = pyo3::Bound::from_borrowed_ptr(self.py, key).unbind();
-                    self.failed_at(Step::Value(key_obj), value, e)
-                }),
-            Err(e) => {
-                let key_obj = pyo3::Bound::from_borrowed_ptr(self.py, key).unbind();
-                Err(self.failed_at(Step::Key(key_obj), key, e))
-            }
-        };
-        ffi::Py_DECREF(key);
-        ffi::Py_DECREF(value);
-        r
+                    Err(self.failed_at(Step::Key(key_obj), key, e))
+                }
+            };
+            ffi::Py_DECREF(key);
+            ffi::Py_DECREF(value);
+            r
+        }
     }
 
     /// `is_transient` for a dict key or value we already hold one reference
     /// to.
+    ///
+    /// # Safety
+    /// `value` must be alive.
     #[inline(always)]
-    fn is_transient_value(&self, value: *mut ffi::PyObject) -> bool {
-        // SAFETY: `value` is alive (we hold a reference).
+    unsafe fn is_transient_value(&self, value: *mut ffi::PyObject) -> bool {
+        // SAFETY: `value` is alive (contract).
         (unsafe { ffi::Py_REFCNT(value) }) == 2
     }
 
+    /// # Safety
+    /// `obj` must be an exact tuple, alive for the whole call.
     pub(super) unsafe fn save_tuple(
         &mut self,
         obj: *mut ffi::PyObject,
         transient: bool,
     ) -> PyResult<()> {
-        let len = ffi::PyTuple_GET_SIZE(obj);
-        if len == 0 {
-            if self.bin {
-                self.out.byte(EMPTY_TUPLE);
-            } else {
-                self.out.bytes(&[MARK, TUPLE]);
+        // SAFETY: `obj` is an alive exact tuple (contract); a tuple never drops its
+        // items, so the items it holds (read in bounds) live as long as it does.
+        unsafe {
+            let len = ffi::PyTuple_GET_SIZE(obj);
+            if len == 0 {
+                if self.bin {
+                    self.out.byte(EMPTY_TUPLE);
+                } else {
+                    self.out.bytes(&[MARK, TUPLE]);
+                }
+                return Ok(());
             }
-            return Ok(());
-        }
-        let small = len <= 3 && self.proto >= 2;
-        if !small {
-            self.out.byte(MARK);
-        }
-        for i in 0..len {
-            // A tuple is memoized after its items, so a recursive tuple is
-            // traversed twice (see below): in the pure region, an item only
-            // it holds could be parked the first time and not found the
-            // second. A transient tuple cannot be recursive, though: its
-            // only referrer is its parent, which is in the table or
-            // transient itself up to an ancestor that is, so no path leads
-            // back to it; an item only it holds is reached once too. (The
-            // root tuple is transient for another reason, see `dump`.)
-            // Outside the pure region every memoized object is in the
-            // table, so the item's count alone tells.
-            let item = ffi::PyTuple_GET_ITEM(obj, i);
-            let t = self.is_transient(item)
-                && (!self.transient_memo || (transient && obj != self.root));
-            self.save(item, t)
-                .map_err(|e| self.failed_at(Step::Item(i), item, e))?;
-        }
-        // Saving the items memoized the tuple itself: it is recursive, so
-        // drop what was pushed and fetch it from the memo.
-        if let Some(idx) = self.memo.get(obj) {
+            let small = len <= 3 && self.proto >= 2;
+            if !small {
+                self.out.byte(MARK);
+            }
+            for i in 0..len {
+                // A tuple is memoized after its items, so a recursive tuple is
+                // traversed twice (see below): in the pure region, an item only
+                // it holds could be parked the first time and not found the
+                // second. A transient tuple cannot be recursive, though: its
+                // only referrer is its parent, which is in the table or
+                // transient itself up to an ancestor that is, so no path leads
+                // back to it; an item only it holds is reached once too. (The
+                // root tuple is transient for another reason, see `dump`.)
+                // Outside the pure region every memoized object is in the
+                // table, so the item's count alone tells.
+                let item = ffi::PyTuple_GET_ITEM(obj, i);
+                let t = self.is_transient(item)
+                    && (!self.transient_memo || (transient && obj != self.root));
+                self.save(item, t)
+                    .map_err(|e| self.failed_at(Step::Item(i), item, e))?;
+            }
+            // Saving the items memoized the tuple itself: it is recursive, so
+            // drop what was pushed and fetch it from the memo.
+            if let Some(idx) = self.memo.get(obj) {
+                if small {
+                    for _ in 0..len {
+                        self.out.byte(POP);
+                    }
+                } else if self.bin {
+                    self.out.byte(POP_MARK);
+                } else {
+                    for _ in 0..=len {
+                        self.out.byte(POP);
+                    }
+                }
+                return self.memo_get(idx);
+            }
             if small {
-                for _ in 0..len {
-                    self.out.byte(POP);
-                }
-            } else if self.bin {
-                self.out.byte(POP_MARK);
+                self.out
+                    .byte([EMPTY_TUPLE, TUPLE1, TUPLE2, TUPLE3][len as usize]);
             } else {
-                for _ in 0..=len {
-                    self.out.byte(POP);
-                }
+                self.out.byte(TUPLE);
             }
-            return self.memo_get(idx);
+            self.memo_put(obj, transient)
         }
-        if small {
-            self.out
-                .byte([EMPTY_TUPLE, TUPLE1, TUPLE2, TUPLE3][len as usize]);
-        } else {
-            self.out.byte(TUPLE);
-        }
-        self.memo_put(obj, transient)
     }
 
+    /// # Safety
+    /// `obj` must be an exact set, alive for the whole call.
     pub(super) unsafe fn save_set(
         &mut self,
         obj: *mut ffi::PyObject,
         transient: bool,
     ) -> PyResult<()> {
-        if self.proto < 4 {
-            return self.save_set_by_reduce(obj, std::ptr::addr_of_mut!(ffi::PySet_Type));
+        // SAFETY: `obj` is an alive exact set (contract); its items come from an
+        // iterator as new references, held while they are saved.
+        unsafe {
+            if self.proto < 4 {
+                return self.save_set_by_reduce(obj, std::ptr::addr_of_mut!(ffi::PySet_Type));
+            }
+            self.out.byte(EMPTY_SET);
+            self.memo_put(obj, transient)?;
+            let size = ffi::PySet_Size(obj);
+            if size == 0 {
+                return Ok(());
+            }
+            let iter = if self.canonical() {
+                let items = self.canonical_items(obj)?;
+                owned(self.py, ffi::PyObject_GetIter(items.as_ptr()))?
+            } else {
+                owned(self.py, ffi::PyObject_GetIter(obj))?
+            };
+            // From Python 3.15 on, no empty batch follows a full one.
+            let py_batching = self.c.py_minor >= 15;
+            let mut total: ffi::Py_ssize_t = 0;
+            loop {
+                self.out.byte(MARK);
+                let mut batch = 0;
+                loop {
+                    let item = ffi::PyIter_Next(iter.as_ptr());
+                    if item.is_null() {
+                        if !ffi::PyErr_Occurred().is_null() {
+                            return Err(fetch(self.py));
+                        }
+                        break;
+                    }
+                    let item = Bound::from_owned_ptr(self.py, item);
+                    self.save(item.as_ptr(), false)
+                        .map_err(|e| self.failed_at(Step::SetItem, item.as_ptr(), e))?;
+                    batch += 1;
+                    if batch == BATCHSIZE {
+                        break;
+                    }
+                }
+                total += batch as ffi::Py_ssize_t;
+                self.out.byte(ADDITEMS);
+                if ffi::PySet_Size(obj) != size {
+                    return Err(PyRuntimeError::new_err("set changed size during iteration"));
+                }
+                if batch != BATCHSIZE || (py_batching && total == size) {
+                    break;
+                }
+            }
+            Ok(())
         }
-        self.out.byte(EMPTY_SET);
-        self.memo_put(obj, transient)?;
-        let size = ffi::PySet_Size(obj);
-        if size == 0 {
-            return Ok(());
+    }
+
+    /// Protocols < 4 have no set opcodes: `(set, (list(obj),))`.
+    ///
+    /// # Safety
+    /// `obj` must be an alive set or frozenset and `tp` its exact type.
+    unsafe fn save_set_by_reduce(
+        &mut self,
+        obj: *mut ffi::PyObject,
+        tp: *mut ffi::PyTypeObject,
+    ) -> PyResult<()> {
+        // SAFETY: `obj` is an alive set or frozenset and `tp` its (static) type
+        // (contract); the reduction built here is held while it is saved.
+        unsafe {
+            let items = if self.canonical() {
+                self.canonical_items(obj)?.into_any()
+            } else {
+                owned(self.py, ffi::PySequence_List(obj))?
+            };
+            let args = pyo3::types::PyTuple::new(self.py, [items])?;
+            let rv = (super::borrowed(self.py, tp.cast()), args).into_pyobject(self.py)?;
+            self.save_reduce(rv.as_ptr(), Some(obj))
         }
-        let iter = if self.canonical() {
-            let items = self.canonical_items(obj)?;
-            owned(self.py, ffi::PyObject_GetIter(items.as_ptr()))?
-        } else {
-            owned(self.py, ffi::PyObject_GetIter(obj))?
-        };
-        // From Python 3.15 on, no empty batch follows a full one.
-        let py_batching = self.c.py_minor >= 15;
-        let mut total: ffi::Py_ssize_t = 0;
-        loop {
+    }
+
+    /// # Safety
+    /// `obj` must be an exact frozenset, alive for the whole call.
+    pub(super) unsafe fn save_frozenset(
+        &mut self,
+        obj: *mut ffi::PyObject,
+        transient: bool,
+    ) -> PyResult<()> {
+        // SAFETY: `obj` is an alive exact frozenset (contract); its items come from
+        // an iterator as new references, held while they are saved.
+        unsafe {
+            if self.proto < 4 {
+                return self.save_set_by_reduce(obj, std::ptr::addr_of_mut!(ffi::PyFrozenSet_Type));
+            }
             self.out.byte(MARK);
-            let mut batch = 0;
+            let iter = if self.canonical() {
+                let items = self.canonical_items(obj)?;
+                owned(self.py, ffi::PyObject_GetIter(items.as_ptr()))?
+            } else {
+                owned(self.py, ffi::PyObject_GetIter(obj))?
+            };
             loop {
                 let item = ffi::PyIter_Next(iter.as_ptr());
                 if item.is_null() {
@@ -356,109 +487,55 @@ impl<'s, 'py> Engine<'s, 'py> {
                 let item = Bound::from_owned_ptr(self.py, item);
                 self.save(item.as_ptr(), false)
                     .map_err(|e| self.failed_at(Step::SetItem, item.as_ptr(), e))?;
-                batch += 1;
-                if batch == BATCHSIZE {
-                    break;
-                }
             }
-            total += batch as ffi::Py_ssize_t;
-            self.out.byte(ADDITEMS);
-            if ffi::PySet_Size(obj) != size {
-                return Err(PyRuntimeError::new_err("set changed size during iteration"));
+            if let Some(idx) = self.memo.get(obj) {
+                self.out.byte(POP_MARK);
+                return self.memo_get(idx);
             }
-            if batch != BATCHSIZE || (py_batching && total == size) {
-                break;
-            }
+            self.out.byte(FROZENSET);
+            self.memo_put(obj, transient)
         }
-        Ok(())
-    }
-
-    /// Protocols < 4 have no set opcodes: `(set, (list(obj),))`.
-    unsafe fn save_set_by_reduce(
-        &mut self,
-        obj: *mut ffi::PyObject,
-        tp: *mut ffi::PyTypeObject,
-    ) -> PyResult<()> {
-        let items = if self.canonical() {
-            self.canonical_items(obj)?.into_any()
-        } else {
-            owned(self.py, ffi::PySequence_List(obj))?
-        };
-        let args = pyo3::types::PyTuple::new(self.py, [items])?;
-        let rv = (super::borrowed(self.py, tp.cast()), args).into_pyobject(self.py)?;
-        self.save_reduce(rv.as_ptr(), Some(obj))
-    }
-
-    pub(super) unsafe fn save_frozenset(
-        &mut self,
-        obj: *mut ffi::PyObject,
-        transient: bool,
-    ) -> PyResult<()> {
-        if self.proto < 4 {
-            return self.save_set_by_reduce(obj, std::ptr::addr_of_mut!(ffi::PyFrozenSet_Type));
-        }
-        self.out.byte(MARK);
-        let iter = if self.canonical() {
-            let items = self.canonical_items(obj)?;
-            owned(self.py, ffi::PyObject_GetIter(items.as_ptr()))?
-        } else {
-            owned(self.py, ffi::PyObject_GetIter(obj))?
-        };
-        loop {
-            let item = ffi::PyIter_Next(iter.as_ptr());
-            if item.is_null() {
-                if !ffi::PyErr_Occurred().is_null() {
-                    return Err(fetch(self.py));
-                }
-                break;
-            }
-            let item = Bound::from_owned_ptr(self.py, item);
-            self.save(item.as_ptr(), false)
-                .map_err(|e| self.failed_at(Step::SetItem, item.as_ptr(), e))?;
-        }
-        if let Some(idx) = self.memo.get(obj) {
-            self.out.byte(POP_MARK);
-            return self.memo_get(idx);
-        }
-        self.out.byte(FROZENSET);
-        self.memo_put(obj, transient)
     }
 
     /// Bytearrays: BYTEARRAY8 at protocol 5, `bytearray(bytes)` below.
+    ///
+    /// # Safety
+    /// `obj` must be an exact bytearray, alive for the whole call.
     pub(super) unsafe fn save_bytearray(
         &mut self,
         obj: *mut ffi::PyObject,
         transient: bool,
     ) -> PyResult<()> {
-        let size = ffi::PyByteArray_Size(obj) as usize;
-        if self.proto < 5 {
-            let tp = super::borrowed(
-                self.py,
-                std::ptr::addr_of_mut!(ffi::PyByteArray_Type).cast(),
-            );
-            let args = if size == 0 {
-                pyo3::types::PyTuple::empty(self.py)
-            } else {
-                let bytes = owned(self.py, ffi::PyBytes_FromObject(obj))?;
-                pyo3::types::PyTuple::new(self.py, [bytes])?
-            };
-            let rv = (tp, args).into_pyobject(self.py)?;
-            return self.save_reduce(rv.as_ptr(), Some(obj));
+        // SAFETY: `obj` is an alive exact bytearray (contract). Its buffer is
+        // read only until `file.write` can run: `write_bytes_like` hands
+        // `file.write` the bytearray itself.
+        unsafe {
+            let size = ffi::PyByteArray_Size(obj) as usize;
+            if self.proto < 5 {
+                let tp = super::borrowed(
+                    self.py,
+                    std::ptr::addr_of_mut!(ffi::PyByteArray_Type).cast(),
+                );
+                let args = if size == 0 {
+                    pyo3::types::PyTuple::empty(self.py)
+                } else {
+                    let bytes = owned(self.py, ffi::PyBytes_FromObject(obj))?;
+                    pyo3::types::PyTuple::new(self.py, [bytes])?
+                };
+                let rv = (tp, args).into_pyobject(self.py)?;
+                return self.save_reduce(rv.as_ptr(), Some(obj));
+            }
+            // The bytearray owns `size` bytes there until Python code runs
+            // (`file.write` on the bypass path, which receives the bytearray
+            // itself).
+            let data =
+                super::atoms::RawBytes::new(ffi::PyByteArray_AsString(obj) as *const u8, size);
+            self.write_bytes_like(
+                &super::atoms::header_u64(BYTEARRAY8, size as u64),
+                data,
+                Some(obj),
+            )?;
+            self.memo_put(obj, transient)
         }
-        let data = ffi::PyByteArray_AsString(obj) as *const u8;
-        let data = if size == 0 {
-            &[][..]
-        } else {
-            // SAFETY: the bytearray owns `size` bytes there; no Python code
-            // runs before they are copied (except file.write on the bypass
-            // path, which receives the bytearray itself, not this slice).
-            std::slice::from_raw_parts(data, size)
-        };
-        self.write_bytes_like(
-            &super::atoms::header_u64(BYTEARRAY8, size as u64),
-            data,
-            Some(obj),
-        )?;
-        self.memo_put(obj, transient)
     }
 }

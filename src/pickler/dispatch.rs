@@ -122,37 +122,45 @@ impl<'s, 'py> Engine<'s, 'py> {
     }
 
     /// The reducer registered for type `tp`, if any.
+    ///
+    /// # Safety
+    /// `tp` must be a live type object.
     pub(super) unsafe fn dispatch_lookup(
         &mut self,
         tp: *mut ffi::PyTypeObject,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        if let Dispatch::Unresolved(_) = self.dispatch {
-            self.resolve_dispatch()?;
-        }
-        match &self.dispatch {
-            Dispatch::Dicts(dicts) => {
-                for d in dicts {
-                    // Types hash by address and compare by identity, so this
-                    // lookup runs no Python code.
-                    let found = ffi::PyDict_GetItemWithError(d.as_ptr(), tp.cast());
-                    if !found.is_null() {
-                        return Ok(Some(Bound::from_borrowed_ptr(self.py, found)));
+        // SAFETY: `tp` is a live type (contract). Types hash by address and compare
+        // by identity, so the dict lookups run no Python code, and a reducer found
+        // becomes a reference at once.
+        unsafe {
+            if let Dispatch::Unresolved(_) = self.dispatch {
+                self.resolve_dispatch()?;
+            }
+            match &self.dispatch {
+                Dispatch::Dicts(dicts) => {
+                    for d in dicts {
+                        // Types hash by address and compare by identity, so this
+                        // lookup runs no Python code.
+                        let found = ffi::PyDict_GetItemWithError(d.as_ptr(), tp.cast());
+                        if !found.is_null() {
+                            return Ok(Some(Bound::from_borrowed_ptr(self.py, found)));
+                        }
+                        if !ffi::PyErr_Occurred().is_null() {
+                            return Err(fetch(self.py));
+                        }
                     }
-                    if !ffi::PyErr_Occurred().is_null() {
-                        return Err(fetch(self.py));
+                    Ok(None)
+                }
+                Dispatch::Mapping(table) => {
+                    let table = table.clone();
+                    match table.get_item(super::borrowed(self.py, tp.cast())) {
+                        Ok(reducer) => Ok(Some(reducer)),
+                        Err(e) if e.is_instance_of::<PyKeyError>(self.py) => Ok(None),
+                        Err(e) => Err(e),
                     }
                 }
-                Ok(None)
+                Dispatch::Unresolved(_) => Ok(None),
             }
-            Dispatch::Mapping(table) => {
-                let table = table.clone();
-                match table.get_item(super::borrowed(self.py, tp.cast())) {
-                    Ok(reducer) => Ok(Some(reducer)),
-                    Err(e) if e.is_instance_of::<PyKeyError>(self.py) => Ok(None),
-                    Err(e) => Err(e),
-                }
-            }
-            Dispatch::Unresolved(_) => Ok(None),
         }
     }
 }

@@ -69,6 +69,8 @@ pub(crate) struct Recorded {
 // GIL held, and the objects they designate are kept alive by `_args`, a
 // strong reference owned by the record.
 unsafe impl Send for Recorded {}
+// SAFETY: as for `Send`: shared access reads the pointers, never the
+// objects, except in the engine with the GIL held.
 unsafe impl Sync for Recorded {}
 
 /// Attempts at recording before giving up: arguments whose objects are
@@ -83,55 +85,68 @@ const MAX_BYTES: usize = 16 * 1024;
 /// which no object occurs twice; None otherwise. Mirrors the engine: str
 /// and bytes are memoized when written, a non-empty tuple after its items,
 /// ints, floats, bools and None never.
+///
+/// # Safety
+/// GIL held; `args` alive.
 unsafe fn plain_objects(args: *mut ffi::PyObject) -> Option<Vec<*mut ffi::PyObject>> {
-    let mut objects = Vec::with_capacity(32);
-    let mut size = 0usize;
-    collect(args, &mut objects, &mut size, 0)?;
-    let mut sorted = objects.clone();
-    sorted.sort_unstable();
-    if sorted.windows(2).any(|w| w[0] == w[1]) {
-        return None;
+    // SAFETY: GIL held and `args` alive (contract), as `collect` requires.
+    unsafe {
+        let mut objects = Vec::with_capacity(32);
+        let mut size = 0usize;
+        collect(args, &mut objects, &mut size, 0)?;
+        let mut sorted = objects.clone();
+        sorted.sort_unstable();
+        if sorted.windows(2).any(|w| w[0] == w[1]) {
+            return None;
+        }
+        Some(objects)
     }
-    Some(objects)
 }
 
+/// # Safety
+/// GIL held; `obj` alive.
 unsafe fn collect(
     obj: *mut ffi::PyObject,
     objects: &mut Vec<*mut ffi::PyObject>,
     size: &mut usize,
     depth: usize,
 ) -> Option<()> {
-    let tp = ffi::Py_TYPE(obj);
-    if obj == ffi::Py_None()
-        || obj == ffi::Py_True()
-        || obj == ffi::Py_False()
-        || tp == std::ptr::addr_of_mut!(ffi::PyLong_Type)
-        || tp == std::ptr::addr_of_mut!(ffi::PyFloat_Type)
-    {
-        return Some(());
-    }
-    if tp == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) {
-        // An upper bound of its UTF-8 size.
-        *size += 4 * ffi::PyUnicode_GetLength(obj) as usize;
-    } else if tp == std::ptr::addr_of_mut!(ffi::PyBytes_Type) {
-        *size += ffi::PyBytes_Size(obj) as usize;
-    } else if tp == std::ptr::addr_of_mut!(ffi::PyTuple_Type) {
-        if depth > 8 {
-            return None;
-        }
-        let len = ffi::PyTuple_GET_SIZE(obj);
-        if len == 0 {
-            // Written as EMPTY_TUPLE, never memoized.
+    // SAFETY: GIL held and `obj` alive (contract); a tuple's items live as long
+    // as it does, and each object is read only after its exact type was
+    // checked.
+    unsafe {
+        let tp = ffi::Py_TYPE(obj);
+        if obj == ffi::Py_None()
+            || obj == ffi::Py_True()
+            || obj == ffi::Py_False()
+            || tp == std::ptr::addr_of_mut!(ffi::PyLong_Type)
+            || tp == std::ptr::addr_of_mut!(ffi::PyFloat_Type)
+        {
             return Some(());
         }
-        for i in 0..len {
-            collect(ffi::PyTuple_GET_ITEM(obj, i), objects, size, depth + 1)?;
+        if tp == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) {
+            // An upper bound of its UTF-8 size.
+            *size += 4 * ffi::PyUnicode_GetLength(obj) as usize;
+        } else if tp == std::ptr::addr_of_mut!(ffi::PyBytes_Type) {
+            *size += ffi::PyBytes_Size(obj) as usize;
+        } else if tp == std::ptr::addr_of_mut!(ffi::PyTuple_Type) {
+            if depth > 8 {
+                return None;
+            }
+            let len = ffi::PyTuple_GET_SIZE(obj);
+            if len == 0 {
+                // Written as EMPTY_TUPLE, never memoized.
+                return Some(());
+            }
+            for i in 0..len {
+                collect(ffi::PyTuple_GET_ITEM(obj, i), objects, size, depth + 1)?;
+            }
+        } else {
+            return None;
         }
-    } else {
-        return None;
+        objects.push(obj);
+        (objects.len() <= MAX_OBJECTS && *size <= MAX_BYTES).then_some(())
     }
-    objects.push(obj);
-    (objects.len() <= MAX_OBJECTS && *size <= MAX_BYTES).then_some(())
 }
 
 impl<'s, 'py> Engine<'s, 'py> {
@@ -163,31 +178,39 @@ impl<'s, 'py> Engine<'s, 'py> {
         rv: &Bound<'py, PyAny>,
         fragment: Fragment,
     ) -> PyResult<bool> {
-        let rv = rv.as_ptr();
-        if ffi::PyTuple_CheckExact(rv) == 0 || ffi::PyTuple_GET_SIZE(rv) != 2 {
-            return Ok(false);
+        // SAFETY: `code` and `rv` are alive (contract); `callable` and `args` are
+        // items of `rv`, alive as long as it is.
+        unsafe {
+            let rv = rv.as_ptr();
+            if ffi::PyTuple_CheckExact(rv) == 0 || ffi::PyTuple_GET_SIZE(rv) != 2 {
+                return Ok(false);
+            }
+            let callable = ffi::PyTuple_GET_ITEM(rv, 0);
+            let args = ffi::PyTuple_GET_ITEM(rv, 1);
+            if callable != std::ptr::addr_of_mut!(ffi::PyCode_Type).cast()
+                || ffi::PyTuple_CheckExact(args) == 0
+            {
+                return Ok(false);
+            }
+            let by_value = self.by_value_callable(callable);
+            self.canonical_scope(by_value, |e| {
+                e.save(callable, false)
+                    .map_err(|err| e.failed_at(Step::Callable, callable, err))?;
+                e.save_code_args(code, rv, args, fragment)
+                    .map_err(|err| e.failed_at(Step::Args(0), args, err))?;
+                e.out.byte(REDUCE);
+                e.memoize_reduced(code)
+            })?;
+            Ok(true)
         }
-        let callable = ffi::PyTuple_GET_ITEM(rv, 0);
-        let args = ffi::PyTuple_GET_ITEM(rv, 1);
-        if callable != std::ptr::addr_of_mut!(ffi::PyCode_Type).cast()
-            || ffi::PyTuple_CheckExact(args) == 0
-        {
-            return Ok(false);
-        }
-        let by_value = self.by_value_callable(callable);
-        self.canonical_scope(by_value, |e| {
-            e.save(callable, false)
-                .map_err(|err| e.failed_at(Step::Callable, callable, err))?;
-            e.save_code_args(code, rv, args, fragment)
-                .map_err(|err| e.failed_at(Step::Args(0), args, err))?;
-            e.out.byte(REDUCE);
-            e.memoize_reduced(code)
-        })?;
-        Ok(true)
     }
 
     /// Saves `args`, the arguments of the reduction `rv` of `code` (see
     /// `save_code_reduction`).
+    ///
+    /// # Safety
+    /// `code`, `rv` (its cached reduction) and `args` (the arguments tuple
+    /// of `rv`) must be alive.
     unsafe fn save_code_args(
         &mut self,
         code: *mut ffi::PyObject,
@@ -195,53 +218,65 @@ impl<'s, 'py> Engine<'s, 'py> {
         args: *mut ffi::PyObject,
         fragment: Fragment,
     ) -> PyResult<()> {
-        if !self.fragments_apply() {
-            return self.save(args, false);
-        }
-        match fragment {
-            Fragment::Recorded(recorded) => {
-                if recorded.proto == self.proto && self.replay(&recorded)? {
-                    return Ok(());
-                }
-                self.save(args, false)
+        // SAFETY: `code`, `rv` and `args` are alive (contract); `plain_objects`
+        // walks `args`, which the caller holds.
+        unsafe {
+            if !self.fragments_apply() {
+                return self.save(args, false);
             }
-            Fragment::Unusable => self.save(args, false),
-            Fragment::Unknown(attempts) => match plain_objects(args) {
-                Some(objects) => self.save_recording(code, rv, args, objects, attempts),
-                None => {
-                    set_code_fragment(code, rv, Fragment::Unusable);
+            match fragment {
+                Fragment::Recorded(recorded) => {
+                    if recorded.proto == self.proto && self.replay(&recorded)? {
+                        return Ok(());
+                    }
                     self.save(args, false)
                 }
-            },
+                Fragment::Unusable => self.save(args, false),
+                Fragment::Unknown(attempts) => match plain_objects(args) {
+                    Some(objects) => self.save_recording(code, rv, args, objects, attempts),
+                    None => {
+                        set_code_fragment(code, rv, Fragment::Unusable);
+                        self.save(args, false)
+                    }
+                },
+            }
         }
     }
 
     /// Whether none of `objects` is in the memo.
-    unsafe fn none_memoized(&self, objects: &[*mut ffi::PyObject]) -> bool {
+    fn none_memoized(&self, objects: &[*mut ffi::PyObject]) -> bool {
         objects.iter().all(|&o| self.memo.get(o).is_none())
     }
 
     /// Writes `recorded` and memoizes its objects; false (nothing written)
     /// when the normal path could write something else here.
-    unsafe fn replay(&mut self, recorded: &Recorded) -> PyResult<bool> {
-        // What `save(args)` does first.
-        self.boundary()?;
-        if self.out.open_frame_len() + recorded.bytes.len() >= FRAME_SIZE_TARGET
-            || !self.none_memoized(&recorded.objects)
-            || self.memo.len() + recorded.objects.len() >= u32::MAX as usize
-        {
-            return Ok(false);
+    fn replay(&mut self, recorded: &Recorded) -> PyResult<bool> {
+        // SAFETY: every object of `recorded` is kept alive by `recorded._args`
+        // (see `Recorded`), as `Memo::put` requires.
+        unsafe {
+            // What `save(args)` does first.
+            self.boundary()?;
+            if self.out.open_frame_len() + recorded.bytes.len() >= FRAME_SIZE_TARGET
+                || !self.none_memoized(&recorded.objects)
+                || self.memo.len() + recorded.objects.len() >= u32::MAX as usize
+            {
+                return Ok(false);
+            }
+            self.out.bytes(&recorded.bytes);
+            for &obj in recorded.objects.iter() {
+                self.memo.put(obj, false);
+            }
+            Ok(true)
         }
-        self.out.bytes(&recorded.bytes);
-        for &obj in recorded.objects.iter() {
-            self.memo.put(obj, false);
-        }
-        Ok(true)
     }
 
     /// Saves `args` the normal way and records the bytes when they could
     /// be replayed elsewhere: nothing was in the memo before, and the frame
     /// open at the start is still open at the end.
+    ///
+    /// # Safety
+    /// As for `save_code_args`, and `objects` must be what `plain_objects(args)`
+    /// returned.
     unsafe fn save_recording(
         &mut self,
         code: *mut ffi::PyObject,
@@ -250,36 +285,40 @@ impl<'s, 'py> Engine<'s, 'py> {
         objects: Vec<*mut ffi::PyObject>,
         attempts: u8,
     ) -> PyResult<()> {
-        self.boundary()?;
-        if !self.none_memoized(&objects) {
+        // SAFETY: `args` is alive (contract), and so are `objects`, which it holds;
+        // the record keeps its own reference to `args` for them.
+        unsafe {
+            self.boundary()?;
+            if !self.none_memoized(&objects) {
+                self.save(args, false)?;
+                let fragment = if attempts + 1 >= MAX_ATTEMPTS {
+                    Fragment::Unusable
+                } else {
+                    Fragment::Unknown(attempts + 1)
+                };
+                set_code_fragment(code, rv, fragment);
+                return Ok(());
+            }
+            let recordable = self.out.frame_is_open();
+            let start = self.out.buf.len();
+            let frame = self.out.frame_mark();
+            let memo_start = self.memo.len();
             self.save(args, false)?;
-            let fragment = if attempts + 1 >= MAX_ATTEMPTS {
-                Fragment::Unusable
-            } else {
-                Fragment::Unknown(attempts + 1)
-            };
-            set_code_fragment(code, rv, fragment);
-            return Ok(());
+            if recordable
+                && self.out.frame_mark() == frame
+                && self.out.buf.len() >= start
+                && self.memo.len() - memo_start == objects.len()
+            {
+                let recorded = Recorded {
+                    proto: self.proto,
+                    bytes: self.out.buf[start..].into(),
+                    objects: objects.into_boxed_slice(),
+                    _args: Bound::from_borrowed_ptr(self.py, args).unbind(),
+                };
+                set_code_fragment(code, rv, Fragment::Recorded(Arc::new(recorded)));
+            }
+            Ok(())
         }
-        let recordable = self.out.frame_is_open();
-        let start = self.out.buf.len();
-        let frame = self.out.frame_mark();
-        let memo_start = self.memo.len();
-        self.save(args, false)?;
-        if recordable
-            && self.out.frame_mark() == frame
-            && self.out.buf.len() >= start
-            && self.memo.len() - memo_start == objects.len()
-        {
-            let recorded = Recorded {
-                proto: self.proto,
-                bytes: self.out.buf[start..].into(),
-                objects: objects.into_boxed_slice(),
-                _args: Bound::from_borrowed_ptr(self.py, args).unbind(),
-            };
-            set_code_fragment(code, rv, Fragment::Recorded(Arc::new(recorded)));
-        }
-        Ok(())
     }
 }
 

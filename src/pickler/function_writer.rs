@@ -43,156 +43,174 @@ impl<'s, 'py> Engine<'s, 'py> {
         &mut self,
         obj: *mut ffi::PyObject,
     ) -> PyResult<()> {
-        let py = self.py;
-        let func = borrowed(py, obj);
-        let globals_ref = self
-            .globals_ref
-            .get_or_insert_with(|| PyDict::new(py))
-            .clone();
-        let parts = function_parts(&func, &globals_ref)?;
-        let direct = self.proto >= 2
-            && self.private_temporaries
-            && self.persistent_id.is_none()
-            && !self.fast
-            && !parts.has_module
-            && parts.func_dict.is_empty();
-        if !direct {
-            let rv = build_function_reduce(&parts)?;
-            return self.save_reduce_value(obj, &rv);
+        // SAFETY: `obj` is an alive exact function (contract), as `function_parts`
+        // requires.
+        unsafe {
+            let py = self.py;
+            let func = borrowed(py, obj);
+            let globals_ref = self
+                .globals_ref
+                .get_or_insert_with(|| PyDict::new(py))
+                .clone();
+            let parts = function_parts(&func, &globals_ref)?;
+            let direct = self.proto >= 2
+                && self.private_temporaries
+                && self.persistent_id.is_none()
+                && !self.fast
+                && !parts.has_module
+                && parts.func_dict.is_empty();
+            if !direct {
+                let rv = build_function_reduce(&parts)?;
+                return self.save_reduce_value(obj, &rv);
+            }
+            self.enter()?;
+            let result = self.canonical_scope(true, |e| e.write_function(obj, &parts));
+            self.leave();
+            result
         }
-        self.enter()?;
-        let result = self.canonical_scope(true, |e| e.write_function(obj, &parts));
-        self.leave();
-        result
     }
 
+    /// # Safety
+    /// `obj` must be the alive function whose parts are `parts`.
     unsafe fn write_function(
         &mut self,
         obj: *mut ffi::PyObject,
         parts: &FunctionParts<'py>,
     ) -> PyResult<()> {
-        let py = self.py;
-        let hot = crate::bridge::bridge(py)?;
-        let none = ffi::Py_None();
+        // SAFETY: `obj` is alive (contract); everything else saved is held by
+        // `parts`, the bridge or the interned strings.
+        unsafe {
+            let py = self.py;
+            let hot = crate::bridge::bridge(py)?;
+            let none = ffi::Py_None();
 
-        let make_function = hot.make_function.as_ptr();
-        self.save(make_function, false)
-            .map_err(|e| self.function_failed(parts, Part::Callable, make_function, e))?;
+            let make_function = hot.make_function.as_ptr();
+            self.save(make_function, false)
+                .map_err(|e| self.function_failed(parts, Part::Callable, make_function, e))?;
 
-        // (code, base_globals, None, None, closure of empty cells)
-        self.boundary()?;
-        self.out.byte(MARK);
-        let code = parts.code.as_ptr();
-        self.save(code, false)
-            .map_err(|e| self.function_failed(parts, Part::Arg(0), code, e))?;
-        let base_globals = parts.base_globals.as_ptr();
-        self.save(base_globals, false)
-            .map_err(|e| self.function_failed(parts, Part::Arg(1), base_globals, e))?;
-        self.save(none, false)?;
-        self.save(none, false)?;
-        if parts.closure.is_none() {
+            // (code, base_globals, None, None, closure of empty cells)
+            self.boundary()?;
+            self.out.byte(MARK);
+            let code = parts.code.as_ptr();
+            self.save(code, false)
+                .map_err(|e| self.function_failed(parts, Part::Arg(0), code, e))?;
+            let base_globals = parts.base_globals.as_ptr();
+            self.save(base_globals, false)
+                .map_err(|e| self.function_failed(parts, Part::Arg(1), base_globals, e))?;
             self.save(none, false)?;
-        } else {
-            self.write_empty_cells(parts.n_cells)
-                .map_err(|e| self.function_failed(parts, Part::Arg(4), std::ptr::null_mut(), e))?;
-        }
-        self.out.byte(TUPLE);
-        self.memo_skip()?;
-        self.out.byte(REDUCE);
-        if let Some(idx) = self.memo.get(obj) {
-            // Recursive: saving the arguments memoized the function.
-            self.out.byte(POP);
-            return self.memo_get(idx);
-        }
-        self.memo_put(obj, false)?;
+            self.save(none, false)?;
+            if parts.closure.is_none() {
+                self.save(none, false)?;
+            } else {
+                self.write_empty_cells(parts.n_cells).map_err(|e| {
+                    self.function_failed(parts, Part::Arg(4), std::ptr::null_mut(), e)
+                })?;
+            }
+            self.out.byte(TUPLE);
+            self.memo_skip()?;
+            self.out.byte(REDUCE);
+            if let Some(idx) = self.memo.get(obj) {
+                // Recursive: saving the arguments memoized the function.
+                self.out.byte(POP);
+                return self.memo_get(idx);
+            }
+            self.memo_put(obj, false)?;
 
-        // _function_setstate(func, ({}, slotstate))
-        self.save(hot.function_setstate.as_ptr(), false)?;
-        self.save(obj, false)?;
-        self.boundary()?;
-        self.boundary()?;
-        self.out.byte(EMPTY_DICT);
-        self.memo_skip()?;
-        self.boundary()?;
-        self.out.byte(EMPTY_DICT);
-        self.memo_skip()?;
-        self.out.byte(MARK);
-        self.write_slot_name(pyo3::intern!(py, "__name__"), &parts.name)?;
-        self.write_slot_name(pyo3::intern!(py, "__qualname__"), &parts.qualname)?;
-        let slots = [
-            (pyo3::intern!(py, "__annotations__"), &parts.annotations),
-            (pyo3::intern!(py, "__kwdefaults__"), &parts.kwdefaults),
-            (pyo3::intern!(py, "__defaults__"), &parts.defaults),
-            (pyo3::intern!(py, "__module__"), &parts.module),
-            (pyo3::intern!(py, "__doc__"), &parts.doc),
-            (pyo3::intern!(py, "__closure__"), &parts.closure),
-        ];
-        for (key, value) in slots {
-            self.save(key.as_ptr(), false)?;
-            self.save(value.as_ptr(), false)
-                .map_err(|e| self.function_failed(parts, Part::Slot(key), value.as_ptr(), e))?;
+            // _function_setstate(func, ({}, slotstate))
+            self.save(hot.function_setstate.as_ptr(), false)?;
+            self.save(obj, false)?;
+            self.boundary()?;
+            self.boundary()?;
+            self.out.byte(EMPTY_DICT);
+            self.memo_skip()?;
+            self.boundary()?;
+            self.out.byte(EMPTY_DICT);
+            self.memo_skip()?;
+            self.out.byte(MARK);
+            self.write_slot_name(pyo3::intern!(py, "__name__"), &parts.name)?;
+            self.write_slot_name(pyo3::intern!(py, "__qualname__"), &parts.qualname)?;
+            let slots = [
+                (pyo3::intern!(py, "__annotations__"), &parts.annotations),
+                (pyo3::intern!(py, "__kwdefaults__"), &parts.kwdefaults),
+                (pyo3::intern!(py, "__defaults__"), &parts.defaults),
+                (pyo3::intern!(py, "__module__"), &parts.module),
+                (pyo3::intern!(py, "__doc__"), &parts.doc),
+                (pyo3::intern!(py, "__closure__"), &parts.closure),
+            ];
+            for (key, value) in slots {
+                self.save(key.as_ptr(), false)?;
+                self.save(value.as_ptr(), false)
+                    .map_err(|e| self.function_failed(parts, Part::Slot(key), value.as_ptr(), e))?;
+            }
+            // No package among the dependencies: no submodules, an empty list.
+            self.save(pyo3::intern!(py, "_cloudpickle_submodules").as_ptr(), false)?;
+            self.boundary()?;
+            self.out.byte(EMPTY_LIST);
+            self.memo_skip()?;
+            self.save(pyo3::intern!(py, "__globals__").as_ptr(), false)?;
+            self.write_used_globals(parts)?;
+            self.out.byte(SETITEMS);
+            self.out.byte(TUPLE2);
+            self.memo_skip()?;
+            self.out.bytes(&[TUPLE2, REDUCE, POP]);
+            Ok(())
         }
-        // No package among the dependencies: no submodules, an empty list.
-        self.save(pyo3::intern!(py, "_cloudpickle_submodules").as_ptr(), false)?;
-        self.boundary()?;
-        self.out.byte(EMPTY_LIST);
-        self.memo_skip()?;
-        self.save(pyo3::intern!(py, "__globals__").as_ptr(), false)?;
-        self.write_used_globals(parts)?;
-        self.out.byte(SETITEMS);
-        self.out.byte(TUPLE2);
-        self.memo_skip()?;
-        self.out.bytes(&[TUPLE2, REDUCE, POP]);
-        Ok(())
     }
 
     /// A slot-state name entry: the value is a copy of the name (see
     /// `copy_str`), which only the payload refers to. Names of one
     /// character (or none) are shared singletons, as with `"".join`, and
     /// are saved as objects.
-    unsafe fn write_slot_name(
+    fn write_slot_name(
         &mut self,
         key: &Bound<'py, PyString>,
         name: &Bound<'py, PyAny>,
     ) -> PyResult<()> {
-        self.save(key.as_ptr(), false)?;
-        let n = name.as_ptr();
-        if ffi::PyUnicode_CheckExact(n) != 0 && ffi::PyUnicode_GetLength(n) > 1 {
-            self.boundary()?;
-            self.write_str(n)?;
-            return self.memo_skip();
+        // SAFETY: `key`, `name` and the copy are held by references; `write_str`
+        // is only given `name` once it is checked to be an exact str.
+        unsafe {
+            self.save(key.as_ptr(), false)?;
+            let n = name.as_ptr();
+            if ffi::PyUnicode_CheckExact(n) != 0 && ffi::PyUnicode_GetLength(n) > 1 {
+                self.boundary()?;
+                self.write_str(n)?;
+                return self.memo_skip();
+            }
+            let copy = copy_str(name)?;
+            self.save(copy.as_ptr(), false)
         }
-        let copy = copy_str(name)?;
-        self.save(copy.as_ptr(), false)
     }
 
     /// The closure argument: a tuple of `n` new empty cells, each
     /// `_make_empty_cell()`.
-    unsafe fn write_empty_cells(&mut self, n: usize) -> PyResult<()> {
-        let hot = crate::bridge::bridge(self.py)?;
-        self.boundary()?;
-        let small = n <= 3;
-        if !small {
-            self.out.byte(MARK);
-        }
-        for _ in 0..n {
+    fn write_empty_cells(&mut self, n: usize) -> PyResult<()> {
+        // SAFETY: the bridge holds `_make_empty_cell` for the life of the process.
+        unsafe {
+            let hot = crate::bridge::bridge(self.py)?;
             self.boundary()?;
-            self.save(hot.make_empty_cell.as_ptr(), false)?;
-            self.boundary()?;
-            self.out.byte(EMPTY_TUPLE);
-            self.out.byte(REDUCE);
-            self.memo_skip()?;
+            let small = n <= 3;
+            if !small {
+                self.out.byte(MARK);
+            }
+            for _ in 0..n {
+                self.boundary()?;
+                self.save(hot.make_empty_cell.as_ptr(), false)?;
+                self.boundary()?;
+                self.out.byte(EMPTY_TUPLE);
+                self.out.byte(REDUCE);
+                self.memo_skip()?;
+            }
+            if small {
+                self.out.byte([EMPTY_TUPLE, TUPLE1, TUPLE2, TUPLE3][n]);
+            } else {
+                self.out.byte(TUPLE);
+            }
+            self.memo_skip()
         }
-        if small {
-            self.out.byte([EMPTY_TUPLE, TUPLE1, TUPLE2, TUPLE3][n]);
-        } else {
-            self.out.byte(TUPLE);
-        }
-        self.memo_skip()
     }
 
     /// The dict of used globals, batched as `save_dict` batches a dict.
-    unsafe fn write_used_globals(&mut self, parts: &FunctionParts<'py>) -> PyResult<()> {
+    fn write_used_globals(&mut self, parts: &FunctionParts<'py>) -> PyResult<()> {
         self.boundary()?;
         self.out.byte(EMPTY_DICT);
         self.memo_skip()?;
@@ -221,16 +239,22 @@ impl<'s, 'py> Engine<'s, 'py> {
         }
     }
 
-    unsafe fn write_global_entry(&mut self, parts: &FunctionParts<'py>, i: usize) -> PyResult<()> {
-        let (name, value) = &parts.used[i];
-        self.save(name.as_ptr(), false)?;
-        self.save(value.as_ptr(), false)
-            .map_err(|e| self.function_failed(parts, Part::Global(name), value.as_ptr(), e))
+    fn write_global_entry(&mut self, parts: &FunctionParts<'py>, i: usize) -> PyResult<()> {
+        // SAFETY: `parts` holds the name and the value.
+        unsafe {
+            let (name, value) = &parts.used[i];
+            self.save(name.as_ptr(), false)?;
+            self.save(value.as_ptr(), false)
+                .map_err(|e| self.function_failed(parts, Part::Global(name), value.as_ptr(), e))
+        }
     }
 
     /// The failure path through a function written directly: the same
     /// steps as through the reduction it stands for, with that reduction
     /// built now to show its containers.
+    ///
+    /// # Safety
+    /// `child` must be null or alive.
     #[cold]
     #[inline(never)]
     unsafe fn function_failed(
@@ -240,38 +264,44 @@ impl<'s, 'py> Engine<'s, 'py> {
         child: *mut ffi::PyObject,
         err: PyErr,
     ) -> PyErr {
-        let py = self.py;
-        let rv = build_function_reduce(parts).ok();
-        let item = |t: &Option<Bound<'py, PyAny>>, i: usize| -> Option<Bound<'py, PyAny>> {
-            t.as_ref()
-                .and_then(|t| t.cast::<PyTuple>().ok())
-                .and_then(|t| t.get_item(i).ok())
-        };
-        let ptr =
-            |o: &Option<Bound<'py, PyAny>>| o.as_ref().map_or(std::ptr::null_mut(), |o| o.as_ptr());
-        let newargs = item(&rv, 1);
-        let state = item(&rv, 2);
-        let slotstate = item(&state, 1);
-        match part {
-            Part::Callable => self.failed_at(Step::Callable, child, err),
-            Part::Arg(i) => {
-                let err = self.failed_at(Step::Item(i), child, err);
-                self.failed_at(Step::Args(0), ptr(&newargs), err)
-            }
-            Part::Slot(key) => {
-                let err = self.failed_at(Step::Value(key.clone().into_any().unbind()), child, err);
-                let err = self.failed_at(Step::Item(1), ptr(&slotstate), err);
-                self.failed_at(Step::State, ptr(&state), err)
-            }
-            Part::Global(name) => {
-                let used = slotstate
-                    .as_ref()
-                    .and_then(|d| d.get_item(pyo3::intern!(py, "__globals__")).ok());
-                let err = self.failed_at(Step::Value(name.clone().unbind()), child, err);
-                let key = pyo3::intern!(py, "__globals__").clone().into_any().unbind();
-                let err = self.failed_at(Step::Value(key), ptr(&used), err);
-                let err = self.failed_at(Step::Item(1), ptr(&slotstate), err);
-                self.failed_at(Step::State, ptr(&state), err)
+        // SAFETY: `child` is null or alive (contract); the other objects named are
+        // held by `rv` and its items.
+        unsafe {
+            let py = self.py;
+            let rv = build_function_reduce(parts).ok();
+            let item = |t: &Option<Bound<'py, PyAny>>, i: usize| -> Option<Bound<'py, PyAny>> {
+                t.as_ref()
+                    .and_then(|t| t.cast::<PyTuple>().ok())
+                    .and_then(|t| t.get_item(i).ok())
+            };
+            let ptr = |o: &Option<Bound<'py, PyAny>>| {
+                o.as_ref().map_or(std::ptr::null_mut(), |o| o.as_ptr())
+            };
+            let newargs = item(&rv, 1);
+            let state = item(&rv, 2);
+            let slotstate = item(&state, 1);
+            match part {
+                Part::Callable => self.failed_at(Step::Callable, child, err),
+                Part::Arg(i) => {
+                    let err = self.failed_at(Step::Item(i), child, err);
+                    self.failed_at(Step::Args(0), ptr(&newargs), err)
+                }
+                Part::Slot(key) => {
+                    let err =
+                        self.failed_at(Step::Value(key.clone().into_any().unbind()), child, err);
+                    let err = self.failed_at(Step::Item(1), ptr(&slotstate), err);
+                    self.failed_at(Step::State, ptr(&state), err)
+                }
+                Part::Global(name) => {
+                    let used = slotstate
+                        .as_ref()
+                        .and_then(|d| d.get_item(pyo3::intern!(py, "__globals__")).ok());
+                    let err = self.failed_at(Step::Value(name.clone().unbind()), child, err);
+                    let key = pyo3::intern!(py, "__globals__").clone().into_any().unbind();
+                    let err = self.failed_at(Step::Value(key), ptr(&used), err);
+                    let err = self.failed_at(Step::Item(1), ptr(&slotstate), err);
+                    self.failed_at(Step::State, ptr(&state), err)
+                }
             }
         }
     }

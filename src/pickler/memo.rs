@@ -152,14 +152,17 @@ impl Memo {
     /// The GIL must be held and `obj` must be a live object.
     #[inline]
     pub unsafe fn put(&mut self, obj: *mut ffi::PyObject, transient: bool) -> usize {
-        let index = self.next_index;
-        self.next_index += 1;
-        if transient {
-            self.pending.push((obj, index));
-        } else {
-            self.insert(obj, index);
+        // SAFETY: GIL held and `obj` alive (contract), as `insert` requires.
+        unsafe {
+            let index = self.next_index;
+            self.next_index += 1;
+            if transient {
+                self.pending.push((obj, index));
+            } else {
+                self.insert(obj, index);
+            }
+            index
         }
-        index
     }
 
     /// Hands out the next index without recording any object (see
@@ -174,36 +177,40 @@ impl Memo {
     /// # Safety
     /// The GIL must be held and `obj` must be a live object.
     unsafe fn insert(&mut self, obj: *mut ffi::PyObject, index: usize) {
-        // Indices beyond u32 cannot be written by any opcode but MEMOIZE;
-        // the engine refuses them before getting here.
-        let index = index as u32;
-        if (self.used + 1) * 2 > self.slots.len() {
-            self.grow();
-        }
-        let key = obj as usize;
-        let mask = self.slots.len() - 1;
-        let mut i = hash(key, self.bits);
-        loop {
-            let s = &mut self.slots[i];
-            if s.generation != self.generation {
-                *s = Slot {
-                    key,
-                    index,
-                    generation: self.generation,
-                };
-                break;
+        // SAFETY: GIL held and `obj` alive (contract): the table takes its own
+        // reference, released by `clear`.
+        unsafe {
+            // Indices beyond u32 cannot be written by any opcode but MEMOIZE;
+            // the engine refuses them before getting here.
+            let index = index as u32;
+            if (self.used + 1) * 2 > self.slots.len() {
+                self.grow();
             }
-            if s.key == key {
-                // Re-memoizing an object (possible through the persistent
-                // memo of a Pickler): keep the newer index, as pickle does.
-                s.index = index;
-                return;
+            let key = obj as usize;
+            let mask = self.slots.len() - 1;
+            let mut i = hash(key, self.bits);
+            loop {
+                let s = &mut self.slots[i];
+                if s.generation != self.generation {
+                    *s = Slot {
+                        key,
+                        index,
+                        generation: self.generation,
+                    };
+                    break;
+                }
+                if s.key == key {
+                    // Re-memoizing an object (possible through the persistent
+                    // memo of a Pickler): keep the newer index, as pickle does.
+                    s.index = index;
+                    return;
+                }
+                i = (i + 1) & mask;
             }
-            i = (i + 1) & mask;
+            self.used += 1;
+            ffi::Py_INCREF(obj);
+            self.owned.push(obj);
         }
-        self.used += 1;
-        ffi::Py_INCREF(obj);
-        self.owned.push(obj);
     }
 
     fn grow(&mut self) {
@@ -235,11 +242,14 @@ impl Memo {
     /// # Safety
     /// The GIL must be held and the objects alive.
     pub unsafe fn set_entries(&mut self, entries: &[(*mut ffi::PyObject, usize)]) {
-        self.clear();
-        for &(obj, idx) in entries {
-            self.insert(obj, idx);
+        // SAFETY: GIL held and the objects alive (contract), as `insert` requires.
+        unsafe {
+            self.clear();
+            for &(obj, idx) in entries {
+                self.insert(obj, idx);
+            }
+            self.next_index = self.used;
         }
-        self.next_index = self.used;
     }
 
     /// Inserts the parked transient objects into the table.
@@ -248,12 +258,15 @@ impl Memo {
     /// The GIL must be held, and no Python code may have run since the
     /// pending objects were parked (so they are all still alive).
     pub unsafe fn flush_pending(&mut self) {
-        let pending = std::mem::take(&mut self.pending);
-        for &(obj, index) in &pending {
-            self.insert(obj, index);
+        // SAFETY: GIL held, and every parked object still alive (contract).
+        unsafe {
+            let pending = std::mem::take(&mut self.pending);
+            for &(obj, index) in &pending {
+                self.insert(obj, index);
+            }
+            self.pending = pending;
+            self.pending.clear();
         }
-        self.pending = pending;
-        self.pending.clear();
     }
 
     /// Forgets parked objects without inserting them (end of a one-shot
@@ -268,28 +281,32 @@ impl Memo {
     /// The GIL must be held. Decrefs may run arbitrary finalizers, so the
     /// caller must not rely on other engine state being borrowed.
     pub unsafe fn clear(&mut self) {
-        let owned = std::mem::take(&mut self.owned);
-        self.pending.clear();
-        self.next_index = 0;
-        self.used = 0;
-        if self.slots.len() > KEEP_SLOTS {
-            self.slots = empty_slots(MIN_SLOTS);
-            self.bits = MIN_SLOTS.trailing_zeros();
-            self.generation = 1;
-        } else if self.generation == u32::MAX {
-            self.slots.fill(EMPTY);
-            self.generation = 1;
-        } else {
-            self.generation += 1;
-        }
-        for obj in &owned {
-            ffi::Py_DECREF(*obj);
-        }
-        // Keep the allocation for the next call.
-        let mut owned = owned;
-        owned.clear();
-        if self.owned.is_empty() {
-            self.owned = owned;
+        // SAFETY: GIL held (contract); each pointer of `owned` is a reference the
+        // table took in `insert`, released once here.
+        unsafe {
+            let owned = std::mem::take(&mut self.owned);
+            self.pending.clear();
+            self.next_index = 0;
+            self.used = 0;
+            if self.slots.len() > KEEP_SLOTS {
+                self.slots = empty_slots(MIN_SLOTS);
+                self.bits = MIN_SLOTS.trailing_zeros();
+                self.generation = 1;
+            } else if self.generation == u32::MAX {
+                self.slots.fill(EMPTY);
+                self.generation = 1;
+            } else {
+                self.generation += 1;
+            }
+            for obj in &owned {
+                ffi::Py_DECREF(*obj);
+            }
+            // Keep the allocation for the next call.
+            let mut owned = owned;
+            owned.clear();
+            if self.owned.is_empty() {
+                self.owned = owned;
+            }
         }
     }
 }
@@ -301,6 +318,8 @@ impl Drop for Memo {
         }
         // A Memo is only dropped with the GIL held (inside the thread-local
         // pool at thread exit it may not be: then leak rather than crash).
+        // SAFETY: `Py_IsInitialized` may be called at any time, without the
+        // GIL.
         if unsafe { ffi::Py_IsInitialized() } != 0 && pyo3_gil_held() {
             // SAFETY: the GIL is held (checked above).
             unsafe { self.clear() };

@@ -203,14 +203,16 @@ impl<'s, 'py> Engine<'s, 'py> {
                 self.out.set_framing(true);
             }
         }
-        // SAFETY: `obj` is alive (borrowed from the caller) and the GIL is
-        // held (we have `self.py`).
         // A root tuple is memoized after its items and nothing follows it:
         // its memo entry can never be looked up (for a one-shot dump).
+        // SAFETY: `obj` is alive (borrowed from the caller) and the GIL is
+        // held (we have `self.py`).
         let root_transient =
             self.transient_memo && unsafe { ffi::PyTuple_CheckExact(obj.as_ptr()) } != 0;
         self.root = obj.as_ptr();
         let outer_pure = fast_paths::enter_pure(self.transient_memo);
+        // SAFETY: the caller's `obj` keeps the object alive for the whole
+        // dump.
         let result = unsafe { self.save(obj.as_ptr(), root_transient) };
         let result = result.map(|()| {
             self.out.byte(STOP);
@@ -347,32 +349,35 @@ impl<'s, 'py> Engine<'s, 'py> {
     /// and records it.
     ///
     /// # Safety
-    /// GIL held, `obj` alive.
+    /// `obj` must be alive.
     #[inline(always)]
     unsafe fn memo_put(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
-        if self.fast {
-            return Ok(());
-        }
-        if self.memo.len() >= u32::MAX as usize {
-            return Err(self.pickling_error("memo id too large for LONG_BINPUT"));
-        }
-        let idx = self.memo.put(obj, transient && self.transient_memo);
-        if self.proto >= 4 {
-            self.out.byte(MEMOIZE);
-        } else if self.bin {
-            if idx < 256 {
-                self.out.op_u8(BINPUT, idx as u8);
-            } else if idx <= u32::MAX as usize {
-                self.out.op_u32(LONG_BINPUT, idx as u32);
-            } else {
+        // SAFETY: `obj` is alive (this fn's contract), which is all `Memo::put` needs.
+        unsafe {
+            if self.fast {
+                return Ok(());
+            }
+            if self.memo.len() >= u32::MAX as usize {
                 return Err(self.pickling_error("memo id too large for LONG_BINPUT"));
             }
-        } else {
-            self.out.byte(PUT);
-            self.out.bytes(idx.to_string().as_bytes());
-            self.out.byte(b'\n');
+            let idx = self.memo.put(obj, transient && self.transient_memo);
+            if self.proto >= 4 {
+                self.out.byte(MEMOIZE);
+            } else if self.bin {
+                if idx < 256 {
+                    self.out.op_u8(BINPUT, idx as u8);
+                } else if idx <= u32::MAX as usize {
+                    self.out.op_u32(LONG_BINPUT, idx as u32);
+                } else {
+                    return Err(self.pickling_error("memo id too large for LONG_BINPUT"));
+                }
+            } else {
+                self.out.byte(PUT);
+                self.out.bytes(idx.to_string().as_bytes());
+                self.out.byte(b'\n');
+            }
+            Ok(())
         }
-        Ok(())
     }
 
     /// Writes a reference to memo entry `idx`.
@@ -393,15 +398,22 @@ impl<'s, 'py> Engine<'s, 'py> {
 
     /// Fast mode: entering a list or dict; a container already being saved
     /// at this depth means a cycle, which fast mode cannot pickle.
+    ///
+    /// # Safety
+    /// `obj` must be alive (its type is named in the error).
     pub(super) unsafe fn fast_enter(&mut self, obj: *mut ffi::PyObject) -> PyResult<()> {
-        self.fast_nesting += 1;
-        if self.fast_nesting >= FAST_NESTING_LIMIT && !self.fast_memo.insert(obj as usize) {
-            let name = crate::errors::type_name(&borrowed(self.py, obj));
-            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+        // SAFETY: `obj` is alive (contract): `borrowed` may take a reference to it
+        // for the error message.
+        unsafe {
+            self.fast_nesting += 1;
+            if self.fast_nesting >= FAST_NESTING_LIMIT && !self.fast_memo.insert(obj as usize) {
+                let name = crate::errors::type_name(&borrowed(self.py, obj));
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
                 "fast mode: can't pickle cyclic objects including object type {name} at {obj:p}"
             )));
+            }
+            Ok(())
         }
-        Ok(())
     }
 
     pub(super) fn fast_leave(&mut self, obj: *mut ffi::PyObject) {
@@ -419,19 +431,28 @@ impl<'s, 'py> Engine<'s, 'py> {
     /// by a list or dict being traversed (see `memo`).
     ///
     /// # Safety
-    /// GIL held; `obj` alive for the whole call.
+    /// `obj` must stay alive for the whole call: the caller holds a reference
+    /// to it (its own, or a container's that no Python code run meanwhile can
+    /// drop).
     pub(crate) unsafe fn save(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
-        self.boundary()?;
-        if self.persistent_id.is_some() && self.save_pers(obj)? {
-            return Ok(());
+        // SAFETY: `obj` is alive for the whole call (contract), as `save_pers` and
+        // `save_body` require.
+        unsafe {
+            self.boundary()?;
+            if self.persistent_id.is_some() && self.save_pers(obj)? {
+                return Ok(());
+            }
+            self.save_body(obj, transient)
         }
-        self.save_body(obj, transient)
     }
 
     /// Records, as an error travels up, the child whose save failed (null
     /// when not known) and which part of the object being saved it was
     /// (see `trail`); returns `err`. Only error paths call this: `save`
     /// itself records nothing, so the success path pays nothing.
+    ///
+    /// # Safety
+    /// `child` must be null or alive (the trail takes a reference to it).
     #[cold]
     #[inline(never)]
     pub(super) unsafe fn failed_at(
@@ -440,195 +461,233 @@ impl<'s, 'py> Engine<'s, 'py> {
         child: *mut ffi::PyObject,
         err: PyErr,
     ) -> PyErr {
-        let trail = self.trail.get_or_insert_with(Default::default);
-        if !child.is_null() {
-            trail.push_object(self.py, child);
+        // SAFETY: `child` is null or alive (contract).
+        unsafe {
+            let trail = self.trail.get_or_insert_with(Default::default);
+            if !child.is_null() {
+                trail.push_object(self.py, child);
+            }
+            trail.push(step);
+            err
         }
-        trail.push(step);
-        err
     }
 
     /// `save` without the persistent_id hook (for persistent ids themselves).
+    ///
+    /// # Safety
+    /// As for `save`: `obj` alive for the whole call.
     unsafe fn save_body(&mut self, obj: *mut ffi::PyObject, transient: bool) -> PyResult<()> {
-        let tp = ffi::Py_TYPE(obj);
-        // Atoms: never memoized.
-        if obj == ffi::Py_None() {
-            self.out.byte(NONE);
-            return Ok(());
-        }
-        if tp == std::ptr::addr_of_mut!(ffi::PyBool_Type) {
-            self.save_bool(obj);
-            return Ok(());
-        }
-        if tp == std::ptr::addr_of_mut!(ffi::PyLong_Type) {
-            return self.save_long(obj);
-        }
-        if tp == std::ptr::addr_of_mut!(ffi::PyFloat_Type) {
-            self.save_float(obj);
-            return Ok(());
-        }
-        // A transient object (only its container refers to it) cannot be
-        // in the memo, whose entries hold references.
-        if !transient {
-            if let Some(idx) = self.memo.get(obj) {
-                return self.memo_get(idx);
+        // SAFETY: `obj` is alive for the whole call (contract); every saver below is
+        // handed an object of the exact type it handles (checked right before).
+        unsafe {
+            let tp = ffi::Py_TYPE(obj);
+            // Atoms: never memoized.
+            if obj == ffi::Py_None() {
+                self.out.byte(NONE);
+                return Ok(());
             }
+            if tp == std::ptr::addr_of_mut!(ffi::PyBool_Type) {
+                self.save_bool(obj);
+                return Ok(());
+            }
+            if tp == std::ptr::addr_of_mut!(ffi::PyLong_Type) {
+                return self.save_long(obj);
+            }
+            if tp == std::ptr::addr_of_mut!(ffi::PyFloat_Type) {
+                self.save_float(obj);
+                return Ok(());
+            }
+            // A transient object (only its container refers to it) cannot be
+            // in the memo, whose entries hold references.
+            if !transient {
+                if let Some(idx) = self.memo.get(obj) {
+                    return self.memo_get(idx);
+                }
+            }
+            if tp == std::ptr::addr_of_mut!(ffi::PyBytes_Type) {
+                return self.save_bytes(obj, transient);
+            }
+            if tp == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) {
+                return self.save_str(obj, transient);
+            }
+            self.enter()?;
+            let result = self.save_compound(obj, tp, transient);
+            self.leave();
+            result
         }
-        if tp == std::ptr::addr_of_mut!(ffi::PyBytes_Type) {
-            return self.save_bytes(obj, transient);
-        }
-        if tp == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) {
-            return self.save_str(obj, transient);
-        }
-        self.enter()?;
-        let result = self.save_compound(obj, tp, transient);
-        self.leave();
-        result
     }
 
+    /// # Safety
+    /// `obj` must stay alive for the whole call and `tp` must be its type.
     unsafe fn save_compound(
         &mut self,
         obj: *mut ffi::PyObject,
         tp: *mut ffi::PyTypeObject,
         transient: bool,
     ) -> PyResult<()> {
-        if tp == std::ptr::addr_of_mut!(ffi::PyDict_Type) {
-            return self.save_dict(obj, transient);
+        // SAFETY: `obj` is alive for the whole call and `tp` is its type (contract):
+        // each saver below is handed an object of the exact type it handles.
+        unsafe {
+            if tp == std::ptr::addr_of_mut!(ffi::PyDict_Type) {
+                return self.save_dict(obj, transient);
+            }
+            if tp == std::ptr::addr_of_mut!(ffi::PyList_Type) {
+                return self.save_list(obj, transient);
+            }
+            if tp == std::ptr::addr_of_mut!(ffi::PyTuple_Type) {
+                return self.save_tuple(obj, transient);
+            }
+            // Every other type leaves the pure region first (see `leave_pure`).
+            self.leave_pure();
+            if tp == std::ptr::addr_of_mut!(ffi::PySet_Type) {
+                return self.save_set(obj, transient);
+            }
+            if tp == std::ptr::addr_of_mut!(ffi::PyFrozenSet_Type) {
+                return self.save_frozenset(obj, transient);
+            }
+            if tp == std::ptr::addr_of_mut!(ffi::PyByteArray_Type) {
+                return self.save_bytearray(obj, transient);
+            }
+            if tp == self.c.picklebuffer_type {
+                return self.save_picklebuffer(obj);
+            }
+            self.save_other(obj, tp, transient)
         }
-        if tp == std::ptr::addr_of_mut!(ffi::PyList_Type) {
-            return self.save_list(obj, transient);
-        }
-        if tp == std::ptr::addr_of_mut!(ffi::PyTuple_Type) {
-            return self.save_tuple(obj, transient);
-        }
-        // Every other type leaves the pure region first (see `leave_pure`).
-        self.leave_pure();
-        if tp == std::ptr::addr_of_mut!(ffi::PySet_Type) {
-            return self.save_set(obj, transient);
-        }
-        if tp == std::ptr::addr_of_mut!(ffi::PyFrozenSet_Type) {
-            return self.save_frozenset(obj, transient);
-        }
-        if tp == std::ptr::addr_of_mut!(ffi::PyByteArray_Type) {
-            return self.save_bytearray(obj, transient);
-        }
-        if tp == self.c.picklebuffer_type {
-            return self.save_picklebuffer(obj);
-        }
-        self.save_other(obj, tp, transient)
     }
 
     /// Everything that is not builtin data: reducer_override, types and
     /// functions by reference, dispatch tables, the reduce protocol.
+    ///
+    /// # Safety
+    /// `obj` must stay alive for the whole call and `tp` must be its type.
     unsafe fn save_other(
         &mut self,
         obj: *mut ffi::PyObject,
         tp: *mut ffi::PyTypeObject,
         transient: bool,
     ) -> PyResult<()> {
-        // reducer_override comes first, as in pickle.
-        if let Some(reducer_override) = self.reducer_override.clone() {
-            let rv = reducer_override.call1((borrowed(self.py, obj),))?;
-            if !rv.is(self.py.NotImplemented()) {
-                return self.save_reduce_value(obj, &rv);
-            }
-        } else if (tp == std::ptr::addr_of_mut!(ffi::PyType_Type) && self.save_builtin_type(obj)?)
-            || ((tp == std::ptr::addr_of_mut!(ffi::PyCFunction_Type)
-                || tp == std::ptr::addr_of_mut!(ffi::PyFunction_Type))
-                && self.save_own_global(obj, tp)?)
-        {
-            return Ok(());
-        } else if tp == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
-            let object = borrowed(self.py, obj);
-            if !crate::by_value::should_pickle_by_reference(&object)? {
-                return self.save_function_by_value(obj);
-            }
-            return self.save_global(obj, None);
-        } else {
-            let object = borrowed(self.py, obj);
-            let mut globals_ref = self.globals_ref.take();
-            let ctx = crate::reduce::ReduceContext {
-                globals_ref: &mut globals_ref,
-                cache_classes: !self.digest_run,
-            };
-            let rv = crate::reduce::reducer_override(&object, ctx);
-            self.globals_ref = globals_ref;
-            if let Some(rv) = rv? {
-                return self.save_reduce_value(obj, &rv);
-            }
-        }
-        if tp == std::ptr::addr_of_mut!(ffi::PyType_Type) {
-            return self.save_type(obj);
-        }
-        if tp == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
-            return self.save_global(obj, None);
-        }
-        if let Some(reducer) = self.dispatch_lookup(tp)? {
-            let object = borrowed(self.py, obj);
-            if tp == std::ptr::addr_of_mut!(ffi::PyCode_Type)
-                && crate::reduce::is_code_reduce(&reducer)
-            {
-                let (rv, fragment) = fragment::code_reduction(&reducer, &object)?;
-                if self.save_code_reduction(obj, &rv, fragment)? {
-                    return Ok(());
+        // SAFETY: `obj` is alive for the whole call (contract). `tp` is its type
+        // until Python code runs; after the reducer_override step it is read again
+        // and held by `_type`, so it stays a live type even if Python code run
+        // later (a dispatch table, a reducer) changes `obj.__class__`.
+        unsafe {
+            // reducer_override comes first, as in pickle.
+            if let Some(reducer_override) = self.reducer_override.clone() {
+                let rv = reducer_override.call1((borrowed(self.py, obj),))?;
+                if !rv.is(self.py.NotImplemented()) {
+                    return self.save_reduce_value(obj, &rv);
                 }
-                return self.save_reduce_value(obj, &rv);
+            } else if (tp == std::ptr::addr_of_mut!(ffi::PyType_Type)
+                && self.save_builtin_type(obj)?)
+                || ((tp == std::ptr::addr_of_mut!(ffi::PyCFunction_Type)
+                    || tp == std::ptr::addr_of_mut!(ffi::PyFunction_Type))
+                    && self.save_own_global(obj, tp)?)
+            {
+                return Ok(());
+            } else if tp == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
+                let object = borrowed(self.py, obj);
+                if !crate::by_value::should_pickle_by_reference(&object)? {
+                    return self.save_function_by_value(obj);
+                }
+                return self.save_global(obj, None);
+            } else {
+                let object = borrowed(self.py, obj);
+                let mut globals_ref = self.globals_ref.take();
+                let ctx = crate::reduce::ReduceContext {
+                    globals_ref: &mut globals_ref,
+                    cache_classes: !self.digest_run,
+                };
+                let rv = crate::reduce::reducer_override(&object, ctx);
+                self.globals_ref = globals_ref;
+                if let Some(rv) = rv? {
+                    return self.save_reduce_value(obj, &rv);
+                }
             }
-            let rv = crate::reduce::call_reducer(&reducer, &object)?;
-            return self.save_reduce_value(obj, &rv);
-        }
-        if ffi::PyType_IsSubtype(tp, std::ptr::addr_of_mut!(ffi::PyType_Type)) != 0 {
-            return self.save_global(obj, None);
-        }
-        if tp == std::ptr::addr_of_mut!(ffi::PyCFunction_Type) {
-            // A builtin function of a module (cloudpickle's own native
-            // reconstructors among them): its `__reduce__` returns its
-            // name, which is its `__qualname__` too, and pickle saves it
-            // as a global. Done directly, with the lookup cache.
-            let owner = ffi::PyCFunction_GetSelf(obj);
-            if owner.is_null() || ffi::PyModule_Check(owner) != 0 {
+            // The reducer_override step may have run Python code that
+            // assigned `obj.__class__` and freed the class read before: the
+            // type is read again, and held while it is used.
+            let tp = ffi::Py_TYPE(obj);
+            let _type = borrowed(self.py, tp.cast());
+            if tp == std::ptr::addr_of_mut!(ffi::PyType_Type) {
+                return self.save_type(obj);
+            }
+            if tp == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
                 return self.save_global(obj, None);
             }
+            if let Some(reducer) = self.dispatch_lookup(tp)? {
+                let object = borrowed(self.py, obj);
+                if tp == std::ptr::addr_of_mut!(ffi::PyCode_Type)
+                    && crate::reduce::is_code_reduce(&reducer)
+                {
+                    let (rv, fragment) = fragment::code_reduction(&reducer, &object)?;
+                    if self.save_code_reduction(obj, &rv, fragment)? {
+                        return Ok(());
+                    }
+                    return self.save_reduce_value(obj, &rv);
+                }
+                let rv = crate::reduce::call_reducer(&reducer, &object)?;
+                return self.save_reduce_value(obj, &rv);
+            }
+            if ffi::PyType_IsSubtype(tp, std::ptr::addr_of_mut!(ffi::PyType_Type)) != 0 {
+                return self.save_global(obj, None);
+            }
+            if tp == std::ptr::addr_of_mut!(ffi::PyCFunction_Type) {
+                // A builtin function of a module (cloudpickle's own native
+                // reconstructors among them): its `__reduce__` returns its
+                // name, which is its `__qualname__` too, and pickle saves it
+                // as a global. Done directly, with the lookup cache.
+                let owner = ffi::PyCFunction_GetSelf(obj);
+                if owner.is_null() || ffi::PyModule_Check(owner) != 0 {
+                    return self.save_global(obj, None);
+                }
+            }
+            if self.proto >= 2
+                && fast_paths::enabled()
+                && self.save_plain_instance(obj, tp, transient)?
+            {
+                return Ok(());
+            }
+            if tp == self.c.partial.cast() && (*tp).tp_dictoffset > 0 {
+                return self.save_partial(obj, (*tp).tp_dictoffset, transient);
+            }
+            self.save_by_reduce_ex(obj, tp)
         }
-        if self.proto >= 2
-            && fast_paths::enabled()
-            && self.save_plain_instance(obj, tp, transient)?
-        {
-            return Ok(());
-        }
-        if tp == self.c.partial.cast() && (*tp).tp_dictoffset > 0 {
-            return self.save_partial(obj, (*tp).tp_dictoffset, transient);
-        }
-        self.save_by_reduce_ex(obj, tp)
     }
 
     /// Calls persistent_id(obj); writes the id and returns true if it is
     /// not None.
+    ///
+    /// # Safety
+    /// `obj` must be alive.
     unsafe fn save_pers(&mut self, obj: *mut ffi::PyObject) -> PyResult<bool> {
-        let Some(persistent_id) = self.persistent_id.clone() else {
-            return Ok(false);
-        };
-        // No pure region with a persistent_id hook (see `Engine::new`).
-        debug_assert!(!self.transient_memo);
-        let pid = persistent_id.call1((borrowed(self.py, obj),))?;
-        if pid.is_none() {
-            return Ok(false);
+        // SAFETY: `obj` is alive (contract); `pid`, saved in its place, is held
+        // by a reference.
+        unsafe {
+            let Some(persistent_id) = self.persistent_id.clone() else {
+                return Ok(false);
+            };
+            // No pure region with a persistent_id hook (see `Engine::new`).
+            debug_assert!(!self.transient_memo);
+            let pid = persistent_id.call1((borrowed(self.py, obj),))?;
+            if pid.is_none() {
+                return Ok(false);
+            }
+            if self.bin {
+                self.boundary()?;
+                self.save_body(pid.as_ptr(), false)
+                    .map_err(|e| self.failed_at(trail::Step::PersistentId, pid.as_ptr(), e))?;
+                self.out.byte(BINPERSID);
+            } else {
+                let text = pid.str()?;
+                let text = text.to_str().ok().filter(|s| s.is_ascii()).ok_or_else(|| {
+                    self.pickling_error("persistent IDs in protocol 0 must be ASCII strings")
+                })?;
+                self.out.byte(PERSID);
+                self.out.bytes(text.as_bytes());
+                self.out.byte(b'\n');
+            }
+            Ok(true)
         }
-        if self.bin {
-            self.boundary()?;
-            self.save_body(pid.as_ptr(), false)
-                .map_err(|e| self.failed_at(trail::Step::PersistentId, pid.as_ptr(), e))?;
-            self.out.byte(BINPERSID);
-        } else {
-            let text = pid.str()?;
-            let text = text.to_str().ok().filter(|s| s.is_ascii()).ok_or_else(|| {
-                self.pickling_error("persistent IDs in protocol 0 must be ASCII strings")
-            })?;
-            self.out.byte(PERSID);
-            self.out.bytes(text.as_bytes());
-            self.out.byte(b'\n');
-        }
-        Ok(true)
     }
 }
 
@@ -638,7 +697,9 @@ impl<'s, 'py> Engine<'s, 'py> {
 /// `obj` must be alive and the GIL held.
 #[inline(always)]
 pub(crate) unsafe fn borrowed<'py>(py: Python<'py>, obj: *mut ffi::PyObject) -> Bound<'py, PyAny> {
-    Bound::from_borrowed_ptr(py, obj)
+    // SAFETY: `obj` is alive and the GIL held (contract); the `Bound` takes its
+    // own reference.
+    unsafe { Bound::from_borrowed_ptr(py, obj) }
 }
 
 /// A cached interned name as a `PyString`.
@@ -650,5 +711,7 @@ pub(crate) unsafe fn name<'py>(
     py: Python<'py>,
     s: *mut ffi::PyObject,
 ) -> Bound<'py, pyo3::types::PyString> {
-    Bound::from_borrowed_ptr(py, s).cast_into_unchecked()
+    // SAFETY: `s` is one of the cache's interned strings (contract): a `str`,
+    // alive for the life of the process.
+    unsafe { Bound::from_borrowed_ptr(py, s).cast_into_unchecked() }
 }

@@ -42,6 +42,8 @@ pub struct Output {
 // methods that require the GIL; an Output moves between threads only inside
 // the GIL-protected thread-local pool or a PyO3 object.
 unsafe impl Send for Output {}
+// SAFETY: a shared `&Output` never dereferences `head` (only `&mut self`
+// methods do).
 unsafe impl Sync for Output {}
 
 impl Default for Output {
@@ -233,45 +235,60 @@ impl Output {
     /// later during the same dump does not change the payload.
     ///
     /// # Safety
-    /// GIL held; no frame is open.
+    /// `data` must not be empty. (No frame may be open either: the bytes
+    /// would land outside it.)
     pub unsafe fn append_large(&mut self, py: pyo3::Python<'_>, data: &[u8]) -> pyo3::PyResult<()> {
-        debug_assert!(self.frame_start == NO_FRAME);
-        let needed = self.head_len + self.buf.len() + data.len();
-        if needed > self.head_cap {
-            let size = needed.max(self.head_cap.saturating_mul(2));
-            self.resize_head(py, size)?;
+        // SAFETY: `resize_head` made `head` a bytes object of at least `needed`
+        // bytes (`needed` > 0: `data` is not empty, see the contract), ours alone;
+        // `buf` and `data` cannot overlap it.
+        unsafe {
+            debug_assert!(self.frame_start == NO_FRAME);
+            let needed = self.head_len + self.buf.len() + data.len();
+            if needed > self.head_cap {
+                let size = needed.max(self.head_cap.saturating_mul(2));
+                self.resize_head(py, size)?;
+            }
+            // `head` has room for `needed` bytes (ensured above) and is ours
+            // alone; `buf` and `data` cannot overlap it.
+            let dst = pyo3::ffi::PyBytes_AsString(self.head) as *mut u8;
+            std::ptr::copy_nonoverlapping(
+                self.buf.as_ptr(),
+                dst.add(self.head_len),
+                self.buf.len(),
+            );
+            self.head_len += self.buf.len();
+            std::ptr::copy_nonoverlapping(data.as_ptr(), dst.add(self.head_len), data.len());
+            self.head_len += data.len();
+            self.buf.clear();
+            Ok(())
         }
-        // `head` has room for `needed` bytes (ensured above) and is ours
-        // alone; `buf` and `data` cannot overlap it.
-        let dst = pyo3::ffi::PyBytes_AsString(self.head) as *mut u8;
-        std::ptr::copy_nonoverlapping(self.buf.as_ptr(), dst.add(self.head_len), self.buf.len());
-        self.head_len += self.buf.len();
-        std::ptr::copy_nonoverlapping(data.as_ptr(), dst.add(self.head_len), data.len());
-        self.head_len += data.len();
-        self.buf.clear();
-        Ok(())
     }
 
     /// Makes `head` a bytes object of `size` bytes, keeping its first
     /// `head_len` bytes.
-    unsafe fn resize_head(&mut self, py: pyo3::Python<'_>, size: usize) -> pyo3::PyResult<()> {
-        let size =
-            isize::try_from(size).map_err(|_| pyo3::exceptions::PyMemoryError::new_err(()))?;
-        if self.head.is_null() {
-            let raw = pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), size);
-            if raw.is_null() {
+    fn resize_head(&mut self, py: pyo3::Python<'_>, size: usize) -> pyo3::PyResult<()> {
+        // SAFETY: GIL held (`py`). `head` is null or our only reference to a
+        // bytes object nobody else has seen (it is handed out only by
+        // `take_pybytes`), so it may be resized.
+        unsafe {
+            let size =
+                isize::try_from(size).map_err(|_| pyo3::exceptions::PyMemoryError::new_err(()))?;
+            if self.head.is_null() {
+                let raw = pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), size);
+                if raw.is_null() {
+                    return Err(crate::errors::fetch(py));
+                }
+                self.head = raw;
+            } else if crate::py::_PyBytes_Resize(&mut self.head, size) != 0 {
+                // On failure the object was released and the pointer cleared.
+                self.head = std::ptr::null_mut();
+                self.head_len = 0;
+                self.head_cap = 0;
                 return Err(crate::errors::fetch(py));
             }
-            self.head = raw;
-        } else if crate::py::_PyBytes_Resize(&mut self.head, size) != 0 {
-            // On failure the object was released and the pointer cleared.
-            self.head = std::ptr::null_mut();
-            self.head_len = 0;
-            self.head_cap = 0;
-            return Err(crate::errors::fetch(py));
+            self.head_cap = size as usize;
+            Ok(())
         }
-        self.head_cap = size as usize;
-        Ok(())
     }
 
     /// The payload as a bytes object.

@@ -72,7 +72,11 @@ impl Trail {
     /// GIL held; `obj` alive.
     #[cold]
     pub(crate) unsafe fn push_object(&mut self, py: Python<'_>, obj: *mut ffi::PyObject) {
-        self.push(Step::Object(Bound::from_borrowed_ptr(py, obj).unbind()));
+        // SAFETY: GIL held and `obj` alive (contract); the step takes its own
+        // reference.
+        unsafe {
+            self.push(Step::Object(Bound::from_borrowed_ptr(py, obj).unbind()));
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {

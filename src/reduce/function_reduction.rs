@@ -135,108 +135,112 @@ pub unsafe fn function_parts<'py>(
     func: &Bound<'py, PyAny>,
     globals_ref: &Bound<'py, PyDict>,
 ) -> PyResult<FunctionParts<'py>> {
-    let py = func.py();
-    let f = func.as_ptr();
-    let code = Bound::from_borrowed_ptr(py, ffi::PyFunction_GetCode(f));
-    let namespace =
-        Bound::from_borrowed_ptr(py, ffi::PyFunction_GetGlobals(f)).cast_into::<PyDict>()?;
-    let none = py.None().into_bound(py);
-    let closure_ptr = ffi::PyFunction_GetClosure(f);
-    let closure = if closure_ptr.is_null() {
-        none.clone()
-    } else {
-        Bound::from_borrowed_ptr(py, closure_ptr)
-    };
-
-    let key = owned(py, ffi::PyLong_FromVoidPtr(namespace.as_ptr().cast()))?;
-    let base_globals = match globals_ref.get_item(&key)? {
-        Some(g) => g,
-        None => {
-            let g = PyDict::new(py).into_any();
-            globals_ref.set_item(&key, &g)?;
-            g
-        }
-    };
-    if base_globals.len()? == 0 {
-        let keys = [
-            pyo3::intern!(py, "__package__"),
-            pyo3::intern!(py, "__name__"),
-            pyo3::intern!(py, "__path__"),
-            pyo3::intern!(py, "__file__"),
-        ];
-        for k in keys {
-            if let Some(v) = namespace.get_item(k)? {
-                base_globals.set_item(k, v)?;
-            }
-        }
-    }
-
-    // The slots are read from the function object itself, as its attribute
-    // getters do (None for a null field).
-    let fo = f as *mut ffi::PyFunctionObject;
-    let field = |p: *mut ffi::PyObject| -> Bound<'py, PyAny> {
-        if p.is_null() {
+    // SAFETY: `func` is an exact function (contract), whose struct may be read;
+    // every object taken from it becomes a reference at once.
+    unsafe {
+        let py = func.py();
+        let f = func.as_ptr();
+        let code = Bound::from_borrowed_ptr(py, ffi::PyFunction_GetCode(f));
+        let namespace =
+            Bound::from_borrowed_ptr(py, ffi::PyFunction_GetGlobals(f)).cast_into::<PyDict>()?;
+        let none = py.None().into_bound(py);
+        let closure_ptr = ffi::PyFunction_GetClosure(f);
+        let closure = if closure_ptr.is_null() {
             none.clone()
         } else {
-            Bound::from_borrowed_ptr(py, p)
-        }
-    };
-    let annotations = if !(*fo).func_annotations.is_null()
-        && ffi::PyDict_CheckExact((*fo).func_annotations) != 0
-    {
-        field((*fo).func_annotations)
-    } else {
-        // Null, or the compiler's tuple of (name, value) pairs: the getter
-        // makes (and stores) the dict.
-        func.getattr(pyo3::intern!(py, "__annotations__"))?
-    };
+            Bound::from_borrowed_ptr(py, closure_ptr)
+        };
 
-    let mut used = Vec::new();
-    let mut has_module = false;
-    for name in code_globals(&code)?.try_iter()? {
-        let name = name?;
-        if let Some(value) = namespace.get_item(&name)? {
-            has_module |= is_package_module(&value);
-            used.push((name, value));
-        }
-    }
-    let mut closure_values = Vec::new();
-    let mut n_cells = 0;
-    if !closure.is_none() {
-        let cells = closure.cast::<PyTuple>()?;
-        n_cells = cells.len();
-        for cell in cells.iter() {
-            let value = ffi::PyCell_Get(cell.as_ptr());
-            if value.is_null() {
-                // PyCell_Get raises nothing for an empty cell on CPython.
-                ffi::PyErr_Clear();
-                continue;
+        let key = owned(py, ffi::PyLong_FromVoidPtr(namespace.as_ptr().cast()))?;
+        let base_globals = match globals_ref.get_item(&key)? {
+            Some(g) => g,
+            None => {
+                let g = PyDict::new(py).into_any();
+                globals_ref.set_item(&key, &g)?;
+                g
             }
-            let value = Bound::from_owned_ptr(py, value);
-            has_module |= is_package_module(&value);
-            closure_values.push(value);
+        };
+        if base_globals.len()? == 0 {
+            let keys = [
+                pyo3::intern!(py, "__package__"),
+                pyo3::intern!(py, "__name__"),
+                pyo3::intern!(py, "__path__"),
+                pyo3::intern!(py, "__file__"),
+            ];
+            for k in keys {
+                if let Some(v) = namespace.get_item(k)? {
+                    base_globals.set_item(k, v)?;
+                }
+            }
         }
+
+        // The slots are read from the function object itself, as its attribute
+        // getters do (None for a null field).
+        let fo = f as *mut ffi::PyFunctionObject;
+        let field = |p: *mut ffi::PyObject| -> Bound<'py, PyAny> {
+            if p.is_null() {
+                none.clone()
+            } else {
+                Bound::from_borrowed_ptr(py, p)
+            }
+        };
+        let annotations = if !(*fo).func_annotations.is_null()
+            && ffi::PyDict_CheckExact((*fo).func_annotations) != 0
+        {
+            field((*fo).func_annotations)
+        } else {
+            // Null, or the compiler's tuple of (name, value) pairs: the getter
+            // makes (and stores) the dict.
+            func.getattr(pyo3::intern!(py, "__annotations__"))?
+        };
+
+        let mut used = Vec::new();
+        let mut has_module = false;
+        for name in code_globals(&code)?.try_iter()? {
+            let name = name?;
+            if let Some(value) = namespace.get_item(&name)? {
+                has_module |= is_package_module(&value);
+                used.push((name, value));
+            }
+        }
+        let mut closure_values = Vec::new();
+        let mut n_cells = 0;
+        if !closure.is_none() {
+            let cells = closure.cast::<PyTuple>()?;
+            n_cells = cells.len();
+            for cell in cells.iter() {
+                let value = ffi::PyCell_Get(cell.as_ptr());
+                if value.is_null() {
+                    // PyCell_Get raises nothing for an empty cell on CPython.
+                    ffi::PyErr_Clear();
+                    continue;
+                }
+                let value = Bound::from_owned_ptr(py, value);
+                has_module |= is_package_module(&value);
+                closure_values.push(value);
+            }
+        }
+        let func_dict = func
+            .getattr(pyo3::intern!(py, "__dict__"))?
+            .cast_into::<PyDict>()?;
+        Ok(FunctionParts {
+            code,
+            base_globals,
+            closure,
+            n_cells,
+            name: field((*fo).func_name),
+            qualname: field((*fo).func_qualname),
+            annotations,
+            kwdefaults: field((*fo).func_kwdefaults),
+            defaults: field((*fo).func_defaults),
+            module: field((*fo).func_module),
+            doc: field((*fo).func_doc),
+            used,
+            has_module,
+            closure_values,
+            func_dict,
+        })
     }
-    let func_dict = func
-        .getattr(pyo3::intern!(py, "__dict__"))?
-        .cast_into::<PyDict>()?;
-    Ok(FunctionParts {
-        code,
-        base_globals,
-        closure,
-        n_cells,
-        name: field((*fo).func_name),
-        qualname: field((*fo).func_qualname),
-        annotations,
-        kwdefaults: field((*fo).func_kwdefaults),
-        defaults: field((*fo).func_defaults),
-        module: field((*fo).func_module),
-        doc: field((*fo).func_doc),
-        used,
-        has_module,
-        closure_values,
-        func_dict,
-    })
 }
 
 /// `_find_imported_submodules(code, deps)` for a function whose globals or
@@ -268,19 +272,18 @@ pub unsafe fn dynamic_function_reduce<'py>(
     func: &Bound<'py, PyAny>,
     globals_ref: &Bound<'py, PyDict>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let parts = function_parts(func, globals_ref)?;
-    build_function_reduce(&parts)
+    // SAFETY: `func` is an exact function (contract), as `function_parts`
+    // requires.
+    unsafe {
+        let parts = function_parts(func, globals_ref)?;
+        build_function_reduce(&parts)
+    }
 }
 
 /// The reduction of a function from its parts:
 /// `(_make_function, (code, base_globals, None, None, closure of empty
 /// cells), (attributes, slotstate), None, None, _function_setstate)`.
-///
-/// # Safety
-/// GIL held.
-pub unsafe fn build_function_reduce<'py>(
-    parts: &FunctionParts<'py>,
-) -> PyResult<Bound<'py, PyAny>> {
+pub fn build_function_reduce<'py>(parts: &FunctionParts<'py>) -> PyResult<Bound<'py, PyAny>> {
     let py = parts.code.py();
     let none = py.None().into_bound(py);
     let closure_arg = if parts.closure.is_none() {
@@ -288,7 +291,9 @@ pub unsafe fn build_function_reduce<'py>(
     } else {
         let mut empty = Vec::with_capacity(parts.n_cells);
         for _ in 0..parts.n_cells {
-            empty.push(owned(py, ffi::PyCell_New(std::ptr::null_mut()))?);
+            // SAFETY: GIL held (`py`); `PyCell_New` returns a new reference
+            // (or null with an exception set), which `owned` takes over.
+            empty.push(unsafe { owned(py, ffi::PyCell_New(std::ptr::null_mut())) }?);
         }
         PyTuple::new(py, empty)?.into_any()
     };
@@ -328,7 +333,9 @@ pub unsafe fn build_function_reduce<'py>(
     }
     let used = PyDict::new(py);
     for (name, value) in &parts.used {
-        if ffi::PyDict_SetItem(used.as_ptr(), name.as_ptr(), value.as_ptr()) != 0 {
+        // SAFETY: GIL held (`py`); `used` is an exact dict and the name and
+        // value are held by `parts`.
+        if unsafe { ffi::PyDict_SetItem(used.as_ptr(), name.as_ptr(), value.as_ptr()) } != 0 {
             return Err(crate::errors::fetch(py));
         }
     }
@@ -378,15 +385,19 @@ pub unsafe fn build_function_reduce<'py>(
 /// # Safety
 /// `cell` must be a cell object; the GIL must be held.
 pub unsafe fn cell_reduce<'py>(cell: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let py = cell.py();
-    let h = bridge(py)?;
-    let value = ffi::PyCell_Get(cell.as_ptr());
-    let rv = if value.is_null() {
-        ffi::PyErr_Clear();
-        (h.make_empty_cell.bind(py), PyTuple::empty(py)).into_pyobject(py)?
-    } else {
-        let value = Bound::from_owned_ptr(py, value);
-        (h.make_cell.bind(py), PyTuple::new(py, [value])?).into_pyobject(py)?
-    };
-    Ok(rv.into_any())
+    // SAFETY: `cell` is a cell (contract); `PyCell_Get` returns a new reference
+    // or null (an empty cell).
+    unsafe {
+        let py = cell.py();
+        let h = bridge(py)?;
+        let value = ffi::PyCell_Get(cell.as_ptr());
+        let rv = if value.is_null() {
+            ffi::PyErr_Clear();
+            (h.make_empty_cell.bind(py), PyTuple::empty(py)).into_pyobject(py)?
+        } else {
+            let value = Bound::from_owned_ptr(py, value);
+            (h.make_cell.bind(py), PyTuple::new(py, [value])?).into_pyobject(py)?
+        };
+        Ok(rv.into_any())
+    }
 }

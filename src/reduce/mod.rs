@@ -27,65 +27,66 @@ pub struct ReduceContext<'a, 'py> {
 /// The reduction cloudpickle uses for `obj`, or `None` to let the regular
 /// pickle rules apply (which pickle importable functions and classes by
 /// reference).
-///
-/// # Safety
-/// `obj` must be alive and the GIL held.
-pub unsafe fn reducer_override<'py>(
+pub fn reducer_override<'py>(
     obj: &Bound<'py, PyAny>,
     ctx: ReduceContext<'_, 'py>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let py = obj.py();
-    let tp = ffi::Py_TYPE(obj.as_ptr());
-    if tp == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
-        if should_pickle_by_reference(obj)? {
-            return Ok(None);
-        }
-        let globals_ref = match ctx.globals_ref {
-            Some(g) => g.clone(),
-            None => {
-                let g = PyDict::new(py);
-                *ctx.globals_ref = Some(g.clone());
-                g
+    // SAFETY: `obj` is alive (bound): its type is read and compared, and the
+    // callees that need an exact type get one (checked right before).
+    unsafe {
+        let py = obj.py();
+        let tp = ffi::Py_TYPE(obj.as_ptr());
+        if tp == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
+            if should_pickle_by_reference(obj)? {
+                return Ok(None);
             }
-        };
-        return Ok(Some(function_reduction::dynamic_function_reduce(
-            obj,
-            &globals_ref,
-        )?));
-    }
-    if ffi::PyType_IsSubtype(tp, std::ptr::addr_of_mut!(ffi::PyType_Type)) != 0 {
-        // The singletons' types (NoneType...) are pickled by pickle's own
-        // rule, `type(None)`, before anything else.
-        let o = obj.as_ptr();
-        if o == ffi::Py_TYPE(ffi::Py_None()).cast()
-            || o == ffi::Py_TYPE(ffi::Py_Ellipsis()).cast()
-            || o == ffi::Py_TYPE(ffi::Py_NotImplemented()).cast()
-        {
-            return Ok(None);
+            let globals_ref = match ctx.globals_ref {
+                Some(g) => g.clone(),
+                None => {
+                    let g = PyDict::new(py);
+                    *ctx.globals_ref = Some(g.clone());
+                    g
+                }
+            };
+            return Ok(Some(function_reduction::dynamic_function_reduce(
+                obj,
+                &globals_ref,
+            )?));
         }
-        // Types of the `types` module that builtins does not name (code,
-        // cell, function...): pickle cannot find them by reference.
-        let bridge = bridge(py)?;
-        // A dict keyed by types: the lookup runs no Python code.
-        if let Some(name) = bridge.builtin_type_names.bind(py).get_item(obj)? {
-            let args = pyo3::types::PyTuple::new(py, [name])?;
-            let rv = (bridge.builtin_type.bind(py), args).into_pyobject(py)?;
-            return Ok(Some(rv.into_any()));
-        }
-        if should_pickle_by_reference(obj)? {
-            return Ok(None);
-        }
-        // A class that cannot be imported on the loading side: by value.
-        if let Some(rv) = cached_class_reduce(obj) {
+        if ffi::PyType_IsSubtype(tp, std::ptr::addr_of_mut!(ffi::PyType_Type)) != 0 {
+            // The singletons' types (NoneType...) are pickled by pickle's own
+            // rule, `type(None)`, before anything else.
+            let o = obj.as_ptr();
+            if o == ffi::Py_TYPE(ffi::Py_None()).cast()
+                || o == ffi::Py_TYPE(ffi::Py_Ellipsis()).cast()
+                || o == ffi::Py_TYPE(ffi::Py_NotImplemented()).cast()
+            {
+                return Ok(None);
+            }
+            // Types of the `types` module that builtins does not name (code,
+            // cell, function...): pickle cannot find them by reference.
+            let bridge = bridge(py)?;
+            // A dict keyed by types: the lookup runs no Python code.
+            if let Some(name) = bridge.builtin_type_names.bind(py).get_item(obj)? {
+                let args = pyo3::types::PyTuple::new(py, [name])?;
+                let rv = (bridge.builtin_type.bind(py), args).into_pyobject(py)?;
+                return Ok(Some(rv.into_any()));
+            }
+            if should_pickle_by_reference(obj)? {
+                return Ok(None);
+            }
+            // A class that cannot be imported on the loading side: by value.
+            if let Some(rv) = cached_class_reduce(obj) {
+                return Ok(Some(rv));
+            }
+            let rv = bridge.dynamic_class_reduce.bind(py).call1((obj,))?;
+            if ctx.cache_classes {
+                remember_class_reduce(obj, &rv);
+            }
             return Ok(Some(rv));
         }
-        let rv = bridge.dynamic_class_reduce.bind(py).call1((obj,))?;
-        if ctx.cache_classes {
-            remember_class_reduce(obj, &rv);
-        }
-        return Ok(Some(rv));
+        Ok(None)
     }
-    Ok(None)
 }
 
 /// By-value reductions of classes whose metaclass is `type`, by class,
@@ -170,9 +171,7 @@ pub fn call_reducer<'py>(
     let py = obj.py();
     let h = bridge(py)?;
     if reducer.is(h.cell_reduce.bind(py))
-        && obj.get_type().is(unsafe {
-            Bound::from_borrowed_ptr(py, std::ptr::addr_of_mut!(ffi::PyCell_Type).cast())
-        })
+        && obj.get_type().as_type_ptr() == std::ptr::addr_of_mut!(ffi::PyCell_Type)
     {
         // SAFETY: `obj` is a cell (checked above).
         return unsafe { function_reduction::cell_reduce(obj) };
@@ -209,8 +208,7 @@ fn importable_module_reduce<'py>(
     let Ok(name) = name.cast_into::<pyo3::types::PyString>() else {
         return Ok(None);
     };
-    // SAFETY: GIL held.
-    if unsafe { crate::lookup::imported_module(py, &name) }.is_none()
+    if crate::lookup::imported_module(py, &name).is_none()
         || crate::by_value::is_registered(py, &name.to_cow()?)?
     {
         return Ok(None);
