@@ -22,6 +22,7 @@ pub struct Bridge {
     pub make_empty_cell: Py<PyAny>,
     pub builtin_type: Py<PyAny>,
     pub subimport: Py<PyAny>,
+    pub dynamic_subimport: Py<PyAny>,
     /// The `__module__` string the published reconstructors carry.
     pub published_module: Py<PyString>,
 
@@ -33,8 +34,6 @@ pub struct Bridge {
     pub dynamic_class_reduce: Py<PyAny>,
     pub extract_code_globals: Py<PyAny>,
     pub find_imported_submodules: Py<PyAny>,
-    pub whichmodule: Py<PyAny>,
-    pub public_module_name: Py<PyAny>,
 
     // The class tracker and the Python versions of the native
     // reconstructors (`cloudpickle._reconstructors`).
@@ -120,6 +119,7 @@ pub fn install_bridge(
     if BRIDGE.get().is_some() {
         return Ok(());
     }
+    publish(public, reconstructors)?;
     let make_function = callable(public, "_make_function")?;
     let published_module = make_function
         .bind(py)
@@ -144,6 +144,7 @@ pub fn install_bridge(
         make_empty_cell: callable(public, "_make_empty_cell")?,
         builtin_type: callable(public, "_builtin_type")?,
         subimport: callable(public, "subimport")?,
+        dynamic_subimport: callable(public, "dynamic_subimport")?,
         published_module,
         builtin_type_names: attr(public, "_BUILTIN_TYPE_NAMES")?
             .into_bound(py)
@@ -155,8 +156,6 @@ pub fn install_bridge(
         dynamic_class_reduce: callable(public, "_dynamic_class_reduce")?,
         extract_code_globals: callable(public, "_extract_code_globals")?,
         find_imported_submodules: callable(public, "_find_imported_submodules")?,
-        whichmodule: callable(public, "_whichmodule")?,
-        public_module_name: callable(public, "_public_module_name")?,
         tracker_by_id: attr(reconstructors, "_DYNAMIC_CLASS_TRACKER_BY_ID")?,
         tracker_by_class: attr(reconstructors, "_DYNAMIC_CLASS_TRACKER_BY_CLASS")?,
         tracker_lock: attr(reconstructors, "_DYNAMIC_CLASS_TRACKER_LOCK")?,
@@ -169,5 +168,43 @@ pub fn install_bridge(
         by_value_registry: by_value_registry.clone().unbind(),
     };
     let _ = BRIDGE.set(bridge);
+    Ok(())
+}
+
+/// Gives every reconstructor payloads name, and `dumps`/`dump`, the public
+/// module's name as `__module__` (the string `_reconstructors._PUBLIC_MODULE`,
+/// one object, so the memo writes it once per payload as the reference
+/// does): pickle finds them there by reference, and payloads name what
+/// cloudpickle 3.1.3 names. The reconstructors are the objects
+/// `cloudpickle.cloudpickle` exposes under the names listed in
+/// `_reconstructors.__all__`: Python functions, or the engine's native
+/// versions where they replace them. The one place where a `__module__` is
+/// rewritten; the Python versions that the native ones only speed up keep
+/// their own module's name.
+fn publish(public: &Bound<'_, PyModule>, reconstructors: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = public.py();
+    let published = attr(reconstructors, "_PUBLIC_MODULE")?.into_bound(py);
+    if !published.is_exact_instance_of::<PyString>() || !published.eq(public.name()?)? {
+        return Err(PyImportError::new_err(format!(
+            "cloudpickle: _reconstructors._PUBLIC_MODULE must be the name of {}",
+            public.name()?
+        )));
+    }
+    let module_attr = pyo3::intern!(py, "__module__");
+    let names = attr(reconstructors, "__all__")?.into_bound(py);
+    for name in names.try_iter()? {
+        let name = name?.cast_into::<PyString>()?;
+        let value = attr(public, &name.to_cow()?)?.into_bound(py);
+        if value.is_instance_of::<pyo3::types::PyFunction>()
+            || value.is_instance_of::<pyo3::types::PyCFunction>()
+        {
+            value.setattr(module_attr, &published)?;
+        }
+    }
+    for name in ["dumps", "dump"] {
+        callable(public, name)?
+            .bind(py)
+            .setattr(module_attr, &published)?;
+    }
     Ok(())
 }
