@@ -32,8 +32,9 @@ pub struct Bridge {
     pub cell_reduce: Py<PyAny>,
     pub module_reduce: Py<PyAny>,
     pub dynamic_class_reduce: Py<PyAny>,
-    pub extract_code_globals: Py<PyAny>,
-    pub find_imported_submodules: Py<PyAny>,
+    /// The opcodes naming globals, for the bytecode walk of
+    /// `reduce::code_globals`.
+    pub global_opcodes: GlobalOpcodes,
 
     // The class tracker and the Python versions of the native
     // reconstructors (`cloudpickle._reconstructors`).
@@ -54,6 +55,41 @@ pub struct Bridge {
     /// Held so that their addresses cannot be reused: the reconstructors
     /// of what is pickled by value (`is_by_value_reconstructor`).
     by_value: [Py<PyAny>; 6],
+}
+
+/// The opcode numbers the walk of `reduce::code_globals` needs, as the
+/// running interpreter's `opcode` module gives them (read from the
+/// constants `cloudpickle._code_analysis` built from it).
+pub struct GlobalOpcodes {
+    /// `STORE_GLOBAL`, `DELETE_GLOBAL` (while the interpreter has it) and
+    /// `LOAD_GLOBAL`.
+    pub global_ops: Vec<u8>,
+    pub load_global: u8,
+    pub extended_arg: u8,
+    /// From CPython 3.11 on, the argument of `LOAD_GLOBAL` is the name
+    /// index shifted left by one (the low bit says whether a NULL is
+    /// pushed too).
+    pub load_global_shift: u32,
+}
+
+fn global_opcodes(public: &Bound<'_, PyModule>) -> PyResult<GlobalOpcodes> {
+    let py = public.py();
+    let opcode = |name: &str| -> PyResult<u8> {
+        attr(public, name)?.bind(py).extract::<u8>().map_err(|_| {
+            PyImportError::new_err(format!("cloudpickle: {name} is not an opcode number"))
+        })
+    };
+    Ok(GlobalOpcodes {
+        global_ops: attr(public, "GLOBAL_OPS")?
+            .bind(py)
+            .extract::<Vec<u8>>()
+            .map_err(|_| {
+                PyImportError::new_err("cloudpickle: GLOBAL_OPS is not a tuple of opcodes")
+            })?,
+        load_global: opcode("LOAD_GLOBAL")?,
+        extended_arg: opcode("EXTENDED_ARG")?,
+        load_global_shift: u32::from(py.version_info() >= (3, 11)),
+    })
 }
 
 static BRIDGE: OnceLock<Bridge> = OnceLock::new();
@@ -154,8 +190,7 @@ pub fn install_bridge(
         cell_reduce: callable(public, "_cell_reduce")?,
         module_reduce: callable(public, "_module_reduce")?,
         dynamic_class_reduce: callable(public, "_dynamic_class_reduce")?,
-        extract_code_globals: callable(public, "_extract_code_globals")?,
-        find_imported_submodules: callable(public, "_find_imported_submodules")?,
+        global_opcodes: global_opcodes(public)?,
         tracker_by_id: attr(reconstructors, "_DYNAMIC_CLASS_TRACKER_BY_ID")?,
         tracker_by_class: attr(reconstructors, "_DYNAMIC_CLASS_TRACKER_BY_CLASS")?,
         tracker_lock: attr(reconstructors, "_DYNAMIC_CLASS_TRACKER_LOCK")?,

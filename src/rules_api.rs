@@ -282,5 +282,13 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(function_reduce, m)?)?;
     m.add_function(wrap_pyfunction!(function_getnewargs, m)?)?;
     m.add_function(wrap_pyfunction!(function_getstate, m)?)?;
+    m.add_function(wrap_pyfunction!(
+        crate::reduce::code_globals::extract_code_globals_py,
+        m
+    )?)?;
+    m.add_function(wrap_pyfunction!(
+        crate::reduce::submodules::find_imported_submodules_py,
+        m
+    )?)?;
     Ok(())
 }

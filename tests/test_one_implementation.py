@@ -36,6 +36,8 @@ ENGINE_RULES = (
     "_function_reduce",
     "_function_getnewargs",
     "_function_getstate",
+    "_extract_code_globals",
+    "_find_imported_submodules",
 )
 
 # Reconstructors the engine replaces entirely: the names stay importable
@@ -322,3 +324,27 @@ def test_function_reduction_parts():
     import gc
 
     assert gc.is_tracked(reduced) and gc.is_tracked(reduced[2][1])
+
+
+def test_find_imported_submodules():
+    import xml.etree
+
+    def reaches_submodule():
+        return xml.etree.ElementTree.parse
+
+    found = cp._find_imported_submodules(reaches_submodule.__code__, [xml, 3, None])
+    assert xml.etree in found and xml.etree.ElementTree in found
+    # Not packages (empty __package__) or not modules: nothing to reach.
+    assert cp._find_imported_submodules(reaches_submodule.__code__, [os, sys, 1]) == []
+    # Sees submodules imported after an earlier call.
+    name = "xml.etree._oi_later"
+    sys.modules[name] = types.ModuleType(name)
+    try:
+
+        def reaches_later():
+            return xml.etree._oi_later
+
+        assert sys.modules[name] in cp._find_imported_submodules(reaches_later.__code__, [xml])
+    finally:
+        del sys.modules[name]
+    assert cp._find_imported_submodules(reaches_later.__code__, [xml]) == [xml.etree]

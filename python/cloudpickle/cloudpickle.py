@@ -2,8 +2,10 @@
 
 The pickling itself is done by the Rust engine in :mod:`cloudpickle._engine`:
 it walks the object graph, memoizes, frames and writes the opcodes. This module
-is the thin Python face of it: the public API, the :class:`Pickler` class as
-seen from Python, and the by-value registry.
+is its public face: the public API, the :class:`Pickler` class as seen from
+Python, and the names of the reference module, gathered from the modules that
+implement them (``_by_value``, ``_class_reduce``, ``_code_analysis``,
+``_determinism``, ``_reconstructors``, ``_registry``, ``_type_reducers``).
 
 Payloads are standard pickles: :func:`loads` *is* :func:`pickle.loads`.
 """
