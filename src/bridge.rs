@@ -219,11 +219,12 @@ pub fn install_bridge(
 fn publish(public: &Bound<'_, PyModule>, reconstructors: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = public.py();
     let published = attr(reconstructors, "_PUBLIC_MODULE")?.into_bound(py);
-    if !published.is_exact_instance_of::<PyString>() || !published.eq(public.name()?)? {
-        return Err(PyImportError::new_err(format!(
-            "cloudpickle: _reconstructors._PUBLIC_MODULE must be the name of {}",
-            public.name()?
-        )));
+    // Payloads name `cloudpickle.cloudpickle` even when the package is
+    // imported under another name, as the reference's do.
+    if !published.is_exact_instance_of::<PyString>() {
+        return Err(PyImportError::new_err(
+            "cloudpickle: _reconstructors._PUBLIC_MODULE must be a str",
+        ));
     }
     let module_attr = pyo3::intern!(py, "__module__");
     let names = attr(reconstructors, "__all__")?.into_bound(py);
