@@ -58,6 +58,7 @@ pub unsafe fn should_pickle_by_reference(obj: &Bound<'_, PyAny>) -> PyResult<boo
 ///
 /// # Safety
 /// The GIL must be held.
+#[inline]
 pub unsafe fn should_pickle_by_reference_named(
     obj: &Bound<'_, PyAny>,
     name: Option<&Bound<'_, PyAny>>,
@@ -71,6 +72,7 @@ pub unsafe fn should_pickle_by_reference_named(
 ///
 /// # Safety
 /// The GIL must be held.
+#[inline]
 pub unsafe fn importable_by_reference<'py>(
     obj: &Bound<'py, PyAny>,
     name: Option<&Bound<'py, PyAny>>,

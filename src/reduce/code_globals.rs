@@ -34,7 +34,14 @@ fn is_code(obj: &Bound<'_, PyAny>) -> bool {
 
 /// The global names `code` and the code nested in it use, as a dict. The
 /// dict is cached and shared: callers must not mutate it.
+#[inline]
 pub fn extract_code_globals<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    // The common case first, inlined into the function reduction: a code
+    // object seen before (only code objects are ever cached).
+    let py = code.py();
+    if let Some(names) = CODE_GLOBALS.get(code.as_ptr(), |names| names.bind(py).clone()) {
+        return Ok(names);
+    }
     if !is_code(code) {
         return Err(PyTypeError::new_err(format!(
             "_extract_code_globals expects a code object, not {}",
