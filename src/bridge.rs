@@ -22,6 +22,7 @@ pub struct Bridge {
     pub make_empty_cell: Py<PyAny>,
     pub builtin_type: Py<PyAny>,
     pub subimport: Py<PyAny>,
+    pub dynamic_subimport: Py<PyAny>,
     /// The `__module__` string the published reconstructors carry.
     pub published_module: Py<PyString>,
 
@@ -31,10 +32,9 @@ pub struct Bridge {
     pub cell_reduce: Py<PyAny>,
     pub module_reduce: Py<PyAny>,
     pub dynamic_class_reduce: Py<PyAny>,
-    pub extract_code_globals: Py<PyAny>,
-    pub find_imported_submodules: Py<PyAny>,
-    pub whichmodule: Py<PyAny>,
-    pub public_module_name: Py<PyAny>,
+    /// The opcodes naming globals, for the bytecode walk of
+    /// `reduce::code_globals`.
+    pub global_opcodes: GlobalOpcodes,
 
     // The class tracker and the Python versions of the native
     // reconstructors (`cloudpickle._reconstructors`).
@@ -55,6 +55,41 @@ pub struct Bridge {
     /// Held so that their addresses cannot be reused: the reconstructors
     /// of what is pickled by value (`is_by_value_reconstructor`).
     by_value: [Py<PyAny>; 6],
+}
+
+/// The opcode numbers the walk of `reduce::code_globals` needs, as the
+/// running interpreter's `opcode` module gives them (read from the
+/// constants `cloudpickle._code_analysis` built from it).
+pub struct GlobalOpcodes {
+    /// `STORE_GLOBAL`, `DELETE_GLOBAL` (while the interpreter has it) and
+    /// `LOAD_GLOBAL`.
+    pub global_ops: Vec<u8>,
+    pub load_global: u8,
+    pub extended_arg: u8,
+    /// From CPython 3.11 on, the argument of `LOAD_GLOBAL` is the name
+    /// index shifted left by one (the low bit says whether a NULL is
+    /// pushed too).
+    pub load_global_shift: u32,
+}
+
+fn global_opcodes(public: &Bound<'_, PyModule>) -> PyResult<GlobalOpcodes> {
+    let py = public.py();
+    let opcode = |name: &str| -> PyResult<u8> {
+        attr(public, name)?.bind(py).extract::<u8>().map_err(|_| {
+            PyImportError::new_err(format!("cloudpickle: {name} is not an opcode number"))
+        })
+    };
+    Ok(GlobalOpcodes {
+        global_ops: attr(public, "GLOBAL_OPS")?
+            .bind(py)
+            .extract::<Vec<u8>>()
+            .map_err(|_| {
+                PyImportError::new_err("cloudpickle: GLOBAL_OPS is not a tuple of opcodes")
+            })?,
+        load_global: opcode("LOAD_GLOBAL")?,
+        extended_arg: opcode("EXTENDED_ARG")?,
+        load_global_shift: u32::from(py.version_info() >= (3, 11)),
+    })
 }
 
 static BRIDGE: OnceLock<Bridge> = OnceLock::new();
@@ -120,6 +155,7 @@ pub fn install_bridge(
     if BRIDGE.get().is_some() {
         return Ok(());
     }
+    publish(public, reconstructors)?;
     let make_function = callable(public, "_make_function")?;
     let published_module = make_function
         .bind(py)
@@ -144,6 +180,7 @@ pub fn install_bridge(
         make_empty_cell: callable(public, "_make_empty_cell")?,
         builtin_type: callable(public, "_builtin_type")?,
         subimport: callable(public, "subimport")?,
+        dynamic_subimport: callable(public, "dynamic_subimport")?,
         published_module,
         builtin_type_names: attr(public, "_BUILTIN_TYPE_NAMES")?
             .into_bound(py)
@@ -153,10 +190,7 @@ pub fn install_bridge(
         cell_reduce: callable(public, "_cell_reduce")?,
         module_reduce: callable(public, "_module_reduce")?,
         dynamic_class_reduce: callable(public, "_dynamic_class_reduce")?,
-        extract_code_globals: callable(public, "_extract_code_globals")?,
-        find_imported_submodules: callable(public, "_find_imported_submodules")?,
-        whichmodule: callable(public, "_whichmodule")?,
-        public_module_name: callable(public, "_public_module_name")?,
+        global_opcodes: global_opcodes(public)?,
         tracker_by_id: attr(reconstructors, "_DYNAMIC_CLASS_TRACKER_BY_ID")?,
         tracker_by_class: attr(reconstructors, "_DYNAMIC_CLASS_TRACKER_BY_CLASS")?,
         tracker_lock: attr(reconstructors, "_DYNAMIC_CLASS_TRACKER_LOCK")?,
@@ -169,5 +203,44 @@ pub fn install_bridge(
         by_value_registry: by_value_registry.clone().unbind(),
     };
     let _ = BRIDGE.set(bridge);
+    Ok(())
+}
+
+/// Gives every reconstructor payloads name, and `dumps`/`dump`, the public
+/// module's name as `__module__` (the string `_reconstructors._PUBLIC_MODULE`,
+/// one object, so the memo writes it once per payload as the reference
+/// does): pickle finds them there by reference, and payloads name what
+/// cloudpickle 3.1.3 names. The reconstructors are the objects
+/// `cloudpickle.cloudpickle` exposes under the names listed in
+/// `_reconstructors.__all__`: Python functions, or the engine's native
+/// versions where they replace them. The one place where a `__module__` is
+/// rewritten; the Python versions that the native ones only speed up keep
+/// their own module's name.
+fn publish(public: &Bound<'_, PyModule>, reconstructors: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = public.py();
+    let published = attr(reconstructors, "_PUBLIC_MODULE")?.into_bound(py);
+    // Payloads name `cloudpickle.cloudpickle` even when the package is
+    // imported under another name, as the reference's do.
+    if !published.is_exact_instance_of::<PyString>() {
+        return Err(PyImportError::new_err(
+            "cloudpickle: _reconstructors._PUBLIC_MODULE must be a str",
+        ));
+    }
+    let module_attr = pyo3::intern!(py, "__module__");
+    let names = attr(reconstructors, "__all__")?.into_bound(py);
+    for name in names.try_iter()? {
+        let name = name?.cast_into::<PyString>()?;
+        let value = attr(public, &name.to_cow()?)?.into_bound(py);
+        if value.is_instance_of::<pyo3::types::PyFunction>()
+            || value.is_instance_of::<pyo3::types::PyCFunction>()
+        {
+            value.setattr(module_attr, &published)?;
+        }
+    }
+    for name in ["dumps", "dump"] {
+        callable(public, name)?
+            .bind(py)
+            .setattr(module_attr, &published)?;
+    }
     Ok(())
 }

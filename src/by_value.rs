@@ -8,7 +8,6 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
-use crate::cache::ObjectCache;
 use crate::lookup::{deep_getattr, dotted_path, imported_module};
 
 /// Whether `module_name` or one of its parent packages is registered for
@@ -33,127 +32,139 @@ pub fn is_registered(py: Python<'_>, module_name: &str) -> PyResult<bool> {
     }
 }
 
-/// Modules found for objects without `__module__`, by object: scanning
-/// every imported module is slow, so the answer is remembered and only
-/// re-checked (one lookup) on later calls.
-static WHICHMODULE: ObjectCache<Py<PyString>> = ObjectCache::new(1024);
-
-/// The module holding `obj` under `name`, for an object without
-/// `__module__` (the reference's `_whichmodule`), or None.
-fn whichmodule<'py>(
-    obj: &Bound<'py, PyAny>,
-    name: &Bound<'py, PyString>,
-) -> PyResult<Option<Bound<'py, PyString>>> {
-    let py = obj.py();
-    if let Some(module_name) = remembered_module(obj, name)? {
-        return Ok(Some(module_name));
-    }
-    let found = crate::bridge::bridge(py)?
-        .whichmodule
-        .bind(py)
-        .call1((obj, name))?;
-    if found.is_none() {
-        return Ok(None);
-    }
-    let found = found.cast_into::<PyString>()?;
-    remember_module(obj, &found);
-    Ok(Some(found))
-}
-
-/// The module remembered for `obj` (found by scanning `sys.modules`
-/// earlier), if it still holds `obj` under `name`.
-pub fn remembered_module<'py>(
-    obj: &Bound<'py, PyAny>,
-    name: &Bound<'py, PyString>,
-) -> PyResult<Option<Bound<'py, PyString>>> {
-    // SAFETY: clearing the lookup error (set by `deep_getattr`), which only
-    // means "not there".
-    unsafe {
-        let py = obj.py();
-        let cached = WHICHMODULE.get(obj.as_ptr(), |module_name| module_name.bind(py).clone());
-        let Some(module_name) = cached else {
-            return Ok(None);
-        };
-        let Some(module) = imported_module(py, &module_name) else {
-            return Ok(None);
-        };
-        let path = dotted_path(name)?;
-        match deep_getattr(&module, &path) {
-            Ok((found, _)) if found.is(obj) => Ok(Some(module_name)),
-            _ => {
-                // SAFETY: clearing a lookup error, which only means "no".
-                ffi::PyErr_Clear();
-                Ok(None)
-            }
-        }
-    }
-}
-
-/// Remembers that `module_name` holds `obj` (see `remembered_module`).
-pub fn remember_module(obj: &Bound<'_, PyAny>, module_name: &Bound<'_, PyString>) {
-    WHICHMODULE.insert(obj, module_name.clone().unbind());
-}
-
 /// Whether no module is registered for pickling by value.
 pub fn registry_is_empty(py: Python<'_>) -> bool {
     crate::bridge::installed().is_none_or(|b| b.by_value_registry.bind(py).is_empty())
 }
 
 /// Whether the function or class `obj` is pickled by reference.
-pub fn should_pickle_by_reference(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+///
+/// # Safety
+/// The GIL must be held and `obj` alive.
+pub unsafe fn should_pickle_by_reference(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
     let py = obj.py();
     if let Some(located) = crate::lookup::known_function(obj) {
         return Ok(!is_registered(py, &located.module_name.to_cow()?)?);
     }
-    let name = match obj.getattr_opt(pyo3::intern!(py, "__qualname__"))? {
-        Some(n) if !n.is_none() => n,
-        _ => match obj.getattr_opt(pyo3::intern!(py, "__name__"))? {
+    // SAFETY: GIL held (caller's contract).
+    unsafe { should_pickle_by_reference_named(obj, None) }
+}
+
+/// Whether `obj` (a function, class or type variable) is pickled by
+/// reference under `name` (default: its qualified name): it can be
+/// imported back (`lookup_module_and_qualname`) from a module not
+/// registered for pickling by value.
+///
+/// # Safety
+/// The GIL must be held.
+#[inline]
+pub unsafe fn should_pickle_by_reference_named(
+    obj: &Bound<'_, PyAny>,
+    name: Option<&Bound<'_, PyAny>>,
+) -> PyResult<bool> {
+    // SAFETY: GIL held (caller's contract).
+    Ok(unsafe { importable_by_reference(obj, name) }?.is_some())
+}
+
+/// `(module, name)` when `obj` is pickled by reference under `name` (see
+/// `should_pickle_by_reference_named`), None when it goes by value.
+///
+/// # Safety
+/// The GIL must be held.
+#[inline]
+pub unsafe fn importable_by_reference<'py>(
+    obj: &Bound<'py, PyAny>,
+    name: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Option<(Bound<'py, PyAny>, Bound<'py, PyString>)>> {
+    // SAFETY: GIL held (caller's contract).
+    let Some((module, name)) = unsafe { lookup_module_and_qualname(obj, name) }? else {
+        return Ok(None);
+    };
+    if registry_is_empty(obj.py()) || !is_registered_module(&module)? {
+        return Ok(Some((module, name)));
+    }
+    Ok(None)
+}
+
+/// Whether the module `module` (by its own `__name__`), or a package
+/// containing it, is registered for pickling by value.
+pub fn is_registered_module(module: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = module.py();
+    if registry_is_empty(py) {
+        return Ok(false);
+    }
+    let name = module.getattr(pyo3::intern!(py, "__name__"))?;
+    is_registered(py, &name.cast_into::<PyString>()?.to_cow()?)
+}
+
+/// Whether the module `module` is pickled by reference (`subimport`): it is
+/// in `sys.modules` under its name and not registered for pickling by
+/// value. Otherwise it travels with its namespace.
+pub fn module_by_reference(module: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = module.py();
+    if is_registered_module(module)? {
+        return Ok(false);
+    }
+    let name = module.getattr(pyo3::intern!(py, "__name__"))?;
+    // SAFETY: GIL held; the module dict is borrowed from the interpreter,
+    // which keeps it alive.
+    let modules = unsafe { Bound::from_borrowed_ptr(py, ffi::PyImport_GetModuleDict()) };
+    modules.contains(name)
+}
+
+/// `(module, name)` under which `obj` can be imported by the loading
+/// process, or None (cloudpickle's `_lookup_module_and_qualname`).
+///
+/// `name` defaults to `obj.__qualname__`, then `obj.__name__`. The module
+/// is `obj.__module__`, or the one found by searching `sys.modules`
+/// (`which_module`); it must be imported, must not be `__main__`, and
+/// must hold `obj` itself under `name`.
+///
+/// # Safety
+/// The GIL must be held.
+pub unsafe fn lookup_module_and_qualname<'py>(
+    obj: &Bound<'py, PyAny>,
+    name: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Option<(Bound<'py, PyAny>, Bound<'py, PyString>)>> {
+    let py = obj.py();
+    let name = match name {
+        Some(n) if !n.is_none() => n.clone(),
+        _ => match obj.getattr_opt(pyo3::intern!(py, "__qualname__"))? {
             Some(n) if !n.is_none() => n,
-            _ => return Ok(false),
+            _ => match obj.getattr_opt(pyo3::intern!(py, "__name__"))? {
+                Some(n) if !n.is_none() => n,
+                _ => return Ok(None),
+            },
         },
     };
     let Ok(name) = name.cast_into::<PyString>() else {
-        return Ok(false);
+        return Ok(None);
     };
     // A local (nested) object can never be found by attribute lookup.
     if name.to_cow()?.contains("<locals>") {
-        return Ok(false);
+        return Ok(None);
     }
-    let module_name = match obj.getattr_opt(pyo3::intern!(py, "__module__"))? {
-        Some(m) if !m.is_none() => m,
-        _ => match whichmodule(obj, &name)? {
-            Some(found) => found.into_any(),
-            None => return Ok(false),
-        },
+    // SAFETY: GIL held (caller's contract).
+    let Some(module_name) = unsafe { crate::which_module::whichmodule(obj, name.as_any()) }? else {
+        return Ok(None);
     };
     let Ok(module_name) = module_name.cast_into::<PyString>() else {
-        return Ok(false);
+        return Ok(None);
     };
-    let module_str = module_name.to_cow()?;
-    if module_str == "__main__" {
-        return Ok(false);
+    if module_name.to_cow()? == "__main__" {
+        return Ok(None);
     }
     let Some(module) = imported_module(py, &module_name) else {
-        return Ok(false);
+        return Ok(None);
     };
     let path = dotted_path(&name)?;
     let found = match deep_getattr(&module, &path) {
         Ok((found, _)) => found,
-        Err(e) if e.is_instance_of::<PyAttributeError>(py) => return Ok(false),
+        Err(e) if e.is_instance_of::<PyAttributeError>(py) => return Ok(None),
         Err(e) => return Err(e),
     };
     if !found.is(obj) {
-        return Ok(false);
+        return Ok(None);
     }
-    if crate::bridge::installed().is_none_or(|b| b.by_value_registry.bind(py).is_empty()) {
-        return Ok(true);
-    }
-    // The registry names modules by their own __name__.
-    let registered_name = match module.getattr_opt(pyo3::intern!(py, "__name__"))? {
-        Some(n) => n
-            .extract::<String>()
-            .unwrap_or_else(|_| module_str.to_string()),
-        None => module_str.to_string(),
-    };
-    Ok(!is_registered(py, &registered_name)?)
+    Ok(Some((module, name)))
 }

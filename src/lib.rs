@@ -21,6 +21,8 @@ mod py;
 mod reconstruct;
 mod reconstruct_class;
 mod reduce;
+mod rules_api;
+mod which_module;
 
 use pyo3::prelude::*;
 
@@ -45,6 +47,7 @@ fn engine_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(reconstruct_class::make_skeleton_class, m)?)?;
     m.add_function(wrap_pyfunction!(reconstruct_class::class_setstate, m)?)?;
     m.add_function(wrap_pyfunction!(reduce::release_class_cache, m)?)?;
+    rules_api::register(m)?;
     m.add_class::<api::PicklerState>()?;
     Ok(())
 }

@@ -1,6 +1,6 @@
 """Classes pickled by value: the Python helpers, and payloads loaded elsewhere.
 
-The first part tests the class helpers of ``cloudpickle._reducers`` directly:
+The first part tests the class helpers of ``cloudpickle.cloudpickle`` directly:
 ``_class_reduce`` and friends return reduce tuples, which the tests apply by
 hand (``func(*args)`` then ``setstate(obj, state)``), as pickle would when
 loading. The second part pickles classes, enums, dataclasses and typing
@@ -27,7 +27,6 @@ import _importable
 import cloudpickle
 import pytest
 from _child_process import RESULT_PROTOCOL, load_in_child
-from cloudpickle import _reducers as red
 from cloudpickle import cloudpickle as cp
 
 # In the children: make importing this test module impossible, so that what
@@ -341,10 +340,10 @@ class TestOtherReducers:
         for legacy in ("abstractclassmethod", "abstractstaticmethod", "abstractproperty"):
             if hasattr(abc, legacy):
                 expected.add(getattr(abc, legacy))
-        assert set(red._REDUCERS) == expected
+        assert set(cp._REDUCERS) == expected
         assert set(cloudpickle.Pickler._dispatch_table) >= expected
         if hasattr(abc, "abstractproperty"):
-            assert red._REDUCERS[abc.abstractproperty] is cp._property_reduce
+            assert cp._REDUCERS[abc.abstractproperty] is cp._property_reduce
 
     def test_logger(self):
         logger = logging.getLogger("cbv.test")

@@ -154,16 +154,16 @@ def test_each_code_object_is_reduced_once(monkeypatch):
     # code object and kept with the code object: later dumps calls, recorded
     # or not, reuse it. Counted through the file-name copier, which the
     # reducer calls once per reduction.
-    from cloudpickle import _reducers
+    from cloudpickle import _type_reducers
 
     calls = []
-    real = _reducers._CODE_FIELD_COPIERS["co_filename"]
+    real = _type_reducers._CODE_FIELD_COPIERS["co_filename"]
 
     def counting(value):
         calls.append(value)
         return real(value)
 
-    monkeypatch.setitem(_reducers._CODE_FIELD_COPIERS, "co_filename", counting)
+    monkeypatch.setitem(_type_reducers._CODE_FIELD_COPIERS, "co_filename", counting)
 
     def outer(y):
         def inner(x):

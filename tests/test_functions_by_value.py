@@ -1,7 +1,9 @@
 """Functions pickled by value: the Python helpers, and payloads loaded elsewhere.
 
-The first part tests the helpers of ``cloudpickle._reducers`` (pickling side)
-and ``cloudpickle._reconstructors`` (loading side) directly. The second part
+The first part tests the helpers exposed by ``cloudpickle.cloudpickle``
+(pickling side: the engine's own rules, and the bytecode analysis and
+reducers written in Python) and ``cloudpickle._reconstructors`` (loading
+side) directly. The second part
 pickles functions with ``cloudpickle.dumps`` in this process and loads them
 with plain ``pickle`` in a fresh interpreter, which has never seen their
 definitions, then runs them there.
@@ -35,7 +37,8 @@ import pytest
 from _child_process import load_in_child, run_python
 from _helpers import PROTOCOLS, assert_same_bytes
 from cloudpickle import _reconstructors as recon
-from cloudpickle import _reducers as red
+from cloudpickle import _type_reducers
+from cloudpickle import cloudpickle as cp
 
 # In the children: make importing this test module impossible, so that a
 # function that loads there was really carried by value.
@@ -96,7 +99,7 @@ class TestExtractCodeGlobals:
                 return zeta, mid
             """
         )
-        names = red._extract_code_globals(make_module("_fbv_src", src).f.__code__)
+        names = cp._extract_code_globals(make_module("_fbv_src", src).f.__code__)
         assert list(names) == ["zeta", "alpha", "len", "w", "d", "mid"]
         assert all(v is None for v in names.values())
 
@@ -105,7 +108,7 @@ class TestExtractCodeGlobals:
             local = arg
             return os.path.join(local, arg)
 
-        assert list(red._extract_code_globals(f.__code__)) == ["os"]
+        assert list(cp._extract_code_globals(f.__code__)) == ["os"]
 
     def test_nested_code_objects_are_included(self):
         def outer():
@@ -120,7 +123,7 @@ class TestExtractCodeGlobals:
 
             return inner, Local, (lambda: io.BytesIO)
 
-        names = list(red._extract_code_globals(outer.__code__))
+        names = list(cp._extract_code_globals(outer.__code__))
         assert names[0] == "sys"
         assert set(names) == {"sys", "textwrap", "pickle", "io"}
 
@@ -129,7 +132,7 @@ class TestExtractCodeGlobals:
         count = 700
         body = "\n".join(f"    g{i} = v{i}" for i in range(count))
         src = "def big():\n    global " + ", ".join(f"g{i}" for i in range(count)) + "\n" + body
-        names = red._extract_code_globals(make_module("_fbv_src", src).big.__code__)
+        names = cp._extract_code_globals(make_module("_fbv_src", src).big.__code__)
         expected = []
         for i in range(count):
             expected += [f"v{i}", f"g{i}"]
@@ -145,10 +148,7 @@ class TestExtractCodeGlobals:
                 for func in candidates:
                     if isinstance(func, types.FunctionType):
                         code = func.__code__
-                        assert list(red._extract_code_globals(code)) == globals_by_dis(code), func
-                        assert list(red._walk_global_ops_raw(code)) == list(
-                            red._walk_global_ops_dis(code)
-                        ), func
+                        assert list(cp._extract_code_globals(code)) == globals_by_dis(code), func
                         checked += 1
         assert checked > 200
 
@@ -156,9 +156,13 @@ class TestExtractCodeGlobals:
         def f():
             return json_like  # noqa: F821
 
-        first = red._extract_code_globals(f.__code__)
-        assert red._extract_code_globals(f.__code__) is first
-        assert f.__code__ in red._extract_code_globals_cache
+        first = cp._extract_code_globals(f.__code__)
+        assert cp._extract_code_globals(f.__code__) is first
+        assert list(first) == ["json_like"]
+
+    def test_rejects_what_is_not_a_code_object(self):
+        with pytest.raises(TypeError, match="expects a code object"):
+            cp._extract_code_globals(lambda: 0)
 
 
 _WITHOUT_DELETE_GLOBAL = """
@@ -258,7 +262,7 @@ class TestCodeReduce:
 
     def test_round_trip_through_the_constructor(self):
         for code in self.samples():
-            constructor, args = red._code_reduce(code)
+            constructor, args = cp._code_reduce(code)
             assert constructor is types.CodeType
             rebuilt = types.CodeType(*args)
             assert rebuilt == code
@@ -275,9 +279,9 @@ class TestCodeReduce:
         # Two code objects of one payload must not share the file name
         # object (the memo would write a reference to the first), and the
         # name must be a string the compiler did not intern.
-        index = red._CODE_FIELDS.index("co_filename")
-        first = red._code_reduce(self.samples()[0])[1][index]
-        second = red._code_reduce(self.samples()[1])[1][index]
+        index = _type_reducers._CODE_FIELDS.index("co_filename")
+        first = cp._code_reduce(self.samples()[0])[1][index]
+        second = cp._code_reduce(self.samples()[1])[1][index]
         assert first == second == "<dynamic-code>"
         assert first is not second
 
@@ -302,11 +306,11 @@ class TestCodeReduce:
         def add(a, b=2):
             return a + b
 
-        rebuilt = types.CodeType(*red._code_reduce(add.__code__)[1])
+        rebuilt = types.CodeType(*cp._code_reduce(add.__code__)[1])
         assert types.FunctionType(rebuilt, {}, "add", (2,))(40) == 42
 
     def test_argument_count_matches_the_running_python(self):
-        _, args = red._code_reduce((lambda: 0).__code__)
+        _, args = cp._code_reduce((lambda: 0).__code__)
         if sys.version_info >= (3, 11):
             assert len(args) == 18
         else:
@@ -321,11 +325,11 @@ def _reconstructors_of(kind):
 class TestCellsAndSimpleReducers:
     def test_cell_reduce(self):
         cell = types.CellType([1])
-        constructor, args = red._cell_reduce(cell)
+        constructor, args = cp._cell_reduce(cell)
         # The published reconstructors (the engine's native versions).
         public = cloudpickle.cloudpickle
         assert constructor is public._make_cell and args == ([1],)
-        assert red._cell_reduce(types.CellType()) == (public._make_empty_cell, ())
+        assert cp._cell_reduce(types.CellType()) == (public._make_empty_cell, ())
 
     @pytest.mark.parametrize("module", ["python", "native"])
     def test_make_cell_and_empty_cell(self, module):
@@ -357,52 +361,52 @@ class TestCellsAndSimpleReducers:
 
         for wrapper in (classmethod, staticmethod):
             obj = wrapper(f)
-            assert red._classmethod_reduce(obj) == (wrapper, (f,))
+            assert cp._classmethod_reduce(obj) == (wrapper, (f,))
 
     def test_method(self):
         point = _importable.Point(1, 2)
-        assert red._method_reduce(point.__eq__) == (
+        assert cp._method_reduce(point.__eq__) == (
             types.MethodType,
             (_importable.Point.__eq__, point),
         )
 
     def test_module(self):
-        assert red._module_reduce(os.path) == (recon.subimport, (os.path.__name__,))
+        assert cp._module_reduce(os.path) == (recon.subimport, (os.path.__name__,))
         dynamic = types.ModuleType("_not_in_sys_modules")
         dynamic.value = 3
         dynamic.__builtins__ = {"junk": object()}
-        constructor, (name, namespace) = red._module_reduce(dynamic)
+        constructor, (name, namespace) = cp._module_reduce(dynamic)
         assert constructor is recon.dynamic_subimport and name == "_not_in_sys_modules"
         assert namespace["value"] == 3 and "__builtins__" not in namespace
 
     def test_reducers_table(self):
-        table = red._REDUCERS
-        assert table[types.CodeType] is red._code_reduce
-        assert table[types.CellType] is red._cell_reduce
-        assert table[classmethod] is table[staticmethod] is red._classmethod_reduce
-        assert table[types.MethodType] is red._method_reduce
-        assert table[types.ModuleType] is red._module_reduce
+        table = cp._REDUCERS
+        assert table[types.CodeType] is cp._code_reduce
+        assert table[types.CellType] is cp._cell_reduce
+        assert table[classmethod] is table[staticmethod] is cp._classmethod_reduce
+        assert table[types.MethodType] is cp._method_reduce
+        assert table[types.ModuleType] is cp._module_reduce
 
 
 class TestByValueDecision:
     def test_importable_functions_and_classes(self):
-        assert red._should_pickle_by_reference(_importable.module_function)
-        assert red._should_pickle_by_reference(_importable.Outer.Inner)
-        assert red._should_pickle_by_reference(_importable.Outer.static_fn)
-        assert red._should_pickle_by_reference(os.path.join)
-        assert red._should_pickle_by_reference(int)
+        assert cp._should_pickle_by_reference(_importable.module_function)
+        assert cp._should_pickle_by_reference(_importable.Outer.Inner)
+        assert cp._should_pickle_by_reference(_importable.Outer.static_fn)
+        assert cp._should_pickle_by_reference(os.path.join)
+        assert cp._should_pickle_by_reference(int)
 
     def test_local_and_dynamic_functions(self):
-        assert not red._should_pickle_by_reference(lambda: 0)
+        assert not cp._should_pickle_by_reference(lambda: 0)
 
         def local():
             pass
 
-        assert not red._should_pickle_by_reference(local)
+        assert not cp._should_pickle_by_reference(local)
         copy = _fbv_helpers.detached_greet()
-        assert not red._should_pickle_by_reference(copy)
+        assert not cp._should_pickle_by_reference(copy)
         module = make_module("_fbv_not_imported", "def f(): pass")
-        assert not red._should_pickle_by_reference(module.f)
+        assert not cp._should_pickle_by_reference(module.f)
 
     def test_main_module_is_by_value(self):
         def f():
@@ -410,46 +414,46 @@ class TestByValueDecision:
 
         f.__module__ = "__main__"
         f.__qualname__ = "f"
-        assert red._lookup_module_and_qualname(f) is None
-        assert not red._should_pickle_by_reference(f)
+        assert cp._lookup_module_and_qualname(f) is None
+        assert not cp._should_pickle_by_reference(f)
 
     def test_name_argument(self):
         func = _importable.module_function
-        assert red._lookup_module_and_qualname(func) == (_importable, "module_function")
-        assert red._lookup_module_and_qualname(func, name="Point") is None
-        assert red._should_pickle_by_reference(_importable.Point, name="Point")
+        assert cp._lookup_module_and_qualname(func) == (_importable, "module_function")
+        assert cp._lookup_module_and_qualname(func, name="Point") is None
+        assert cp._should_pickle_by_reference(_importable.Point, name="Point")
 
     def test_object_without_module_is_searched_for(self):
-        assert red._whichmodule(_fbv_helpers.orphan, "orphan") == "_fbv_helpers"
-        assert red._should_pickle_by_reference(_fbv_helpers.orphan)
+        assert cp._whichmodule(_fbv_helpers.orphan, "orphan") == "_fbv_helpers"
+        assert cp._should_pickle_by_reference(_fbv_helpers.orphan)
         stray = types.FunctionType((lambda: 0).__code__, {})
         stray.__module__ = None
-        assert red._whichmodule(stray, "stray_nowhere") is None
-        assert not red._should_pickle_by_reference(stray)
+        assert cp._whichmodule(stray, "stray_nowhere") is None
+        assert not cp._should_pickle_by_reference(stray)
 
     def test_modules(self):
-        assert red._should_pickle_by_reference(os)
-        assert not red._should_pickle_by_reference(types.ModuleType("_fbv_dyn_mod"))
+        assert cp._should_pickle_by_reference(os)
+        assert not cp._should_pickle_by_reference(types.ModuleType("_fbv_dyn_mod"))
 
     def test_other_objects_are_rejected(self):
         with pytest.raises(TypeError, match="cannot check importability of int instances"):
-            red._should_pickle_by_reference(1)
+            cp._should_pickle_by_reference(1)
 
     def test_registered_package_and_submodules(self):
-        assert not red._is_registered_pickle_by_value(_fbv_pkg.sub)
+        assert not cp._is_registered_pickle_by_value(_fbv_pkg.sub)
         cloudpickle.register_pickle_by_value(_fbv_pkg)
         try:
-            assert red._is_registered_pickle_by_value(_fbv_pkg)
-            assert red._is_registered_pickle_by_value(_fbv_pkg.sub)
-            assert not red._is_registered_pickle_by_value(types.ModuleType("_fbv_pkgx"))
-            assert not red._is_registered_pickle_by_value(types.ModuleType("_fbv"))
-            assert not red._should_pickle_by_reference(_fbv_pkg.sub.shift)
-            assert not red._should_pickle_by_reference(_fbv_pkg.scale)
-            assert not red._should_pickle_by_reference(_fbv_pkg.sub)
+            assert cp._is_registered_pickle_by_value(_fbv_pkg)
+            assert cp._is_registered_pickle_by_value(_fbv_pkg.sub)
+            assert not cp._is_registered_pickle_by_value(types.ModuleType("_fbv_pkgx"))
+            assert not cp._is_registered_pickle_by_value(types.ModuleType("_fbv"))
+            assert not cp._should_pickle_by_reference(_fbv_pkg.sub.shift)
+            assert not cp._should_pickle_by_reference(_fbv_pkg.scale)
+            assert not cp._should_pickle_by_reference(_fbv_pkg.sub)
         finally:
             cloudpickle.unregister_pickle_by_value(_fbv_pkg)
-        assert red._should_pickle_by_reference(_fbv_pkg.sub.shift)
-        assert red._should_pickle_by_reference(_fbv_pkg.sub)
+        assert cp._should_pickle_by_reference(_fbv_pkg.sub.shift)
+        assert cp._should_pickle_by_reference(_fbv_pkg.sub)
 
 
 class TestFunctionState:
@@ -465,7 +469,7 @@ class TestFunctionState:
 
     def test_getstate(self):
         func = self.make()
-        state, slotstate = red._function_getstate(func)
+        state, slotstate = cp._function_getstate(func)
         assert state == {"extra": [1]}
         assert list(slotstate) == [
             "__name__", "__qualname__", "__annotations__", "__kwdefaults__",
@@ -493,25 +497,25 @@ class TestFunctionState:
             return lambda: x
 
         globals_ref = {}
-        code, base, name, argdefs, closure = red._function_getnewargs(f, globals_ref)
+        code, base, name, argdefs, closure = cp._function_getnewargs(f, globals_ref)
         assert code is f.__code__ and name is None and argdefs is None and closure is None
         assert base == {
             k: globals()[k] for k in ("__name__", "__package__", "__file__") if k in globals()
         }
         assert globals_ref == {id(globals()): base}
         inner = g(3)
-        _, base2, _, _, closure2 = red._function_getnewargs(inner, globals_ref)
+        _, base2, _, _, closure2 = cp._function_getnewargs(inner, globals_ref)
         assert base2 is base
         assert len(closure2) == 1
         with pytest.raises(ValueError):
             _ = closure2[0].cell_contents
         elsewhere = make_module("elsewhere", "def h(): pass")
-        _, base3, _, _, _ = red._function_getnewargs(elsewhere.h, globals_ref)
+        _, base3, _, _, _ = cp._function_getnewargs(elsewhere.h, globals_ref)
         assert base3 == {"__name__": "elsewhere", "__package__": None} and base3 is not base
 
     def test_dynamic_function_reduce_round_trip(self):
         func = self.make()
-        rv = red._dynamic_function_reduce(func, {})
+        rv = cp._dynamic_function_reduce(func, {})
         assert len(rv) == 6
         make, newargs, state, listitems, dictitems, setstate = rv
         public = cloudpickle.cloudpickle
@@ -530,8 +534,8 @@ class TestFunctionState:
             rebuilt(1)
 
     def test_function_reduce_defers_importable_functions(self):
-        assert red._function_reduce(_importable.module_function, {}) is NotImplemented
-        assert red._function_reduce(lambda: 0, {})[0] is cloudpickle.cloudpickle._make_function
+        assert cp._function_reduce(_importable.module_function, {}) is NotImplemented
+        assert cp._function_reduce(lambda: 0, {})[0] is cloudpickle.cloudpickle._make_function
 
     def test_setstate_leaves_empty_cells_empty(self):
         def outer():
@@ -543,8 +547,8 @@ class TestFunctionState:
             return read
 
         func = outer()
-        rebuilt = recon._make_function(*red._function_getnewargs(func, {}))
-        recon._function_setstate(rebuilt, red._function_getstate(func))
+        rebuilt = recon._make_function(*cp._function_getnewargs(func, {}))
+        recon._function_setstate(rebuilt, cp._function_getstate(func))
         with pytest.raises(ValueError):
             _ = rebuilt.__closure__[0].cell_contents
 

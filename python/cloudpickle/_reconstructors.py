@@ -12,7 +12,10 @@ re-exported from :mod:`cloudpickle.cloudpickle` and claims that module as its
 * payloads written by the pure-Python cloudpickle load here.
 
 The names and argument lists are therefore part of the wire format and must
-not change. Nothing in this module depends on the Rust extension.
+not change. Installing the engine's bridge (at the end of
+``cloudpickle.cloudpickle``'s import, src/bridge.rs) sets their
+``__module__`` to ``_PUBLIC_MODULE``. Functions and cells are rebuilt by
+the engine's native reconstructors, bound here under their names.
 """
 
 import builtins
@@ -160,80 +163,16 @@ def _get_cell_contents(cell):
         return _empty_cell_value
 
 
-def _cell_from_closure():
-    # Fallback for interpreters whose CellType cannot be instantiated: the
-    # closure of this lambda holds the never-assigned local ``cell``.
-    if False:  # pragma: no cover - never executed, only compiled
-        cell = None
-    return (lambda: cell).__closure__[0]
-
-
-def _make_empty_cell():
-    """Return a new cell that holds no value."""
-    try:
-        return CellType()
-    except TypeError:  # pragma: no cover - CPython supports CellType()
-        return _cell_from_closure()
-
-
-def _make_cell(value=_empty_cell_value):
-    """Return a new cell holding ``value``; an empty one when ``value`` is
-    omitted (or is the :data:`_empty_cell_value` marker)."""
-    cell = _make_empty_cell()
-    if value is not _empty_cell_value:
-        cell.cell_contents = value
-    return cell
-
-
-def _make_function(code, globals, name, argdefs, closure):
-    """Create the skeleton of a function sent by value.
-
-    ``globals`` is the (possibly shared) namespace the function will run in;
-    ``closure`` is a tuple of empty cells or None. The real defaults, closure
-    contents, globals and attributes arrive later through
-    :func:`_function_setstate`, once the function exists and is memoized, so
-    that self- and mutually-recursive functions can be rebuilt.
-    """
-    # Make the builtins explicit: some interpreters (nogil) do not fall back
-    # to the caller's builtins when the globals lack them.
-    globals["__builtins__"] = builtins.__dict__
-    return types.FunctionType(code, globals, name, argdefs, closure)
-
-
-# Entries of a function's slot state that need special treatment; every other
-# entry is a plain writable attribute, set with setattr in payload order.
-_FUNCTION_SPECIAL_SLOTS = frozenset(("__globals__", "__closure__", "_cloudpickle_submodules"))
-
-
-def _function_setstate(obj, state):
-    """Give a function built by :func:`_make_function` its state.
-
-    ``state`` is ``(attributes, slotstate)``: ``attributes`` goes into the
-    function's ``__dict__``; ``slotstate`` holds the referenced globals
-    (merged into the function's namespace), the closure values (copied into
-    the function's own cells, which are read-only as a tuple), the
-    submodules the code needs (already imported by unpickling them: nothing
-    left to do) and plain attributes such as ``__qualname__``,
-    ``__defaults__`` or ``__doc__``.
-    """
-    attributes, slotstate = state
-    obj.__dict__.update(attributes)
-
-    namespace = obj.__globals__
-    namespace.update(slotstate["__globals__"])
-    namespace["__builtins__"] = builtins.__dict__
-
-    shipped_cells = slotstate["__closure__"]
-    if shipped_cells is not None:
-        for own_cell, shipped in zip(obj.__closure__, shipped_cells):
-            value = _get_cell_contents(shipped)
-            if value is not _empty_cell_value:
-                own_cell.cell_contents = value
-
-    for attr, value in slotstate.items():
-        if attr not in _FUNCTION_SPECIAL_SLOTS:
-            setattr(obj, attr, value)
-
+# Functions and cells are rebuilt by the engine's native reconstructors
+# (src/reconstruct.rs): same names, arguments and behaviour as the
+# reference's, bound here so that every reconstructor is importable from
+# this module.
+from ._engine import (  # noqa: E402
+    _function_setstate,
+    _make_cell,
+    _make_empty_cell,
+    _make_function,
+)
 
 # ---------------------------------------------------------------------------
 # Classes, enums and type variables.
@@ -381,12 +320,3 @@ _DATACLASSE_FIELD_TYPE_SENTINELS = {
 def _get_dataclass_field_type_sentinel(name):
     """The dataclasses field-type sentinel called ``name``."""
     return _DATACLASSE_FIELD_TYPE_SENTINELS[name]
-
-
-# Payloads must name these helpers through the public module, whatever file
-# they are defined in.
-for _name in __all__:
-    _obj = globals()[_name]
-    if isinstance(_obj, types.FunctionType):
-        _obj.__module__ = _PUBLIC_MODULE
-del _name, _obj

@@ -2,8 +2,10 @@
 
 The pickling itself is done by the Rust engine in :mod:`cloudpickle._engine`:
 it walks the object graph, memoizes, frames and writes the opcodes. This module
-is the thin Python face of it: the public API, the :class:`Pickler` class as
-seen from Python, and the by-value registry.
+is its public face: the public API, the :class:`Pickler` class as seen from
+Python, and the names of the reference module, gathered from the modules that
+implement them (``_by_value``, ``_class_reduce``, ``_code_analysis``,
+``_determinism``, ``_reconstructors``, ``_registry``, ``_type_reducers``).
 
 Payloads are standard pickles: :func:`loads` *is* :func:`pickle.loads`.
 """
@@ -26,7 +28,7 @@ import pickle
 import platform  # noqa: F401
 import struct  # noqa: F401
 import sys
-import threading
+import threading  # noqa: F401
 import types
 import typing  # noqa: F401
 import uuid  # noqa: F401
@@ -34,41 +36,24 @@ import warnings  # noqa: F401
 import weakref  # noqa: F401
 from collections import ChainMap
 
-from . import _engine, _reconstructors, _reducers
+from . import _by_value, _engine, _reconstructors
+from ._by_value import *  # noqa: F401,F403  (private helpers clients import)
+from ._class_reduce import *  # noqa: F401,F403
+from ._code_analysis import *  # noqa: F401,F403
+from ._determinism import *  # noqa: F401,F403
 from ._reconstructors import *  # noqa: F401,F403  (names payloads refer to)
-from ._reducers import *  # noqa: F401,F403  (private helpers clients import)
-from ._reducers import _REDUCERS
+from ._registry import *  # noqa: F401,F403  (register_pickle_by_value...)
+from ._registry import _PICKLE_BY_VALUE_LOCK, _PICKLE_BY_VALUE_MODULES  # noqa: F401
+from ._type_reducers import *  # noqa: F401,F403
+from ._type_reducers import _REDUCERS
 
-# The function reconstructors run once per function in every payload: the
-# engine's native versions replace the Python ones (same names, arguments
-# and behaviour), under this module's name, where payloads look them up.
-# The very string object the other reconstructors carry as their module
-# name: the memo then writes it once per payload, as the reference does.
-_PUBLISHED_MODULE = _reconstructors._class_setstate.__module__
-_make_function = _engine._make_function
-_function_setstate = _engine._function_setstate
-_make_cell = _engine._make_cell
-_make_empty_cell = _engine._make_empty_cell
-# Returns the class already loaded under the same tracker id without
-# building a skeleton only to discard it; creates plain skeletons itself;
-# otherwise the Python version (and likewise for _class_setstate).
+# The class reconstructors payloads name are the engine's: they return the
+# class already loaded under the same tracker id without building a
+# skeleton only to discard it, and create plain skeletons themselves; other
+# cases go to the Python versions in _reconstructors (which keep that
+# module's name). The bridge install below gives them this module's name.
 _make_skeleton_class = _engine._make_skeleton_class
 _class_setstate = _engine._class_setstate
-for _native in (
-    _make_function,
-    _function_setstate,
-    _make_cell,
-    _make_empty_cell,
-    _make_skeleton_class,
-    _class_setstate,
-):
-    _native.__module__ = _PUBLISHED_MODULE
-    # The Python versions stay importable under their own module's name.
-    getattr(_reconstructors, _native.__name__).__module__ = _reconstructors.__name__
-    # The Python reducers (used by subclasses and direct callers) reference
-    # the published, native versions too.
-    setattr(_reducers, _native.__name__, _native)
-del _native
 
 # No ``__all__``, as in the reference: ``from cloudpickle.cloudpickle import
 # *`` (which the package itself does) gives every public name of the module.
@@ -88,46 +73,6 @@ PYPY = sys.implementation.name == "pypy"
 # stay in its namespace (and in the package's, through the star import).
 # Same names, same values here.
 k, v = next(reversed(list(types.__dict__.items())))
-
-# ---------------------------------------------------------------------------
-# Modules whose functions and classes are pickled by value on request.
-# ---------------------------------------------------------------------------
-
-_PICKLE_BY_VALUE_MODULES = set()
-_PICKLE_BY_VALUE_LOCK = threading.Lock()
-
-
-def register_pickle_by_value(module):
-    """Pickle the functions and classes of ``module`` (and of its submodules
-    when it is a package) by value instead of by reference."""
-    if not isinstance(module, types.ModuleType):
-        raise ValueError(f"Input should be a module object, got {str(module)} instead")
-    # The module must be imported (in sys.modules) under its own name, so
-    # that the name recorded here designates it unambiguously.
-    if module.__name__ not in sys.modules:
-        raise ValueError(
-            f"{module} was not imported correctly, have you used an "
-            "`import` statement to access it?"
-        )
-    with _PICKLE_BY_VALUE_LOCK:
-        _PICKLE_BY_VALUE_MODULES.add(module.__name__)
-
-
-def unregister_pickle_by_value(module):
-    """Undo :func:`register_pickle_by_value`."""
-    if not isinstance(module, types.ModuleType):
-        raise ValueError(f"Input should be a module object, got {str(module)} instead")
-    with _PICKLE_BY_VALUE_LOCK:
-        if module.__name__ not in _PICKLE_BY_VALUE_MODULES:
-            raise ValueError(f"{module} is not registered for pickle by value")
-        _PICKLE_BY_VALUE_MODULES.remove(module.__name__)
-
-
-def list_registry_pickle_by_value():
-    """The names of the modules registered for pickling by value."""
-    with _PICKLE_BY_VALUE_LOCK:
-        return _PICKLE_BY_VALUE_MODULES.copy()
-
 
 # ---------------------------------------------------------------------------
 # The Pickler class.
@@ -218,20 +163,20 @@ class Pickler(pickle.Pickler):
         self._cp_state.set_memo(items)
 
     # The reference's function reducers, as methods (some subclasses call
-    # them). The engine does not go through them: overriding them does not
-    # change what `dump` writes.
+    # them): the engine's own function reduction. The engine does not call
+    # these methods: overriding them does not change what `dump` writes.
     def _dynamic_function_reduce(self, func):
         """The by-value reduce tuple of the function ``func``."""
-        return _reducers._dynamic_function_reduce(func, self.globals_ref)
+        return _by_value._dynamic_function_reduce(func, self.globals_ref)
 
     def _function_reduce(self, obj):
         """``NotImplemented`` when the function ``obj`` goes by reference,
         otherwise its by-value reduce tuple."""
-        return _reducers._function_reduce(obj, self.globals_ref)
+        return _by_value._function_reduce(obj, self.globals_ref)
 
     def _function_getnewargs(self, func):
         """The arguments of ``_make_function`` for ``func``."""
-        return _reducers._function_getnewargs(func, self.globals_ref)
+        return _by_value._function_getnewargs(func, self.globals_ref)
 
     def reducer_override(self, obj):
         """Type-agnostic reducer consulted before the dispatch table.
@@ -280,16 +225,13 @@ CloudPickler = Pickler
 # buffer_callback).dump(obj)` would, with the class-level dispatch table.
 dumps = _engine.dumps
 dump = _engine.dump
-# Named after this module, as the reference's are: a payload referring to
-# them (a function using `dumps` as a global, say) names them as the
-# reference does, and pickle finds them here by `__module__`.
-dumps.__module__ = dump.__module__ = _PUBLISHED_MODULE
-
-
 # The one bridge to the engine: every object of this package it uses (the
 # reconstructors payloads name, the Python helpers, the class tracker, the
 # Pickler class, its dispatch table and the by-value registry), read and
-# checked once, here (src/bridge.rs).
+# checked once, here (src/bridge.rs). It also gives the reconstructors and
+# `dumps`/`dump` this module's name as `__module__` (the one place where a
+# `__module__` is set): payloads name them as the reference does, and
+# pickle finds them here.
 _engine._install_bridge(
     sys.modules[__name__],
     _reconstructors,

@@ -472,52 +472,12 @@ impl<'s, 'py> Engine<'s, 'py> {
                 .collect::<Vec<_>>()
                 .join(".");
             let dotted = PyString::new(py, &dotted);
-            if let Some(found) = crate::by_value::remembered_module(object, &dotted)? {
-                return Ok(found);
+            let search = crate::which_module::Search::Pickle;
+            match crate::which_module::search_modules(object, &dotted, path, search)? {
+                Some(found) => Ok(found),
+                None => Ok(intern(py, self.c.s_main).cast_into::<PyString>()?),
             }
-            let modules = borrowed(py, ffi::PyImport_GetModuleDict()).cast_into::<PyDict>()?;
-            let main = intern(py, self.c.s_main);
-            for (name, module) in modules.copy()?.iter() {
-                if name.eq(&main)? || module.is_none() {
-                    continue;
-                }
-                let Ok(name) = name.cast_into::<PyString>() else {
-                    continue;
-                };
-                match self.deep_getattr(&module, path) {
-                    Ok((candidate, _)) if candidate.is(object) => {
-                        let name = self.public_module_name(object, &dotted, name)?;
-                        crate::by_value::remember_module(object, &name);
-                        return Ok(name);
-                    }
-                    Ok(_) => {}
-                    Err(e) if e.is_instance_of::<PyAttributeError>(py) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(main.cast_into::<PyString>()?)
         }
-    }
-
-    /// `module_name`, where `whichmodule` found `object`, or the name of
-    /// cloudpickle's public module when `module_name` is one of the
-    /// modules implementing it (this extension, the Python helpers) and the
-    /// public module exposes `object` too (`_public_module_name`).
-    fn public_module_name(
-        &mut self,
-        object: &Bound<'py, PyAny>,
-        dotted: &Bound<'py, PyString>,
-        module_name: Bound<'py, PyString>,
-    ) -> PyResult<Bound<'py, PyString>> {
-        if !module_name.to_cow()?.starts_with("cloudpickle._") {
-            return Ok(module_name);
-        }
-        crate::bridge::bridge(self.py)?
-            .public_module_name
-            .bind(self.py)
-            .call1((object, dotted, &module_name))?
-            .cast_into::<PyString>()
-            .map_err(Into::into)
     }
 
     fn imported_module(&mut self, name: &Bound<'py, PyString>) -> Option<Bound<'py, PyAny>> {

@@ -6,29 +6,19 @@
 //!
 //! Nothing about the function itself is cached: its defaults, closure
 //! contents, globals and attributes are read on every call. Only what
-//! derives from its (immutable) code object is cached, in `code_globals`.
+//! derives from its (immutable) code object is cached (`code_globals`).
 
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::bridge::bridge;
-use crate::cache::ObjectCache;
 use crate::errors::owned;
 
-/// Global names used by a code object (and the code nested in it), by code
-/// object (immutable, so the names never go stale).
-static CODE_GLOBALS: ObjectCache<Py<PyAny>> = ObjectCache::new(4096);
-
-/// `_extract_code_globals(code)`: a dict whose keys are the names.
+/// `_extract_code_globals(code)`: a dict whose keys are the names
+/// (`code_globals`, cached there per code object).
 fn code_globals<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let py = code.py();
-    if let Some(names) = CODE_GLOBALS.get(code.as_ptr(), |names| names.bind(py).clone()) {
-        return Ok(names);
-    }
-    let names = bridge(py)?.extract_code_globals.bind(py).call1((code,))?;
-    CODE_GLOBALS.insert(code, names.clone().unbind());
-    Ok(names)
+    Ok(super::code_globals::extract_code_globals(code)?.into_any())
 }
 
 /// `"".join(s)`: a string equal to `s` that is not `s` (payloads must not
@@ -258,10 +248,7 @@ pub fn submodules<'py>(parts: &FunctionParts<'py>) -> PyResult<Bound<'py, PyAny>
             .map(|(_, v)| v)
             .chain(parts.closure_values.iter()),
     )?;
-    bridge(py)?
-        .find_imported_submodules
-        .bind(py)
-        .call1((&parts.code, deps))
+    super::submodules::find_imported_submodules(&parts.code, deps.as_any()).map(Bound::into_any)
 }
 
 /// The by-value reduction of the function `func`.

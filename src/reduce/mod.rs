@@ -11,7 +11,9 @@ use crate::bridge::bridge;
 use crate::by_value::should_pickle_by_reference;
 use crate::cache::ObjectCache;
 
+pub(crate) mod code_globals;
 pub(crate) mod function_reduction;
+pub(crate) mod submodules;
 
 /// The Python module holding the helpers and reconstructors.
 /// What a reduction needs from the pickler it runs in.

@@ -1,0 +1,41 @@
+"""The by-value decision and the lookups it rests on, under the private
+names of the reference module (client code imports them from
+``cloudpickle.cloudpickle``): the engine's own functions, so that callers
+get exactly the rules ``dumps`` runs (src/by_value.rs,
+src/which_module.rs, src/reduce/function_reduction.rs).
+"""
+
+import pickle
+
+from ._engine import (
+    _dynamic_function_reduce,
+    _function_getnewargs,
+    _function_getstate,
+    _function_reduce,
+    _getattribute,
+    _is_registered_pickle_by_value,
+    _lookup_module_and_qualname,
+    _public_module_name,
+    _should_pickle_by_reference,
+    _typevar_by_reference,
+    _whichmodule,
+)
+
+__all__ = [
+    "_dynamic_function_reduce",
+    "_function_getnewargs",
+    "_function_getstate",
+    "_function_reduce",
+    "_getattribute",
+    "_is_registered_pickle_by_value",
+    "_lookup_module_and_qualname",
+    "_pickle_getattribute",
+    "_public_module_name",
+    "_should_pickle_by_reference",
+    "_typevar_by_reference",
+    "_whichmodule",
+]
+
+# pickle's own attribute walker, which the reference module imports under
+# this name.
+_pickle_getattribute = getattr(pickle, "_getattribute", None)

@@ -1,0 +1,350 @@
+"""One implementation per rule: the private helpers clients import from
+``cloudpickle.cloudpickle`` are the engine's own functions (what ``dumps``
+runs), the reconstructors payloads name carry the public module's name
+(given once, when the bridge is installed), and the engine's function
+opcode writer gives the bytes of the reduce tuple its builder makes."""
+
+import ast
+import functools
+import os
+import pathlib
+import pickle
+import sys
+import types
+import typing
+import xml.etree.ElementTree
+
+import _importable
+import cloudpickle
+import pytest
+from _helpers import PROTOCOLS
+from cloudpickle import _engine, _reconstructors
+from cloudpickle import cloudpickle as cp
+
+# The names of the reference module that the engine implements: no second
+# copy of these rules exists in Python.
+ENGINE_RULES = (
+    "_should_pickle_by_reference",
+    "_lookup_module_and_qualname",
+    "_whichmodule",
+    "_public_module_name",
+    "_getattribute",
+    "_is_registered_pickle_by_value",
+    "_cell_reduce",
+    "_module_reduce",
+    "_dynamic_function_reduce",
+    "_function_reduce",
+    "_function_getnewargs",
+    "_function_getstate",
+    "_extract_code_globals",
+    "_find_imported_submodules",
+)
+
+# Reconstructors the engine replaces entirely: the names stay importable
+# from _reconstructors, bound to the native versions.
+NATIVE_RECONSTRUCTORS = ("_make_function", "_function_setstate", "_make_cell", "_make_empty_cell")
+
+
+@pytest.mark.parametrize("name", ENGINE_RULES)
+def test_private_helpers_are_the_engines(name):
+    assert getattr(cp, name) is getattr(_engine, name)
+
+
+@pytest.mark.parametrize("name", NATIVE_RECONSTRUCTORS)
+def test_replaced_reconstructors_are_native_everywhere(name):
+    native = getattr(_engine, name)
+    assert getattr(cp, name) is native
+    assert getattr(_reconstructors, name) is native
+    assert isinstance(native, types.BuiltinFunctionType)
+
+
+def test_reducers_table_holds_the_engines_cell_and_module_reducers():
+    assert cp._REDUCERS[types.CellType] is _engine._cell_reduce
+    assert cp._REDUCERS[types.ModuleType] is _engine._module_reduce
+    assert cp.Pickler.dispatch_table[types.ModuleType] is _engine._module_reduce
+
+
+# ---------------------------------------------------------------------------
+# Names payloads use, set once by the bridge install.
+# ---------------------------------------------------------------------------
+
+
+def test_reconstructors_carry_the_public_module_name():
+    published = _reconstructors._PUBLIC_MODULE
+    assert published == "cloudpickle.cloudpickle"
+    for name in _reconstructors.__all__:
+        value = getattr(cp, name)
+        if isinstance(value, (types.FunctionType, types.BuiltinFunctionType)):
+            # One string object, so that the memo writes it once per payload.
+            assert value.__module__ is published, name
+    assert cp.dumps.__module__ is published
+    assert cp.dump.__module__ is published
+
+
+def test_general_class_reconstructors_keep_their_module():
+    # The engine's class reconstructors call these for what they do not
+    # handle themselves; payloads never name them.
+    for name in ("_make_skeleton_class", "_class_setstate"):
+        python_version = getattr(_reconstructors, name)
+        assert isinstance(python_version, types.FunctionType)
+        assert python_version.__module__ == "cloudpickle._reconstructors"
+        assert getattr(cp, name) is getattr(_engine, name)
+        assert getattr(cp, name).__module__ == "cloudpickle.cloudpickle"
+
+
+def test_reconstructors_pickle_by_reference_under_the_public_name():
+    for name in ("_make_function", "_make_skeleton_class", "_make_typevar", "subimport"):
+        payload = pickle.dumps(getattr(cp, name), protocol=2)
+        assert b"cloudpickle.cloudpickle" in payload
+        assert pickle.loads(payload) is getattr(cp, name)
+    assert pickle.loads(cloudpickle.dumps(cloudpickle.dumps)) is cloudpickle.dumps
+
+
+def _module_level_statements(tree):
+    """The statements a module runs at import (not those of its functions
+    and classes)."""
+    pending = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        yield node
+        for field in ("body", "orelse", "handlers", "finalbody"):
+            pending.extend(getattr(node, field, ()))
+
+
+def test_python_layer_does_not_rewrite_attributes_at_import():
+    # At import, the package's modules bind their own names and configure
+    # their own objects only: no __module__ is assigned and no attribute of
+    # an imported module or object is set; the bridge install sets the
+    # __module__ of what payloads name, in one place.
+    package = pathlib.Path(cp.__file__).parent
+    for path in package.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        statements = list(_module_level_statements(tree))
+        imported = set()
+        for node in statements:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                imported.update((a.asname or a.name).split(".")[0] for a in node.names)
+        for node in statements:
+            for sub in ast.walk(node):
+                if isinstance(sub, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+                    targets = sub.targets if isinstance(sub, ast.Assign) else [sub.target]
+                    for target in targets:
+                        if not isinstance(target, ast.Attribute):
+                            continue
+                        where = (path.name, sub.lineno)
+                        assert target.attr != "__module__", where
+                        assert getattr(target.value, "id", None) not in imported, where
+                if isinstance(sub, ast.Call) and getattr(sub.func, "id", None) == "setattr":
+                    raise AssertionError((path.name, sub.lineno))
+
+
+# ---------------------------------------------------------------------------
+# The rules, as client code calls them.
+# ---------------------------------------------------------------------------
+
+
+def test_by_value_decision_for_modules():
+    assert cp._should_pickle_by_reference(os)
+    dynamic = types.ModuleType("_oi_dynamic")
+    assert not cp._should_pickle_by_reference(dynamic)
+    cloudpickle.register_pickle_by_value(_importable)
+    try:
+        assert not cp._should_pickle_by_reference(_importable)
+        assert cp._is_registered_pickle_by_value(_importable)
+    finally:
+        cloudpickle.unregister_pickle_by_value(_importable)
+    assert cp._should_pickle_by_reference(_importable)
+
+
+def test_by_value_decision_rejects_other_objects():
+    with pytest.raises(TypeError, match="cannot check importability of int instances"):
+        cp._should_pickle_by_reference(1)
+
+
+def test_module_reduce():
+    assert cp._module_reduce(os.path) == (cp.subimport, (os.path.__name__,))
+    dynamic = types.ModuleType("_oi_dynamic")
+    dynamic.x = 1
+    dynamic.__builtins__ = {"unpicklable": object()}
+    constructor, (name, namespace) = cp._module_reduce(dynamic)
+    assert constructor is cp.dynamic_subimport
+    assert name == "_oi_dynamic"
+    assert namespace["x"] == 1 and "__builtins__" not in namespace
+    assert "__builtins__" in vars(dynamic)  # a copy was filtered
+    with pytest.raises(TypeError):
+        cp._module_reduce(1)
+
+
+def test_cell_reduce():
+    assert cp._cell_reduce(types.CellType(3)) == (cp._make_cell, (3,))
+    assert cp._cell_reduce(types.CellType()) == (cp._make_empty_cell, ())
+    with pytest.raises(TypeError):
+        cp._cell_reduce(3)
+
+
+ModuleTypeVar = typing.TypeVar("ModuleTypeVar")
+
+
+def test_typevar_decision():
+    assert cp._typevar_reduce(typing.AnyStr) == (getattr, (typing, "AnyStr"))
+    local = typing.TypeVar("local")
+    assert cp._typevar_reduce(local)[0] is cp._make_typevar
+    assert _engine._typevar_by_reference(local) is None
+
+
+def test_getattribute():
+    assert cp._getattribute(os, "path.join") is os.path.join
+    with pytest.raises(AttributeError):
+        cp._getattribute(os, "path.nothing_here")
+    with pytest.raises(AttributeError, match="local object"):
+        cp._getattribute(os, "f.<locals>.g")
+
+
+def test_whichmodule_names_private_modules_after_the_public_one():
+    # An object without __module__ that a private module of the package
+    # holds and the public module exposes too.
+    table = cp._BUILTIN_TYPE_NAMES
+    assert not hasattr(table, "__module__")
+    assert cp._whichmodule(table, "_BUILTIN_TYPE_NAMES") == "cloudpickle.cloudpickle"
+    assert (
+        cp._public_module_name(table, "_BUILTIN_TYPE_NAMES", "cloudpickle._reconstructors")
+        == "cloudpickle.cloudpickle"
+    )
+    assert cp._public_module_name(table, "nothing", "cloudpickle._reconstructors") == (
+        "cloudpickle._reconstructors"
+    )
+    assert cp._whichmodule(object(), "nothing_holds_this") is None
+
+
+def test_whichmodule_ignores_probing_errors():
+    class Exploding(types.ModuleType):
+        def __getattr__(self, name):
+            raise RuntimeError("probing must not fail")
+
+    sys.modules["_oi_exploding"] = Exploding("_oi_exploding")
+    try:
+        sentinel = object()
+        assert cp._whichmodule(sentinel, "anything") is None
+        assert cp._lookup_module_and_qualname(sentinel, name="anything") is None
+    finally:
+        del sys.modules["_oi_exploding"]
+
+
+# ---------------------------------------------------------------------------
+# The function opcode writer and the reduce tuple builder give one payload.
+# ---------------------------------------------------------------------------
+
+GLOBAL_VALUE = 7
+
+
+def _function_samples():
+    def plain(x, y=2, *, z=3) -> int:
+        """Documented."""
+        return x + y + z + GLOBAL_VALUE
+
+    plain.attribute = {"a": 1}
+
+    counter = 0
+
+    def closure():
+        nonlocal counter
+        counter += 1
+        return counter
+
+    def recursive(n):
+        return 1 if n <= 1 else n * recursive(n - 1)
+
+    def uses_submodule():
+        return xml.etree.ElementTree.fromstring("<a/>").tag
+
+    def empty_cell():
+        return later  # noqa: F821 - a cell still empty when pickled
+
+    def outer():
+        def inner(y):
+            return y * GLOBAL_VALUE
+
+        return inner
+
+    samples = [
+        plain,
+        closure,
+        recursive,
+        uses_submodule,
+        empty_cell,
+        outer(),
+        lambda: sys.version_info,
+        functools.wraps(plain)(lambda *a: plain(*a)),
+    ]
+    return samples
+
+
+class _TupleBuilderPickler(cloudpickle.Pickler):
+    """Functions by value through the engine's reduce tuple builder
+    (``_dynamic_function_reduce``), saved by the generic reduce path,
+    instead of the engine's direct opcode writer."""
+
+    def reducer_override(self, obj):
+        if isinstance(obj, types.FunctionType) and not cp._should_pickle_by_reference(obj):
+            return cp._dynamic_function_reduce(obj, self.globals_ref)
+        return super().reducer_override(obj)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_function_writer_matches_tuple_builder(protocol):
+    import io
+
+    samples = _function_samples()
+    for obj in [*samples, samples]:
+        written = cloudpickle.dumps(obj, protocol=protocol)
+        buffer = io.BytesIO()
+        _TupleBuilderPickler(buffer, protocol=protocol).dump(obj)
+        assert buffer.getvalue() == written, obj
+
+
+def test_function_reduction_parts():
+    samples = _function_samples()
+    plain = samples[0]
+    globals_ref = {}
+    reduced = cp._dynamic_function_reduce(plain, globals_ref)
+    assert reduced[0] is cp._make_function and reduced[5] is cp._function_setstate
+    assert cp._function_getnewargs(plain, globals_ref) == reduced[1]
+    assert list(globals_ref) == [id(plain.__globals__)]
+    attributes, slotstate = cp._function_getstate(plain)
+    assert attributes == {"attribute": {"a": 1}}
+    assert slotstate["__globals__"] == {"GLOBAL_VALUE": 7}
+    assert slotstate["__kwdefaults__"] == {"z": 3}
+    assert cp._function_reduce(os.path.join) is NotImplemented
+    with pytest.raises(TypeError):
+        cp._dynamic_function_reduce(len)
+    # Handed to Python code, the reduction's containers are tracked by the
+    # garbage collector again (the engine builds them untracked).
+    import gc
+
+    assert gc.is_tracked(reduced) and gc.is_tracked(reduced[2][1])
+
+
+def test_find_imported_submodules():
+    import xml.etree
+
+    def reaches_submodule():
+        return xml.etree.ElementTree.parse
+
+    found = cp._find_imported_submodules(reaches_submodule.__code__, [xml, 3, None])
+    assert xml.etree in found and xml.etree.ElementTree in found
+    # Not packages (empty __package__) or not modules: nothing to reach.
+    assert cp._find_imported_submodules(reaches_submodule.__code__, [os, sys, 1]) == []
+    # Sees submodules imported after an earlier call.
+    name = "xml.etree._oi_later"
+    sys.modules[name] = types.ModuleType(name)
+    try:
+
+        def reaches_later():
+            return xml.etree._oi_later
+
+        assert sys.modules[name] in cp._find_imported_submodules(reaches_later.__code__, [xml])
+    finally:
+        del sys.modules[name]
+    assert cp._find_imported_submodules(reaches_later.__code__, [xml]) == [xml.etree]
