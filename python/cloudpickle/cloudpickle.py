@@ -299,5 +299,8 @@ _engine._install_bridge(
 )
 
 # Cached class reductions hold their classes: let go of them before each
-# full collection, so classes the program dropped are freed as usual.
-_gc.callbacks.append(_engine._release_class_cache)
+# full collection, so classes the program dropped are freed as usual. PyPy
+# has no gc.callbacks, and there the engine keeps no such cache (it cannot
+# read type version tags).
+if hasattr(_gc, "callbacks"):
+    _gc.callbacks.append(_engine._release_class_cache)

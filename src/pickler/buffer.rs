@@ -6,18 +6,23 @@ use pyo3::prelude::*;
 use super::opcodes::*;
 use super::Engine;
 use crate::errors::fetch;
-use crate::py::PyPickleBuffer_GetBuffer;
+use crate::py_compat::PickleBufferView;
 
 impl<'s, 'py> Engine<'s, 'py> {
     pub(super) unsafe fn save_picklebuffer(&mut self, obj: *mut ffi::PyObject) -> PyResult<()> {
         if self.proto < 5 {
             return Err(self.pickling_error("PickleBuffer can only pickled with protocol >= 5"));
         }
-        let view = self.picklebuffer_view(obj)?;
-        if ffi::PyBuffer_IsContiguous(view, b'A' as std::os::raw::c_char) == 0 {
-            return Err(self.pickling_error(
-                "PickleBuffer can not be pickled when pointing to a non-contiguous buffer",
-            ));
+        {
+            // Dropped before the callback runs (on PyPy the view is an
+            // export of its own, which would stop the callback releasing the
+            // buffer).
+            let view = self.picklebuffer_view(obj)?;
+            if ffi::PyBuffer_IsContiguous(view.as_ptr(), b'A' as std::os::raw::c_char) == 0 {
+                return Err(self.pickling_error(
+                    "PickleBuffer can not be pickled when pointing to a non-contiguous buffer",
+                ));
+            }
         }
         let mut in_band = true;
         if let Some(callback) = self.buffer_callback.clone() {
@@ -27,9 +32,10 @@ impl<'s, 'py> Engine<'s, 'py> {
         }
         // The callback may have released the buffer: look the view up again.
         let view = self.picklebuffer_view(obj)?;
-        let readonly = (*view).readonly != 0;
+        let view_ref = view.as_ptr();
+        let readonly = (*view_ref).readonly != 0;
         if in_band {
-            let len = (*view).len as usize;
+            let len = (*view_ref).len as usize;
             let data = if len == 0 {
                 &[][..]
             } else {
@@ -37,7 +43,7 @@ impl<'s, 'py> Engine<'s, 'py> {
                 // thus keeps `len` bytes at `buf` valid) while it is alive,
                 // and no Python code runs while the slice is in use (file
                 // writes receive the PickleBuffer object, not the slice).
-                std::slice::from_raw_parts((*view).buf as *const u8, len)
+                std::slice::from_raw_parts((*view_ref).buf as *const u8, len)
             };
             if readonly {
                 self.save_bytes_data(obj, data, false)
@@ -58,14 +64,7 @@ impl<'s, 'py> Engine<'s, 'py> {
         }
     }
 
-    unsafe fn picklebuffer_view(
-        &mut self,
-        obj: *mut ffi::PyObject,
-    ) -> PyResult<*const ffi::Py_buffer> {
-        let view = PyPickleBuffer_GetBuffer(obj);
-        if view.is_null() {
-            return Err(fetch(self.py));
-        }
-        Ok(view)
+    unsafe fn picklebuffer_view(&mut self, obj: *mut ffi::PyObject) -> PyResult<PickleBufferView> {
+        PickleBufferView::new(obj).ok_or_else(|| fetch(self.py))
     }
 }
