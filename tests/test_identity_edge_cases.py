@@ -154,6 +154,17 @@ SCALARS = (
 )
 
 
+PYPY = sys.implementation.name == "pypy"
+
+
+def _finite(obj):
+    if isinstance(obj, float):
+        return math.isfinite(obj)
+    if isinstance(obj, complex):
+        return math.isfinite(obj.real) and math.isfinite(obj.imag)
+    return True
+
+
 def _ident(obj):
     text = repr(obj)
     return text if len(text) <= 40 else f"{type(obj).__name__}-len{len(text)}"
@@ -164,6 +175,11 @@ def test_scalar_identity(obj, protocol):
     """Scalars (None, bool, int, float, complex, str, bytes, bytearray) pickle identically."""
     data = assert_dumps_like_pickle(obj, protocol)
     assert data is not None
+    if protocol == 0 and PYPY and not _finite(obj):
+        pytest.skip(
+            "PyPy's unpickler cannot read protocol 0's text form of inf and nan "
+            "(ValueError), which CPython writes and reads; the bytes were checked"
+        )
     loaded = pickle.loads(data)
     if isinstance(obj, (float, complex)):
         assert equal_or_both_nan(loaded, obj)

@@ -139,6 +139,17 @@ pub unsafe fn function_parts<'py>(
     let py = func.py();
     let f = func.as_ptr();
     let code = Bound::from_borrowed_ptr(py, ffi::PyFunction_GetCode(f));
+    if ffi::Py_TYPE(code.as_ptr()) != crate::py_compat::code_type() {
+        // PyPy's builtin functions are functions whose code is not Python
+        // bytecode (and whose globals are None): nothing to rebuild them from.
+        return Err(crate::errors::pickling_error(
+            py,
+            format!(
+                "Can't pickle {}: it is a builtin function, with no Python code to pickle by value",
+                crate::errors::repr(func)
+            ),
+        ));
+    }
     let namespace =
         Bound::from_borrowed_ptr(py, ffi::PyFunction_GetGlobals(f)).cast_into::<PyDict>()?;
     let none = py.None().into_bound(py);
