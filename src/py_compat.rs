@@ -709,3 +709,116 @@ impl Drop for DictIter {
         unsafe { ffi::Py_XDECREF(self.keys) }
     }
 }
+
+/// What the memo keys an object by: its address on CPython (its identity,
+/// as `id()`). On PyPy, `id()` of a `str` or `bytes` is derived from its
+/// value (equal strings are the same object to `is`, and `pickle` memoizes
+/// them once), while the C API may hand out a different proxy address for
+/// each: there the first object of a value met in a dump stands for all
+/// the equal ones, and this table holds a strong reference to it.
+#[derive(Default)]
+pub struct ValueIdentity {
+    #[cfg(PyPy)]
+    strs: *mut ffi::PyObject,
+    #[cfg(PyPy)]
+    bytes: *mut ffi::PyObject,
+}
+
+impl ValueIdentity {
+    /// The object standing for `obj` if one was recorded, else `obj`.
+    ///
+    /// # Safety
+    /// GIL held; `obj` alive.
+    #[inline(always)]
+    pub unsafe fn lookup(&self, obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
+        #[cfg(not(PyPy))]
+        {
+            obj
+        }
+        #[cfg(PyPy)]
+        // SAFETY: the caller's contract; the tables are null or our dicts,
+        // whose keys are exact str or bytes (no Python code runs in the
+        // lookup); the result is borrowed from the table, which keeps it.
+        unsafe {
+            let table = self.table_of(obj);
+            if table.is_null() {
+                return obj;
+            }
+            let found = ffi::PyDict_GetItemWithError(table, obj);
+            if found.is_null() {
+                ffi::PyErr_Clear();
+                return obj;
+            }
+            found
+        }
+    }
+
+    /// The object standing for `obj`, recording `obj` if it is the first
+    /// of its value.
+    ///
+    /// # Safety
+    /// GIL held; `obj` alive.
+    #[inline(always)]
+    pub unsafe fn record(&mut self, obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
+        #[cfg(not(PyPy))]
+        {
+            obj
+        }
+        #[cfg(PyPy)]
+        // SAFETY: as in `lookup`; a new table is a new dict reference,
+        // released by `clear`.
+        unsafe {
+            let slot = if ffi::PyUnicode_CheckExact(obj) != 0 {
+                &mut self.strs
+            } else if ffi::PyBytes_CheckExact(obj) != 0 {
+                &mut self.bytes
+            } else {
+                return obj;
+            };
+            if slot.is_null() {
+                *slot = ffi::PyDict_New();
+                if slot.is_null() {
+                    ffi::PyErr_Clear();
+                    return obj;
+                }
+            }
+            let found = ffi::PyDict_GetItemWithError(*slot, obj);
+            if !found.is_null() {
+                return found;
+            }
+            if ffi::PyDict_SetItem(*slot, obj, obj) != 0 {
+                ffi::PyErr_Clear();
+            }
+            obj
+        }
+    }
+
+    /// Forgets every recorded object.
+    ///
+    /// # Safety
+    /// GIL held (releasing the references may run finalizers).
+    pub unsafe fn clear(&mut self) {
+        #[cfg(PyPy)]
+        // SAFETY: the caller's contract; each table is null or our own.
+        unsafe {
+            let strs = std::mem::replace(&mut self.strs, std::ptr::null_mut());
+            let bytes = std::mem::replace(&mut self.bytes, std::ptr::null_mut());
+            ffi::Py_XDECREF(strs);
+            ffi::Py_XDECREF(bytes);
+        }
+    }
+
+    #[cfg(PyPy)]
+    unsafe fn table_of(&self, obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
+        // SAFETY: the caller's contract.
+        unsafe {
+            if ffi::PyUnicode_CheckExact(obj) != 0 {
+                self.strs
+            } else if ffi::PyBytes_CheckExact(obj) != 0 {
+                self.bytes
+            } else {
+                std::ptr::null_mut()
+            }
+        }
+    }
+}
