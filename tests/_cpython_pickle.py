@@ -28,6 +28,16 @@ _EMPTY_SET = pickle.EMPTY_SET
 _BATCHSIZE = 1000
 
 
+_SAVED_BEFORE_REDUCER_OVERRIDE = frozenset(
+    t
+    for t in (
+        type(None), bool, int, float, bytes, str, dict, set, frozenset, list, tuple, bytearray,
+        getattr(pickle, "PickleBuffer", None),
+    )
+    if t is not None and t in pickle._Pickler.dispatch
+)
+
+
 class _OracleMeta(type):
     """Keeps ``issubclass(cloudpickle.Pickler, pickle.Pickler)`` true: a
     subclass of the interpreter's own Pickler is one of the oracle's too."""
@@ -55,7 +65,29 @@ class CPythonPickler(pickle._Pickler, metaclass=_OracleMeta):
 
     dispatch = pickle._Pickler.dispatch.copy()
 
+    def save(self, obj, save_persistent_id=True):
+        # _pickle.c saves these types before consulting reducer_override;
+        # pickle.py offers every object to it first.
+        if type(obj) not in _SAVED_BEFORE_REDUCER_OVERRIDE:
+            return pickle._Pickler.save(self, obj, save_persistent_id)
+        self.framer.commit_frame()
+        pid = self.persistent_id(obj)
+        if pid is not None and save_persistent_id:
+            self.save_pers(pid)
+            return
+        x = self.memo.get(id(obj))
+        if x is not None:
+            self.write(self.get(x[0]))
+            return
+        self.dispatch[type(obj)](self, obj)
+
     def save_list(self, obj):
+        with _FastCycleCheck(self, obj):
+            self._save_list(obj)
+
+    dispatch[list] = save_list
+
+    def _save_list(self, obj):
         if not self.bin:
             return pickle._Pickler.save_list(self, obj)
         self.write(pickle.EMPTY_LIST)
@@ -82,9 +114,13 @@ class CPythonPickler(pickle._Pickler, metaclass=_OracleMeta):
             if total >= len(obj):
                 return
 
-    dispatch[list] = save_list
-
     def save_dict(self, obj):
+        with _FastCycleCheck(self, obj):
+            self._save_dict(obj)
+
+    dispatch[dict] = save_dict
+
+    def _save_dict(self, obj):
         if not self.bin:
             return pickle._Pickler.save_dict(self, obj)
         self.write(pickle.EMPTY_DICT)
@@ -119,8 +155,6 @@ class CPythonPickler(pickle._Pickler, metaclass=_OracleMeta):
             if batch != _BATCHSIZE:
                 return
 
-    dispatch[dict] = save_dict
-
     def save_set(self, obj):
         if self.proto < 4:
             return pickle._Pickler.save_set(self, obj)
@@ -148,6 +182,46 @@ class CPythonPickler(pickle._Pickler, metaclass=_OracleMeta):
                 return
 
     dispatch[set] = save_set
+
+    def dump(self, obj):
+        # _pickle.c keeps the pickle in its buffer and hands it to the file
+        # when a frame of protocol 4 is committed, before a large bytes
+        # payload (written on its own) and at the end of a dump that
+        # succeeded; pickle.py writes its PROTO header and, below protocol
+        # 4, every opcode at once.
+        file_write = self.framer.file_write
+        write_large_bytes = self._write_large_bytes
+        buf = io.BytesIO()
+
+        def flush():
+            if buf.tell():
+                file_write(buf.getvalue())
+                buf.seek(0)
+                buf.truncate()
+
+        def buffered_write(data):
+            n = buf.write(data)
+            if self.proto >= 4 and buf.tell() >= self.framer._FRAME_SIZE_TARGET:
+                flush()
+            return n
+
+        def large_bytes(header, payload):
+            self.framer.commit_frame(force=True)
+            buf.write(header)
+            flush()
+            file_write(payload)
+
+        # A dump that failed leaves pickle.py's frame open; _pickle.c starts
+        # afresh.
+        self.framer.current_frame = None
+        self.framer.file_write = buffered_write
+        self._write_large_bytes = large_bytes
+        try:
+            pickle._Pickler.dump(self, obj)
+        finally:
+            self.framer.file_write = file_write
+            self._write_large_bytes = write_large_bytes
+        flush()
 
     def save_reduce(
         self, func, args, state=None, listitems=None, dictitems=None, state_setter=None, *, obj=None
@@ -178,6 +252,41 @@ class CPythonPickler(pickle._Pickler, metaclass=_OracleMeta):
 
     def _batch_setitems(self, items):
         return pickle._Pickler._batch_setitems(self, _pairs(items))
+
+
+class _FastCycleCheck:
+    """``_pickle.c``'s cycle check in fast mode (no memo): from 50 nested
+    lists or dicts on, meeting one of them again is a ValueError."""
+
+    LIMIT = 50
+
+    def __init__(self, pickler, obj):
+        self.pickler = pickler
+        self.obj = obj
+
+    def __enter__(self):
+        p = self.pickler
+        if not p.fast:
+            return
+        nesting = p.__dict__.get("_fast_nesting", 0)
+        p._fast_nesting = nesting + 1
+        if nesting >= self.LIMIT:
+            memo = p.__dict__.setdefault("_fast_memo", {})
+            if id(self.obj) in memo:
+                raise ValueError(
+                    "fast mode: can't pickle cyclic objects including object type "
+                    f"{type(self.obj).__name__} at {id(self.obj):#x}"
+                )
+            memo[id(self.obj)] = 1
+
+    def __exit__(self, *exc):
+        p = self.pickler
+        if not p.fast:
+            return
+        nesting = p._fast_nesting
+        p._fast_nesting = nesting - 1
+        if nesting >= self.LIMIT:
+            p.__dict__.get("_fast_memo", {}).pop(id(self.obj), None)
 
 
 def _pairs(items):
