@@ -246,6 +246,34 @@ class CPythonPickler(pickle._Pickler, metaclass=_OracleMeta):
                 "sixth element of the tuple returned by __reduce__ must be a function, "
                 f"not {type(state_setter).__name__}"
             )
+        name = getattr(func, "__name__", "")
+        if self.proto >= 2 and name == "__newobj_ex__":
+            if len(args) != 3:
+                raise pickle.PicklingError(
+                    "length of the NEWOBJ_EX argument tuple must be exactly 3, not "
+                    f"{len(args)}"
+                )
+            cls, cls_args, cls_kwargs = args
+            if not isinstance(cls, type):
+                raise pickle.PicklingError(
+                    "first item from NEWOBJ_EX argument tuple must be a class, not "
+                    f"{type(cls).__name__}"
+                )
+            if not isinstance(cls_args, tuple):
+                raise pickle.PicklingError(
+                    "second item from NEWOBJ_EX argument tuple must be a tuple, not "
+                    f"{type(cls_args).__name__}"
+                )
+            if not isinstance(cls_kwargs, dict):
+                raise pickle.PicklingError(
+                    "third item from NEWOBJ_EX argument tuple must be a dict, not "
+                    f"{type(cls_kwargs).__name__}"
+                )
+        elif self.proto >= 2 and name == "__newobj__":
+            if not args:
+                raise pickle.PicklingError("__newobj__ arglist is empty")
+            if not isinstance(args[0], type):
+                raise pickle.PicklingError("args[0] from __newobj__ args is not a type")
         return pickle._Pickler.save_reduce(
             self, func, args, state, listitems, dictitems, state_setter, obj=obj
         )
