@@ -60,6 +60,7 @@ struct PyPyTypes {
     picklebuffer: *mut ffi::PyObject,
     s_cell_contents: *mut ffi::PyObject,
     s_self: *mut ffi::PyObject,
+    builtin_id: *mut ffi::PyObject,
 }
 
 // SAFETY: strong references never released, only used with the GIL held.
@@ -98,6 +99,7 @@ pub fn init(py: Python<'_>) -> PyResult<()> {
             s_self: pyo3::types::PyString::intern(py, "__self__")
                 .unbind()
                 .into_ptr(),
+            builtin_id: py.import("builtins")?.getattr("id")?.unbind().into_ptr(),
         };
         let _ = PYPY_TYPES.set(t);
     }
@@ -711,11 +713,11 @@ impl Drop for DictIter {
 }
 
 /// What the memo keys an object by: its address on CPython (its identity,
-/// as `id()`). On PyPy, `id()` of a `str` or `bytes` is derived from its
-/// value (equal strings are the same object to `is`, and `pickle` memoizes
-/// them once), while the C API may hand out a different proxy address for
-/// each: there the first object of a value met in a dump stands for all
-/// the equal ones, and this table holds a strong reference to it.
+/// as `id()`). On PyPy the C API may hand out a new proxy, at a new
+/// address, for a `str` or `bytes` that `id()` (and so `pickle`'s memo)
+/// sees as the same object: there the first object met with a given `id()`
+/// stands for the later ones, and this table holds a strong reference to it
+/// (so its id cannot be reused).
 #[derive(Default)]
 pub struct ValueIdentity {
     #[cfg(PyPy)]
@@ -737,14 +739,20 @@ impl ValueIdentity {
         }
         #[cfg(PyPy)]
         // SAFETY: the caller's contract; the tables are null or our dicts,
-        // whose keys are exact str or bytes (no Python code runs in the
-        // lookup); the result is borrowed from the table, which keeps it.
+        // keyed by ints (`id()` runs no Python code); the result is borrowed
+        // from the table, which keeps it.
         unsafe {
             let table = self.table_of(obj);
             if table.is_null() {
                 return obj;
             }
-            let found = ffi::PyDict_GetItemWithError(table, obj);
+            let id = ffi::PyObject_CallOneArg(pypy_types().builtin_id, obj);
+            if id.is_null() {
+                ffi::PyErr_Clear();
+                return obj;
+            }
+            let found = ffi::PyDict_GetItemWithError(table, id);
+            ffi::Py_DECREF(id);
             if found.is_null() {
                 ffi::PyErr_Clear();
                 return obj;
@@ -782,14 +790,21 @@ impl ValueIdentity {
                     return obj;
                 }
             }
-            let found = ffi::PyDict_GetItemWithError(*slot, obj);
-            if !found.is_null() {
-                return found;
+            let id = ffi::PyObject_CallOneArg(pypy_types().builtin_id, obj);
+            if id.is_null() {
+                ffi::PyErr_Clear();
+                return obj;
             }
-            if ffi::PyDict_SetItem(*slot, obj, obj) != 0 {
+            let found = ffi::PyDict_GetItemWithError(*slot, id);
+            if found.is_null() && ffi::PyDict_SetItem(*slot, id, obj) != 0 {
                 ffi::PyErr_Clear();
             }
-            obj
+            ffi::Py_DECREF(id);
+            if found.is_null() {
+                obj
+            } else {
+                found
+            }
         }
     }
 

@@ -205,6 +205,8 @@ def test_float_bit_patterns_survive(protocol):
     for value in (-0.0, math.nan, -math.nan, math.inf):
         data = cloudpickle.dumps(value, protocol=protocol)
         assert_same_bytes(data, pickle.dumps(value, protocol=protocol))
+        if protocol == 0 and PYPY and not _finite(value):
+            continue  # PyPy's unpickler cannot read "inf"/"nan" text (see above)
         loaded = pickle.loads(data)
         assert math.isnan(loaded) == math.isnan(value)
         if protocol >= 1 or not math.isnan(value):  # protocol 0 writes NaN as text
