@@ -14,6 +14,7 @@ and sets; ``install()`` makes it ``pickle.Pickler``, ``pickle.dumps`` and
 """
 
 import io
+import operator
 import pickle
 
 _ORIGINAL_PICKLER = pickle.Pickler
@@ -64,6 +65,18 @@ class CPythonPickler(pickle._Pickler, metaclass=_OracleMeta):
     """``pickle.py``'s pickler, with ``_pickle.c``'s batching (CPython 3.11)."""
 
     dispatch = pickle._Pickler.dispatch.copy()
+
+    def __init__(self, file, protocol=None, *, fix_imports=True, buffer_callback=None):
+        # _pickle.c reads the protocol as a C long and wants a file with write.
+        if protocol is not None:
+            protocol = operator.index(protocol)
+            if not -(2**63) <= protocol < 2**63:
+                raise OverflowError("Python int too large to convert to C long")
+        if not hasattr(file, "write"):
+            raise TypeError("file must have a 'write' attribute")
+        pickle._Pickler.__init__(
+            self, file, protocol, fix_imports=fix_imports, buffer_callback=buffer_callback
+        )
 
     def save(self, obj, save_persistent_id=True):
         # _pickle.c saves these types before consulting reducer_override;

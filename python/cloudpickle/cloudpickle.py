@@ -162,7 +162,11 @@ class Pickler(pickle.Pickler):
         # functions sharing globals share them after loading.
         self.globals_ref = {}
         self.proto = int(protocol)
-        self._cp_write = file.write
+        write = getattr(file, "write", None)
+        if write is None:
+            # PyPy's pickle.Pickler does not check the file; _pickle.c does.
+            raise TypeError("file must have a 'write' attribute")
+        self._cp_write = write
         self._cp_buffer_callback = buffer_callback
         # Engine-side state (memo) that persists across dump() calls.
         self._cp_state = _engine.PicklerState()
