@@ -181,6 +181,8 @@ print(pickle.loads(DUMPS(root, protocol=PROTOCOL))[-1])
 @pytest.mark.parametrize("name", list(ISSUE_SCRIPTS))
 def test_issue_reproducers(name, protocol):
     """Each prints what pickle.dumps gives (and does not crash)."""
+    if "gc.set_threshold" in ISSUE_SCRIPTS[name] and not cases.CPYTHON_GC:
+        pytest.skip("needs gc.set_threshold (CPython's collector) to collect at a chosen point")
 
     def run(dumps):
         script = ISSUE_SCRIPTS[name].replace("PROTOCOL", str(protocol))
@@ -192,7 +194,10 @@ def test_issue_reproducers(name, protocol):
 
 
 def _skip_gc_trigger_without_cpython_gc(case_id):
-    if case_id.split("|")[0] in cases.GC_TRIGGERS and not cases.CPYTHON_GC:
+    name = case_id.split("|")[0]
+    if name == "class dict keys" and sys.implementation.name == "pypy":
+        pytest.skip("PyPy's type() accepts only exact str keys in a class namespace")
+    if name in cases.GC_TRIGGERS and not cases.CPYTHON_GC:
         pytest.skip(
             "needs gc.callbacks and gc.set_threshold (CPython's collector) to run "
             "Python code from a collection at a chosen point"
