@@ -18,6 +18,7 @@ mod errors;
 mod lookup;
 mod pickler;
 mod py;
+mod py_compat;
 mod reconstruct;
 mod reconstruct_class;
 mod reduce;

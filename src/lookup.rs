@@ -12,6 +12,7 @@ use pyo3::types::{PyList, PyString};
 use crate::cache::ObjectCache;
 
 use crate::py::{_PyType_Lookup, cache};
+use crate::py_compat::{cfunction_fields, function_slot, FuncSlot};
 
 /// `sys.modules[name]` if present and not None.
 pub fn imported_module<'py>(
@@ -146,19 +147,15 @@ unsafe fn function_names(obj: *mut ffi::PyObject) -> Option<(usize, usize)> {
     unsafe {
         let tp = ffi::Py_TYPE(obj);
         if tp == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
-            let f = obj as *mut ffi::PyFunctionObject;
-            return Some(((*f).func_qualname as usize, (*f).func_module as usize));
+            let qualname = function_slot(obj, FuncSlot::Qualname)?;
+            let module = function_slot(obj, FuncSlot::Module)?;
+            return Some((qualname as usize, module as usize));
         }
         if tp == std::ptr::addr_of_mut!(ffi::PyCFunction_Type) {
             // A builtin function: its name is the C string of its method
             // definition (fixed), its `__module__` the object in `m_module`.
-            let f = obj as *mut ffi::PyCFunctionObject;
-            let name = if (*f).m_ml.is_null() {
-                0
-            } else {
-                (*(*f).m_ml).ml_name as usize
-            };
-            return Some((name, (*f).m_module as usize));
+            let (name, module) = cfunction_fields(obj)?;
+            return Some((name as usize, module as usize));
         }
         None
     }

@@ -9,23 +9,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
-extern "C" {
-    /// Exported by CPython 3.9 to 3.14 (`Include/cpython/object.h`); looks an
-    /// attribute up along a type's MRO without calling any Python code.
-    pub fn _PyType_Lookup(
-        tp: *mut ffi::PyTypeObject,
-        name: *mut ffi::PyObject,
-    ) -> *mut ffi::PyObject;
-    /// Public since 3.8 (`Include/cpython/picklebufobject.h`).
-    pub static mut PyPickleBuffer_Type: ffi::PyTypeObject;
-    pub fn PyPickleBuffer_GetBuffer(obj: *mut ffi::PyObject) -> *const ffi::Py_buffer;
-    /// Public C API (`Include/cpython/bytesobject.h`), not re-exported by
-    /// pyo3-ffi: reallocates a bytes object that nobody else references.
-    pub fn _PyBytes_Resize(
-        bytes: *mut *mut ffi::PyObject,
-        newsize: ffi::Py_ssize_t,
-    ) -> std::os::raw::c_int;
-}
+pub use crate::py_compat::{_PyBytes_Resize, _PyType_Lookup};
 
 /// Strong references kept for the life of the process; raw pointers so the
 /// hot path compares and passes them without reference-count traffic.
@@ -117,6 +101,7 @@ pub fn init(py: Python<'_>) -> PyResult<()> {
     if CACHE.get().is_some() {
         return Ok(());
     }
+    crate::py_compat::init(py)?;
     let s_reduce_ex = intern(py, "__reduce_ex__");
     let s_reduce = intern(py, "__reduce__");
     let s_getstate = intern(py, "__getstate__");
@@ -154,7 +139,7 @@ pub fn init(py: Python<'_>) -> PyResult<()> {
         partial: attr(py, "functools", "partial")?,
         // SAFETY: PyTuple_New(0) returns a new reference to the empty tuple.
         empty_tuple: unsafe { ffi::PyTuple_New(0) },
-        picklebuffer_type: std::ptr::addr_of_mut!(PyPickleBuffer_Type),
+        picklebuffer_type: crate::py_compat::picklebuffer_type(),
         module_type: std::ptr::addr_of_mut!(ffi::PyModule_Type),
         py_minor: py.version_info().minor,
     };
@@ -165,24 +150,7 @@ pub fn init(py: Python<'_>) -> PyResult<()> {
 /// A C string for error messages and `Py_EnterRecursiveCall`.
 pub const WHILE_PICKLING: &CStr = c" while pickling an object";
 
-/// The version tag of the type `tp`, if it is valid (0 otherwise). CPython
-/// gives a type a new tag whenever it, or one of its bases, is modified.
-/// Up to 3.12 a flag says whether the tag is valid; from 3.13 on, the flag
-/// is unused and 0 means "no valid tag".
-///
-/// # Safety
-/// `tp` must be a live type object; GIL held.
-#[inline(always)]
-pub unsafe fn version_tag(tp: *mut ffi::PyTypeObject, py_minor: u8) -> u32 {
-    // SAFETY: `tp` is a live type (contract), so its flags and tag may be read.
-    unsafe {
-        if py_minor >= 13 || ((*tp).tp_flags & ffi::Py_TPFLAGS_VALID_VERSION_TAG) != 0 {
-            (*tp).tp_version_tag
-        } else {
-            0
-        }
-    }
-}
+pub use crate::py_compat::version_tag;
 
 /// Stops the garbage collector from tracking `obj`, a container the engine
 /// made for itself (a reduce tuple, a state dict). Such temporaries are
@@ -194,11 +162,5 @@ pub unsafe fn version_tag(tp: *mut ffi::PyTypeObject, py_minor: u8) -> u32 {
 /// dict again if a container is later stored in it.
 #[inline]
 pub fn untrack(obj: &Bound<'_, PyAny>) {
-    // SAFETY: GIL held (a Bound); PyObject_GC_UnTrack accepts any object
-    // that supports GC, tracked or not.
-    unsafe {
-        if ffi::PyObject_IS_GC(obj.as_ptr()) != 0 {
-            ffi::PyObject_GC_UnTrack(obj.as_ptr().cast());
-        }
-    }
+    crate::py_compat::gc_untrack(obj)
 }

@@ -5,6 +5,7 @@
 //! They run once per function (and per cell) in every payload loaded, so
 //! they use the C API directly rather than attribute lookups.
 
+use crate::py_compat::{function_slot, FuncSlot};
 use std::sync::OnceLock;
 
 use pyo3::exceptions::PyTypeError;
@@ -97,7 +98,12 @@ pub fn function_setstate<'py>(obj: &Bound<'py, PyAny>, state: &Bound<'py, PyAny>
 
         if let Some(shipped) = slotstate.get_item(pyo3::intern!(py, "__closure__"))? {
             if !shipped.is_none() {
-                set_closure(py, ffi::PyFunction_GetClosure(obj.as_ptr()), &shipped)?;
+                let own = crate::py_compat::function_closure(obj)?;
+                set_closure(
+                    py,
+                    own.as_ref().map_or(std::ptr::null_mut(), |o| o.as_ptr()),
+                    &shipped,
+                )?;
             }
         }
 
@@ -145,9 +151,12 @@ unsafe fn already_set(
     // SAFETY: `func` is an exact function (contract), whose struct may be read;
     // only pointers it holds are compared.
     unsafe {
-        let f = func as *mut ffi::PyFunctionObject;
+        let field = |slot| function_slot(func, slot);
         let v = value.as_ptr();
-        let same_str = |current: *mut ffi::PyObject| {
+        let same_str = |current: Option<*mut ffi::PyObject>| {
+            let Some(current) = current else {
+                return false;
+            };
             !current.is_null()
                 && (current == v
                     || (ffi::PyUnicode_CheckExact(current) != 0
@@ -156,13 +165,19 @@ unsafe fn already_set(
         };
         let empty_dict = || ffi::PyDict_CheckExact(v) != 0 && ffi::PyDict_Size(v) == 0;
         match attr.to_str() {
-            Ok("__name__") => same_str((*f).func_name),
-            Ok("__qualname__") => same_str((*f).func_qualname),
-            Ok("__module__") => same_str((*f).func_module),
-            Ok("__doc__") => (*f).func_doc == v,
-            Ok("__defaults__") => v == ffi::Py_None() && (*f).func_defaults.is_null(),
-            Ok("__kwdefaults__") => v == ffi::Py_None() && (*f).func_kwdefaults.is_null(),
-            Ok("__annotations__") => (*f).func_annotations.is_null() && empty_dict(),
+            Ok("__name__") => same_str(field(FuncSlot::Name)),
+            Ok("__qualname__") => same_str(field(FuncSlot::Qualname)),
+            Ok("__module__") => same_str(field(FuncSlot::Module)),
+            Ok("__doc__") => field(FuncSlot::Doc) == Some(v),
+            Ok("__defaults__") => {
+                v == ffi::Py_None() && field(FuncSlot::Defaults) == Some(std::ptr::null_mut())
+            }
+            Ok("__kwdefaults__") => {
+                v == ffi::Py_None() && field(FuncSlot::KwDefaults) == Some(std::ptr::null_mut())
+            }
+            Ok("__annotations__") => {
+                field(FuncSlot::Annotations) == Some(std::ptr::null_mut()) && empty_dict()
+            }
             _ => false,
         }
     }
@@ -187,24 +202,24 @@ unsafe fn set_closure(
         let own_len = if own.is_null() {
             0
         } else {
-            ffi::PyTuple_GET_SIZE(own) as usize
+            crate::py_compat::tuple_size(own) as usize
         };
         for (i, shipped_cell) in shipped.iter().enumerate() {
             if i >= own_len {
                 break;
             }
-            let own_cell = ffi::PyTuple_GET_ITEM(own, i as ffi::Py_ssize_t);
+            let own_cell = crate::py_compat::tuple_item(own, i as ffi::Py_ssize_t);
             if ffi::PyCell_Check(own_cell) == 0 || ffi::PyCell_Check(shipped_cell.as_ptr()) == 0 {
                 return Err(PyTypeError::new_err("closure entries must be cells"));
             }
             // A new reference, or null (no exception) when the cell is empty.
-            let value = ffi::PyCell_Get(shipped_cell.as_ptr());
+            let value = crate::py_compat::cell_get(shipped_cell.as_ptr());
             if value.is_null() {
                 ffi::PyErr_Clear();
                 continue;
             }
             let value = Bound::from_owned_ptr(py, value);
-            if ffi::PyCell_Set(own_cell, value.as_ptr()) != 0 {
+            if crate::py_compat::cell_set(own_cell, value.as_ptr()) != 0 {
                 return Err(fetch(py));
             }
         }
@@ -217,7 +232,7 @@ unsafe fn set_closure(
 #[pyo3(name = "_make_empty_cell")]
 pub fn make_empty_cell(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     // SAFETY: GIL held; PyCell_New(NULL) returns a new reference or null.
-    unsafe { owned(py, ffi::PyCell_New(std::ptr::null_mut())) }
+    unsafe { owned(py, crate::py_compat::cell_new(std::ptr::null_mut())) }
 }
 
 /// `_make_cell(value=_empty_cell_value)`: a new cell holding `value`, or an
@@ -253,5 +268,5 @@ pub fn make_cell<'py>(
     };
     // SAFETY: GIL held; PyCell_New takes a borrowed value (or null) and
     // returns a new reference or null.
-    unsafe { owned(py, ffi::PyCell_New(value)) }
+    unsafe { owned(py, crate::py_compat::cell_new(value)) }
 }

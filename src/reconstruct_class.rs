@@ -230,7 +230,9 @@ fn track_new_locked(
     // tp_new is called with a subtype of it (checked: KeyedRef's base is
     // `weakref.ref`) and returns a new reference or null with an error set.
     let keyed = unsafe {
-        let ref_type = std::ptr::addr_of_mut!(ffi::_PyWeakref_RefType);
+        let Some(ref_type) = crate::py_compat::weakref_ref_type() else {
+            return Ok(false);
+        };
         let tp = keyed_ref_type.as_ptr() as *mut ffi::PyTypeObject;
         if ffi::PyType_Check(keyed_ref_type.as_ptr()) == 0 || (*tp).tp_base != ref_type {
             return Ok(false);

@@ -27,6 +27,13 @@ import weakref
 
 import cloudpickle
 
+if sys.implementation.name == "pypy":
+    # The oracle must write what CPython's C pickler writes (in the child
+    # processes too, which have no conftest).
+    from _cpython_pickle import install
+
+    install()
+
 # CPython 3.9's C pickler saves a list's items without holding a reference
 # to them: a hook or a collection that empties the list makes it read freed
 # memory (crashes and wrong payloads seen here). There the pure-Python
@@ -624,6 +631,17 @@ def _gc_nested(impl):
     CTX.teardown.append(lambda: gc.callbacks.remove(_gc_nested_callback))
 
 
+# The triggers that run Python code from a garbage collection (finalizers,
+# weakref callbacks, gc.callbacks) with a collection forced at every
+# allocation: CPython only (PyPy has no gc.callbacks or thresholds).
+GC_TRIGGERS = (
+    "gc finalizers",
+    "gc weakref callbacks",
+    "gc.callbacks",
+    "nested dumps in gc callback",
+)
+CPYTHON_GC = hasattr(gc, "callbacks") and hasattr(gc, "set_threshold")
+
 TRIGGERS = {
     "__reduce__": _plain(TReduce),
     "__reduce_ex__": _plain(TReduceEx),
@@ -829,7 +847,7 @@ def run_once(impl, build, protocol, path="default"):
     CTX.reset()
     Called.registry.clear()
     CTX.protocol = protocol
-    old_threshold = gc.get_threshold()
+    old_threshold = gc.get_threshold() if CPYTHON_GC else None
     was_enabled = gc.isenabled()
     try:
         root, spec = build(impl, protocol)
@@ -843,7 +861,8 @@ def run_once(impl, build, protocol, path="default"):
         def start():
             CTX.armed = True
             if setup is not None:
-                gc.set_threshold(1)
+                if CPYTHON_GC:
+                    gc.set_threshold(1)
                 gc.enable()
 
         try:
@@ -852,7 +871,8 @@ def run_once(impl, build, protocol, path="default"):
             return ("raised", type(exc).__name__)
         finally:
             CTX.armed = False
-            gc.set_threshold(*old_threshold)
+            if CPYTHON_GC:
+                gc.set_threshold(*old_threshold)
             if was_enabled:
                 gc.enable()
         try:

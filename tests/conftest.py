@@ -21,8 +21,18 @@ when ``CLOUDPICKLE_TEST_LARGE=1`` is set.
 """
 
 import os
+import sys
 
 import pytest
+
+if sys.implementation.name == "pypy":
+    # The oracle must write what CPython's C pickler writes (see
+    # _cpython_pickle). cloudpickle is imported first: its Pickler subclasses
+    # the interpreter's own.
+    import cloudpickle  # noqa: F401
+    from _cpython_pickle import install
+
+    install()
 
 try:
     from hypothesis import HealthCheck, settings

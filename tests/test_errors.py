@@ -45,6 +45,11 @@ PROTOCOLS_2_UP = [p for p in PROTOCOLS if p >= 2]
 def test_lock_raises_type_error(protocol):
     """A threading.Lock is not picklable: TypeError naming the type."""
     exc = _same_error_as_pickle(threading.Lock(), protocol)
+    if sys.implementation.name == "pypy":
+        # PyPy's locks do not refuse __reduce_ex__: pickle and cloudpickle both
+        # fail on the class `_thread.lock`, which `_thread` does not hold.
+        assert isinstance(exc, pickle.PicklingError)
+        return
     assert isinstance(exc, TypeError)
     assert "lock" in str(exc)
 

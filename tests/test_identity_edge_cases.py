@@ -14,6 +14,7 @@ import operator
 import os
 import pickle
 import sys
+import types
 
 import _importable
 import cloudpickle
@@ -154,6 +155,29 @@ SCALARS = (
 )
 
 
+PYPY = sys.implementation.name == "pypy"
+_BUILTIN_TYPE_NAMES = {v for v in vars(types).values() if type(v) is type}
+
+
+def _check_pypy_builtin_method(obj, protocol):
+    """On PyPy a builtin method bound to an object is a ``types.MethodType``,
+    which cloudpickle's dispatch table reduces as ``MethodType(function, self)``
+    (so does the reference), where ``pickle`` calls its ``__reduce__``: the
+    bytes differ by design; the method must come back bound to an equal object."""
+    loaded = pickle.loads(cloudpickle.dumps(obj, protocol))
+    assert type(loaded) is types.MethodType
+    assert loaded.__name__ == obj.__name__
+    assert loaded.__self__ == obj.__self__
+
+
+def _finite(obj):
+    if isinstance(obj, float):
+        return math.isfinite(obj)
+    if isinstance(obj, complex):
+        return math.isfinite(obj.real) and math.isfinite(obj.imag)
+    return True
+
+
 def _ident(obj):
     text = repr(obj)
     return text if len(text) <= 40 else f"{type(obj).__name__}-len{len(text)}"
@@ -164,6 +188,11 @@ def test_scalar_identity(obj, protocol):
     """Scalars (None, bool, int, float, complex, str, bytes, bytearray) pickle identically."""
     data = assert_dumps_like_pickle(obj, protocol)
     assert data is not None
+    if protocol == 0 and PYPY and not _finite(obj):
+        pytest.skip(
+            "PyPy's unpickler cannot read protocol 0's text form of inf and nan "
+            "(ValueError), which CPython writes and reads; the bytes were checked"
+        )
     loaded = pickle.loads(data)
     if isinstance(obj, (float, complex)):
         assert equal_or_both_nan(loaded, obj)
@@ -176,6 +205,8 @@ def test_float_bit_patterns_survive(protocol):
     for value in (-0.0, math.nan, -math.nan, math.inf):
         data = cloudpickle.dumps(value, protocol=protocol)
         assert_same_bytes(data, pickle.dumps(value, protocol=protocol))
+        if protocol == 0 and PYPY and not _finite(value):
+            continue  # PyPy's unpickler cannot read "inf"/"nan" text (see above)
         loaded = pickle.loads(data)
         assert math.isnan(loaded) == math.isnan(value)
         if protocol >= 1 or not math.isnan(value):  # protocol 0 writes NaN as text
@@ -545,6 +576,11 @@ def test_global_by_reference(obj, protocol):
     """Importable functions, classes and builtins pickle by reference, byte-identically
     (including the protocol<4 ``getattr`` form for nested qualnames and the
     Python 2 name mapping of protocols 0-2)."""
+    if PYPY and obj in _BUILTIN_TYPE_NAMES:
+        # On PyPy `classmethod` is `types.ClassMethodDescriptorType`: cloudpickle
+        # (as the reference) names such types through `_builtin_type`.
+        assert pickle.loads(cloudpickle.dumps(obj, protocol)) is obj
+        return
     data = assert_dumps_like_pickle(obj, protocol)
     assert data is not None
     if protocol >= 3:
@@ -590,6 +626,9 @@ BUILTIN_METHODS = [
 @pytest.mark.parametrize("obj", BUILTIN_METHODS, ids=repr)
 def test_builtin_methods(obj, protocol):
     """Bound builtin methods and method descriptors pickle like pickle does."""
+    if PYPY and type(obj) is types.MethodType:
+        _check_pypy_builtin_method(obj, protocol)
+        return
     data = assert_dumps_like_pickle(obj, protocol)
     if data is not None:
         loaded = pickle.loads(data)

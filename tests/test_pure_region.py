@@ -24,6 +24,12 @@ import pytest
 from _child_process import child_env, run_python
 from cloudpickle import _engine
 
+_needs_cpython_gc = pytest.mark.skipif(
+    not (hasattr(gc, "callbacks") and hasattr(gc, "set_threshold")),
+    reason="needs gc.callbacks and gc.set_threshold (CPython's collector) to run Python "
+    "code at every collection",
+)
+
 PROTOCOLS = range(pickle.HIGHEST_PROTOCOL + 1)
 
 
@@ -138,6 +144,7 @@ def _watch(action):
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
+@_needs_cpython_gc
 def test_no_python_code_runs_in_the_pure_region(protocol):
     objs = builtin_shapes() + mixed_shapes()
 
@@ -154,6 +161,7 @@ def test_no_python_code_runs_in_the_pure_region(protocol):
     assert seen["gc"] > 0
 
 
+@_needs_cpython_gc
 def test_garbage_with_finalizers_during_pure_data():
     # Cyclic garbage whose finalizer allocates: collections during the
     # dump run it. The data must still come out as pickle writes it.

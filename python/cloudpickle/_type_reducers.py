@@ -171,8 +171,16 @@ def _classmethod_reduce(obj):
 
 
 def _method_reduce(obj):
-    """A bound method: ``types.MethodType(function, self)``."""
-    return types.MethodType, (obj.__func__, obj.__self__)
+    """A bound method: ``types.MethodType(function, self)``.
+
+    On PyPy, builtin methods (``[].append``, ``dict.fromkeys``) are bound
+    methods of functions without bytecode, which cannot travel by value:
+    those are looked up again on their object, ``getattr(self, name)``, as
+    CPython's builtin methods reduce themselves."""
+    func = obj.__func__
+    if type(func) is types.FunctionType and type(func.__code__) is not types.CodeType:
+        return getattr, (obj.__self__, obj.__name__)
+    return types.MethodType, (func, obj.__self__)
 
 
 # ---------------------------------------------------------------------------

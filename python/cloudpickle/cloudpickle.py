@@ -107,7 +107,11 @@ class Pickler(pickle.Pickler):
         # functions sharing globals share them after loading.
         self.globals_ref = {}
         self.proto = int(protocol)
-        self._cp_write = file.write
+        write = getattr(file, "write", None)
+        if write is None:
+            # PyPy's pickle.Pickler does not check the file; _pickle.c does.
+            raise TypeError("file must have a 'write' attribute")
+        self._cp_write = write
         self._cp_buffer_callback = buffer_callback
         # Engine-side state (memo) that persists across dump() calls.
         self._cp_state = _engine.PicklerState()
@@ -121,7 +125,7 @@ class Pickler(pickle.Pickler):
         ):
             override = self.reducer_override
         persistent_id = getattr(self, "persistent_id", None)
-        if persistent_id is not None and _is_default_persistent_id(persistent_id):
+        if persistent_id is not None and _is_default_persistent_id(self):
             persistent_id = None
         return _engine.pickler_dump(
             self._cp_state,
@@ -206,13 +210,23 @@ class _MemoProxy:
         return self._state.memo_len()
 
 
-def _is_default_persistent_id(method):
-    """True when ``method`` is pickle.Pickler's own default ``persistent_id``
-    (CPython 3.13 added one that always returns None), not a user's."""
+# pickle.Pickler's own default `persistent_id` method (CPython 3.13 added one
+# that always returns None), or None. PyPy's is a data descriptor that stores
+# what is assigned to the attribute: whatever it gives is the user's.
+_DEFAULT_PERSISTENT_ID = getattr(pickle.Pickler, "persistent_id", None)
+if hasattr(type(_DEFAULT_PERSISTENT_ID), "__set__"):
+    _DEFAULT_PERSISTENT_ID = None
+
+
+def _is_default_persistent_id(pickler):
+    """True when ``pickler.persistent_id`` is pickle.Pickler's own default, not
+    a user's (defined on a subclass or assigned on the instance). Decided from
+    where the attribute comes from, not from the bound method's type: on PyPy a
+    builtin method and a Python method have the same type."""
     return (
-        type(method) is types.BuiltinMethodType
-        and method.__name__ == "persistent_id"
-        and isinstance(method.__self__, pickle.Pickler)
+        _DEFAULT_PERSISTENT_ID is not None
+        and "persistent_id" not in getattr(pickler, "__dict__", ())
+        and getattr(type(pickler), "persistent_id", None) is _DEFAULT_PERSISTENT_ID
     )
 
 
@@ -241,5 +255,8 @@ _engine._install_bridge(
 )
 
 # Cached class reductions hold their classes: let go of them before each
-# full collection, so classes the program dropped are freed as usual.
-_gc.callbacks.append(_engine._release_class_cache)
+# full collection, so classes the program dropped are freed as usual. PyPy
+# has no gc.callbacks, and there the engine keeps no such cache (it cannot
+# read type version tags).
+if hasattr(_gc, "callbacks"):
+    _gc.callbacks.append(_engine._release_class_cache)

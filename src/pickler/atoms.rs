@@ -571,24 +571,8 @@ unsafe fn may_fail_utf8(obj: *mut ffi::PyObject) -> bool {
 #[cold]
 #[inline(never)]
 unsafe fn has_surrogates(obj: *mut ffi::PyObject, kind: std::os::raw::c_uint) -> bool {
-    // SAFETY: `obj` is an alive exact str of `kind` (contract): a canonical str
-    // of that kind stores `len` code units of that width at `PyUnicode_DATA`.
-    unsafe {
-        let len = ffi::PyUnicode_GET_LENGTH(obj) as usize;
-        let data = ffi::PyUnicode_DATA(obj);
-        let surrogate = |c: u32| (0xD800..=0xDFFF).contains(&c);
-        // SAFETY: a canonical str of this kind stores `len` code units of that
-        // width at `data`, alive while `obj` is.
-        if kind == ffi::PyUnicode_2BYTE_KIND {
-            std::slice::from_raw_parts(data as *const u16, len)
-                .iter()
-                .any(|&c| surrogate(u32::from(c)))
-        } else {
-            std::slice::from_raw_parts(data as *const u32, len)
-                .iter()
-                .any(|&c| surrogate(c))
-        }
-    }
+    // SAFETY: `obj` is an alive exact str of `kind` (contract).
+    unsafe { crate::py_compat::str_has_surrogates(obj, kind) }
 }
 
 pub(super) fn header_u32(op: u8, n: u32) -> [u8; 5] {

@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use super::opcodes::*;
 use super::Engine;
 use crate::errors::fetch;
-use crate::py::PyPickleBuffer_GetBuffer;
+use crate::py_compat::PickleBufferView;
 
 impl<'s, 'py> Engine<'s, 'py> {
     /// # Safety
@@ -19,11 +19,16 @@ impl<'s, 'py> Engine<'s, 'py> {
             if self.proto < 5 {
                 return Err(self.pickling_error("PickleBuffer can only pickled with protocol >= 5"));
             }
-            let view = self.picklebuffer_view(obj)?;
-            if ffi::PyBuffer_IsContiguous(view, b'A' as std::os::raw::c_char) == 0 {
-                return Err(self.pickling_error(
-                    "PickleBuffer can not be pickled when pointing to a non-contiguous buffer",
-                ));
+            {
+                // Dropped before the callback runs (on PyPy the view is an
+                // export of its own, which would stop the callback releasing
+                // the buffer).
+                let view = self.picklebuffer_view(obj)?;
+                if ffi::PyBuffer_IsContiguous(view.as_ptr(), b'A' as std::os::raw::c_char) == 0 {
+                    return Err(self.pickling_error(
+                        "PickleBuffer can not be pickled when pointing to a non-contiguous buffer",
+                    ));
+                }
             }
             let mut in_band = true;
             if let Some(callback) = self.buffer_callback.clone() {
@@ -33,13 +38,15 @@ impl<'s, 'py> Engine<'s, 'py> {
             }
             // The callback may have released the buffer: look the view up again.
             let view = self.picklebuffer_view(obj)?;
-            let readonly = (*view).readonly != 0;
+            let view_ref = view.as_ptr();
+            let readonly = (*view_ref).readonly != 0;
             if in_band {
-                let len = (*view).len as usize;
-                // The PickleBuffer keeps `len` bytes at `buf` valid until
-                // Python code runs (`file.write`, which receives the
-                // PickleBuffer itself, could release it).
-                let data = super::atoms::RawBytes::new((*view).buf as *const u8, len);
+                let len = (*view_ref).len as usize;
+                // The PickleBuffer (and `view`, alive to the end of this
+                // block) keeps `len` bytes at `buf` valid until Python code
+                // runs (`file.write`, which receives the PickleBuffer itself,
+                // could release it).
+                let data = super::atoms::RawBytes::new((*view_ref).buf as *const u8, len);
                 if readonly {
                     self.save_bytes_data(obj, data, false)
                 } else {
@@ -61,19 +68,9 @@ impl<'s, 'py> Engine<'s, 'py> {
     }
 
     /// # Safety
-    /// `obj` must be an alive `pickle.PickleBuffer`; the view returned lives
-    /// as long as it does, until the buffer is released.
-    unsafe fn picklebuffer_view(
-        &mut self,
-        obj: *mut ffi::PyObject,
-    ) -> PyResult<*const ffi::Py_buffer> {
+    /// `obj` must be an alive `pickle.PickleBuffer`.
+    unsafe fn picklebuffer_view(&mut self, obj: *mut ffi::PyObject) -> PyResult<PickleBufferView> {
         // SAFETY: `obj` is an alive PickleBuffer (contract).
-        unsafe {
-            let view = PyPickleBuffer_GetBuffer(obj);
-            if view.is_null() {
-                return Err(fetch(self.py));
-            }
-            Ok(view)
-        }
+        unsafe { PickleBufferView::new(obj) }.ok_or_else(|| fetch(self.py))
     }
 }

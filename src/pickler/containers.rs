@@ -192,16 +192,16 @@ impl<'s, 'py> Engine<'s, 'py> {
             if size == 0 {
                 return Ok(());
             }
-            // SAFETY: `obj` is an exact dict; reading its values pointer.
-            let combined = (*(obj as *mut ffi::PyDictObject)).ma_values.is_null();
-            let mut pos: ffi::Py_ssize_t = 0;
+            // SAFETY: `obj` is an exact dict.
+            let combined = crate::py_compat::dict_is_combined(obj);
+            let mut entries = crate::py_compat::DictIter::new();
             let mut key = std::ptr::null_mut();
             let mut value = std::ptr::null_mut();
             if !self.bin {
-                while ffi::PyDict_Next(obj, &mut pos, &mut key, &mut value) != 0 {
+                while entries.next(obj, &mut key, &mut value) {
                     self.save_item_pair(combined, key, value)?;
                     self.out.byte(SETITEM);
-                    if ffi::PyDict_Size(obj) != size {
+                    if ffi::PyDict_Size(obj) != size || entries.changed() {
                         return Err(PyRuntimeError::new_err(
                             "dictionary changed size during iteration",
                         ));
@@ -210,7 +210,11 @@ impl<'s, 'py> Engine<'s, 'py> {
                 return Ok(());
             }
             if size == 1 {
-                ffi::PyDict_Next(obj, &mut pos, &mut key, &mut value);
+                if !entries.next(obj, &mut key, &mut value) {
+                    return Err(PyRuntimeError::new_err(
+                        "dictionary changed size during iteration",
+                    ));
+                }
                 self.save_item_pair(combined, key, value)?;
                 self.out.byte(SETITEM);
                 return Ok(());
@@ -221,10 +225,14 @@ impl<'s, 'py> Engine<'s, 'py> {
             let mut total: ffi::Py_ssize_t = 0;
             loop {
                 if py_batching && size - total == 1 {
-                    ffi::PyDict_Next(obj, &mut pos, &mut key, &mut value);
+                    if !entries.next(obj, &mut key, &mut value) {
+                        return Err(PyRuntimeError::new_err(
+                            "dictionary changed size during iteration",
+                        ));
+                    }
                     self.save_item_pair(combined, key, value)?;
                     self.out.byte(SETITEM);
-                    if ffi::PyDict_Size(obj) != size {
+                    if ffi::PyDict_Size(obj) != size || entries.changed() {
                         return Err(PyRuntimeError::new_err(
                             "dictionary changed size during iteration",
                         ));
@@ -233,7 +241,7 @@ impl<'s, 'py> Engine<'s, 'py> {
                 }
                 self.out.byte(MARK);
                 let mut batch = 0;
-                while ffi::PyDict_Next(obj, &mut pos, &mut key, &mut value) != 0 {
+                while entries.next(obj, &mut key, &mut value) {
                     self.save_item_pair(combined, key, value)?;
                     batch += 1;
                     if batch == BATCHSIZE {
@@ -242,7 +250,7 @@ impl<'s, 'py> Engine<'s, 'py> {
                 }
                 total += batch as ffi::Py_ssize_t;
                 self.out.byte(SETITEMS);
-                if ffi::PyDict_Size(obj) != size {
+                if ffi::PyDict_Size(obj) != size || entries.changed() {
                     return Err(PyRuntimeError::new_err(
                         "dictionary changed size during iteration",
                     ));
@@ -317,7 +325,7 @@ impl<'s, 'py> Engine<'s, 'py> {
         // SAFETY: `obj` is an alive exact tuple (contract); a tuple never drops its
         // items, so the items it holds (read in bounds) live as long as it does.
         unsafe {
-            let len = ffi::PyTuple_GET_SIZE(obj);
+            let len = crate::py_compat::tuple_size(obj);
             if len == 0 {
                 if self.bin {
                     self.out.byte(EMPTY_TUPLE);
@@ -341,7 +349,7 @@ impl<'s, 'py> Engine<'s, 'py> {
                 // root tuple is transient for another reason, see `dump`.)
                 // Outside the pure region every memoized object is in the
                 // table, so the item's count alone tells.
-                let item = ffi::PyTuple_GET_ITEM(obj, i);
+                let item = crate::py_compat::tuple_item(obj, i);
                 let t = self.is_transient(item)
                     && (!self.transient_memo || (transient && obj != self.root));
                 self.save(item, t)

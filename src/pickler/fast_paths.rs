@@ -23,7 +23,8 @@ thread_local! {
 /// Whether fast paths are on.
 #[inline(always)]
 pub fn enabled() -> bool {
-    ENABLED.load(Ordering::Relaxed)
+    // Off where they would read CPython's object layouts (PyPy).
+    crate::py_compat::LAYOUT_READS && ENABLED.load(Ordering::Relaxed)
 }
 
 /// Turns fast paths on or off; returns the previous setting.

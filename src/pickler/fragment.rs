@@ -133,13 +133,18 @@ unsafe fn collect(
             if depth > 8 {
                 return None;
             }
-            let len = ffi::PyTuple_GET_SIZE(obj);
+            let len = crate::py_compat::tuple_size(obj);
             if len == 0 {
                 // Written as EMPTY_TUPLE, never memoized.
                 return Some(());
             }
             for i in 0..len {
-                collect(ffi::PyTuple_GET_ITEM(obj, i), objects, size, depth + 1)?;
+                collect(
+                    crate::py_compat::tuple_item(obj, i),
+                    objects,
+                    size,
+                    depth + 1,
+                )?;
             }
         } else {
             return None;
@@ -182,12 +187,12 @@ impl<'s, 'py> Engine<'s, 'py> {
         // items of `rv`, alive as long as it is.
         unsafe {
             let rv = rv.as_ptr();
-            if ffi::PyTuple_CheckExact(rv) == 0 || ffi::PyTuple_GET_SIZE(rv) != 2 {
+            if ffi::PyTuple_CheckExact(rv) == 0 || crate::py_compat::tuple_size(rv) != 2 {
                 return Ok(false);
             }
-            let callable = ffi::PyTuple_GET_ITEM(rv, 0);
-            let args = ffi::PyTuple_GET_ITEM(rv, 1);
-            if callable != std::ptr::addr_of_mut!(ffi::PyCode_Type).cast()
+            let callable = crate::py_compat::tuple_item(rv, 0);
+            let args = crate::py_compat::tuple_item(rv, 1);
+            if callable != crate::py_compat::code_type().cast()
                 || ffi::PyTuple_CheckExact(args) == 0
             {
                 return Ok(false);

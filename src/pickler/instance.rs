@@ -191,10 +191,10 @@ impl<'s, 'py> Engine<'s, 'py> {
             // Lookups below can run Python code (a key's `__eq__`), which
             // could replace the MRO.
             let _mro = super::borrowed(self.py, mro);
-            let n = ffi::PyTuple_GET_SIZE(mro);
+            let n = crate::py_compat::tuple_size(mro);
             let mut slots_declared = false;
             for i in 0..n {
-                let base = ffi::PyTuple_GET_ITEM(mro, i) as *mut ffi::PyTypeObject;
+                let base = crate::py_compat::tuple_item(mro, i) as *mut ffi::PyTypeObject;
                 if base == std::ptr::addr_of_mut!(ffi::PyBaseObject_Type) {
                     if i != n - 1 {
                         return Kind::Other;

@@ -54,6 +54,9 @@ pub struct Memo {
     pending: Vec<(*mut ffi::PyObject, usize)>,
     /// Next memo index to hand out.
     next_index: usize,
+    /// Objects standing for others of the same identity (PyPy's value
+    /// identity of str and bytes; nothing on CPython).
+    ids: crate::py_compat::ValueIdentity,
 }
 
 // SAFETY: the raw pointers are only dereferenced (incref/decref) by methods
@@ -61,7 +64,9 @@ pub struct Memo {
 // inside the thread-local pool or a PyO3 object, both GIL-protected.
 unsafe impl Send for Memo {}
 // SAFETY: a shared `&Memo` only allows `get`, which reads addresses without
-// dereferencing them; everything touching objects takes `&mut self`.
+// dereferencing them (on PyPy it also looks str and bytes up in `ids`, which
+// the engine only does with the GIL held); everything touching objects
+// takes `&mut self`.
 unsafe impl Sync for Memo {}
 
 impl Default for Memo {
@@ -74,6 +79,7 @@ impl Default for Memo {
             owned: Vec::new(),
             pending: Vec::new(),
             next_index: 0,
+            ids: Default::default(),
         }
     }
 }
@@ -130,7 +136,8 @@ impl Memo {
     /// The memo index of `obj`, if it is in the table.
     #[inline]
     pub fn get(&self, obj: *mut ffi::PyObject) -> Option<usize> {
-        let key = obj as usize;
+        // SAFETY: the engine calls this with the GIL held and `obj` alive.
+        let key = unsafe { self.ids.lookup(obj) } as usize;
         let mask = self.slots.len() - 1;
         let mut i = hash(key, self.bits);
         loop {
@@ -183,6 +190,7 @@ impl Memo {
             // Indices beyond u32 cannot be written by any opcode but MEMOIZE;
             // the engine refuses them before getting here.
             let index = index as u32;
+            let obj = self.ids.record(obj);
             if (self.used + 1) * 2 > self.slots.len() {
                 self.grow();
             }
@@ -281,9 +289,11 @@ impl Memo {
     /// The GIL must be held. Decrefs may run arbitrary finalizers, so the
     /// caller must not rely on other engine state being borrowed.
     pub unsafe fn clear(&mut self) {
-        // SAFETY: GIL held (contract); each pointer of `owned` is a reference the
-        // table took in `insert`, released once here.
+        // SAFETY: GIL held (contract); each pointer of `owned` (and of the
+        // identity table's) is a reference the table took in `insert`,
+        // released once here.
         unsafe {
+            self.ids.clear();
             let owned = std::mem::take(&mut self.owned);
             self.pending.clear();
             self.next_index = 0;

@@ -616,9 +616,7 @@ impl<'s, 'py> Engine<'s, 'py> {
             }
             if let Some(reducer) = self.dispatch_lookup(tp)? {
                 let object = borrowed(self.py, obj);
-                if tp == std::ptr::addr_of_mut!(ffi::PyCode_Type)
-                    && crate::reduce::is_code_reduce(&reducer)
-                {
+                if tp == crate::py_compat::code_type() && crate::reduce::is_code_reduce(&reducer) {
                     let (rv, fragment) = fragment::code_reduction(&reducer, &object)?;
                     if self.save_code_reduction(obj, &rv, fragment)? {
                         return Ok(());
@@ -636,8 +634,7 @@ impl<'s, 'py> Engine<'s, 'py> {
                 // reconstructors among them): its `__reduce__` returns its
                 // name, which is its `__qualname__` too, and pickle saves it
                 // as a global. Done directly, with the lookup cache.
-                let owner = ffi::PyCFunction_GetSelf(obj);
-                if owner.is_null() || ffi::PyModule_Check(owner) != 0 {
+                if crate::py_compat::cfunction_of_module(obj) {
                     return self.save_global(obj, None);
                 }
             }
@@ -647,7 +644,10 @@ impl<'s, 'py> Engine<'s, 'py> {
             {
                 return Ok(());
             }
-            if tp == self.c.partial.cast() && (*tp).tp_dictoffset > 0 {
+            if tp == self.c.partial.cast()
+                && crate::py_compat::LAYOUT_READS
+                && (*tp).tp_dictoffset > 0
+            {
                 return self.save_partial(obj, (*tp).tp_dictoffset, transient);
             }
             self.save_by_reduce_ex(obj, tp)

@@ -10,6 +10,7 @@ use super::opcodes::*;
 use super::trail::Step;
 use super::{borrowed, Engine};
 use crate::errors::{fetch, repr, type_name};
+use crate::py_compat::{self, FuncSlot};
 
 impl<'s, 'py> Engine<'s, 'py> {
     /// `obj.__reduce_ex__(protocol)` (or `obj.__reduce__()`), then saves the
@@ -84,8 +85,8 @@ impl<'s, 'py> Engine<'s, 'py> {
             // A reduction by value (function, class, module, code) is written
             // in canonical order, whatever it contains (see `canonical`).
             let by_value = ffi::PyTuple_Check(rv) != 0
-                && ffi::PyTuple_GET_SIZE(rv) >= 1
-                && self.by_value_callable(ffi::PyTuple_GET_ITEM(rv, 0));
+                && crate::py_compat::tuple_size(rv) >= 1
+                && self.by_value_callable(crate::py_compat::tuple_item(rv, 0));
             self.canonical_scope(by_value, |engine| engine.save_reduce_tuple(rv, obj))
         }
     }
@@ -258,26 +259,27 @@ impl<'s, 'py> Engine<'s, 'py> {
             let tp = ffi::Py_TYPE(callable.as_ptr());
             let direct: Option<Bound<'py, PyAny>> =
                 if tp == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
-                    let f = callable.as_ptr() as *mut ffi::PyFunctionObject;
-                    Some(borrowed(self.py, (*f).func_name))
+                    py_compat::function_slot(callable.as_ptr(), FuncSlot::Name)
+                        .map(|name| borrowed(self.py, name))
                 } else if tp == std::ptr::addr_of_mut!(ffi::PyCFunction_Type) {
-                    let f = callable.as_ptr() as *mut ffi::PyCFunctionObject;
-                    if (*f).m_ml.is_null() {
-                        None
-                    } else {
-                        let name = std::ffi::CStr::from_ptr((*(*f).m_ml).ml_name);
-                        let name = name.to_bytes();
-                        return Ok((name == b"__newobj__", name == b"__newobj_ex__"));
+                    match py_compat::cfunction_fields(callable.as_ptr()) {
+                        None => None,
+                        Some((name, _)) if name.is_null() => None,
+                        Some((name, _)) => {
+                            let name = std::ffi::CStr::from_ptr(name);
+                            let name = name.to_bytes();
+                            return Ok((name == b"__newobj__", name == b"__newobj_ex__"));
+                        }
                     }
                 } else {
                     None
                 };
-            if tp == std::ptr::addr_of_mut!(ffi::PyType_Type) {
+            if tp == std::ptr::addr_of_mut!(ffi::PyType_Type) && py_compat::LAYOUT_READS {
                 // A class whose metaclass is `type`: `__name__` is the heap
                 // type's name object, or the last component of `tp_name`.
                 let t = callable.as_ptr() as *mut ffi::PyTypeObject;
                 if ((*t).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE) != 0 {
-                    let name = (*(t as *mut ffi::PyHeapTypeObject)).ht_name;
+                    let name = py_compat::heap_type_name(t).unwrap_or(std::ptr::null_mut());
                     if !name.is_null() && ffi::PyUnicode_CheckExact(name) != 0 {
                         let name = borrowed(self.py, name).cast_into::<PyString>()?;
                         let name = name.to_cow()?;

@@ -14,6 +14,7 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::bridge::bridge;
 use crate::errors::owned;
+use crate::py_compat::{function_closure, function_slot, function_slot_value, FuncSlot};
 
 /// `_extract_code_globals(code)`: a dict whose keys are the names
 /// (`code_globals`, cached there per code object).
@@ -131,15 +132,21 @@ pub unsafe fn function_parts<'py>(
         let py = func.py();
         let f = func.as_ptr();
         let code = Bound::from_borrowed_ptr(py, ffi::PyFunction_GetCode(f));
+        if ffi::Py_TYPE(code.as_ptr()) != crate::py_compat::code_type() {
+            // PyPy's builtin functions are functions whose code is not Python
+            // bytecode (and whose globals are None): nothing to rebuild them from.
+            return Err(crate::errors::pickling_error(
+                py,
+                format!(
+                "Can't pickle {}: it is a builtin function, with no Python code to pickle by value",
+                crate::errors::repr(func)
+            ),
+            ));
+        }
         let namespace =
             Bound::from_borrowed_ptr(py, ffi::PyFunction_GetGlobals(f)).cast_into::<PyDict>()?;
         let none = py.None().into_bound(py);
-        let closure_ptr = ffi::PyFunction_GetClosure(f);
-        let closure = if closure_ptr.is_null() {
-            none.clone()
-        } else {
-            Bound::from_borrowed_ptr(py, closure_ptr)
-        };
+        let closure = function_closure(func)?.unwrap_or_else(|| none.clone());
 
         let key = owned(py, ffi::PyLong_FromVoidPtr(namespace.as_ptr().cast()))?;
         let base_globals = match globals_ref.get_item(&key)? {
@@ -166,22 +173,16 @@ pub unsafe fn function_parts<'py>(
 
         // The slots are read from the function object itself, as its attribute
         // getters do (None for a null field).
-        let fo = f as *mut ffi::PyFunctionObject;
-        let field = |p: *mut ffi::PyObject| -> Bound<'py, PyAny> {
-            if p.is_null() {
-                none.clone()
-            } else {
-                Bound::from_borrowed_ptr(py, p)
+        let field = |slot| function_slot_value(func, slot);
+        let annotations = match function_slot(f, FuncSlot::Annotations) {
+            Some(a) if !a.is_null() && ffi::PyDict_CheckExact(a) != 0 => {
+                Bound::from_borrowed_ptr(py, a)
             }
-        };
-        let annotations = if !(*fo).func_annotations.is_null()
-            && ffi::PyDict_CheckExact((*fo).func_annotations) != 0
-        {
-            field((*fo).func_annotations)
-        } else {
-            // Null, or the compiler's tuple of (name, value) pairs: the getter
-            // makes (and stores) the dict.
-            func.getattr(pyo3::intern!(py, "__annotations__"))?
+            _ => {
+                // Null, or the compiler's tuple of (name, value) pairs: the getter
+                // makes (and stores) the dict.
+                func.getattr(pyo3::intern!(py, "__annotations__"))?
+            }
         };
 
         let mut used = Vec::new();
@@ -199,7 +200,7 @@ pub unsafe fn function_parts<'py>(
             let cells = closure.cast::<PyTuple>()?;
             n_cells = cells.len();
             for cell in cells.iter() {
-                let value = ffi::PyCell_Get(cell.as_ptr());
+                let value = crate::py_compat::cell_get(cell.as_ptr());
                 if value.is_null() {
                     // PyCell_Get raises nothing for an empty cell on CPython.
                     ffi::PyErr_Clear();
@@ -218,13 +219,13 @@ pub unsafe fn function_parts<'py>(
             base_globals,
             closure,
             n_cells,
-            name: field((*fo).func_name),
-            qualname: field((*fo).func_qualname),
+            name: field(FuncSlot::Name)?,
+            qualname: field(FuncSlot::Qualname)?,
             annotations,
-            kwdefaults: field((*fo).func_kwdefaults),
-            defaults: field((*fo).func_defaults),
-            module: field((*fo).func_module),
-            doc: field((*fo).func_doc),
+            kwdefaults: field(FuncSlot::KwDefaults)?,
+            defaults: field(FuncSlot::Defaults)?,
+            module: field(FuncSlot::Module)?,
+            doc: field(FuncSlot::Doc)?,
             used,
             has_module,
             closure_values,
@@ -280,7 +281,7 @@ pub fn build_function_reduce<'py>(parts: &FunctionParts<'py>) -> PyResult<Bound<
         for _ in 0..parts.n_cells {
             // SAFETY: GIL held (`py`); `PyCell_New` returns a new reference
             // (or null with an exception set), which `owned` takes over.
-            empty.push(unsafe { owned(py, ffi::PyCell_New(std::ptr::null_mut())) }?);
+            empty.push(unsafe { owned(py, crate::py_compat::cell_new(std::ptr::null_mut())) }?);
         }
         PyTuple::new(py, empty)?.into_any()
     };
@@ -377,7 +378,7 @@ pub unsafe fn cell_reduce<'py>(cell: &Bound<'py, PyAny>) -> PyResult<Bound<'py, 
     unsafe {
         let py = cell.py();
         let h = bridge(py)?;
-        let value = ffi::PyCell_Get(cell.as_ptr());
+        let value = crate::py_compat::cell_get(cell.as_ptr());
         let rv = if value.is_null() {
             ffi::PyErr_Clear();
             (h.make_empty_cell.bind(py), PyTuple::empty(py)).into_pyobject(py)?

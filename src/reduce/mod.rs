@@ -199,7 +199,7 @@ fn importable_module_reduce<'py>(
     }
     // SAFETY: `module` is a module object; PyModule_GetNameObject returns a
     // new reference or null.
-    let name = unsafe { ffi::PyModule_GetNameObject(module.as_ptr()) };
+    let name = unsafe { crate::py_compat::module_name_object(module.as_ptr()) };
     if name.is_null() {
         // SAFETY: clearing the error just raised.
         unsafe { ffi::PyErr_Clear() };
