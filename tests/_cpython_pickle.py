@@ -32,7 +32,18 @@ _BATCHSIZE = 1000
 _SAVED_BEFORE_REDUCER_OVERRIDE = frozenset(
     t
     for t in (
-        type(None), bool, int, float, bytes, str, dict, set, frozenset, list, tuple, bytearray,
+        type(None),
+        bool,
+        int,
+        float,
+        bytes,
+        str,
+        dict,
+        set,
+        frozenset,
+        list,
+        tuple,
+        bytearray,
         getattr(pickle, "PickleBuffer", None),
     )
     if t is not None and t in pickle._Pickler.dispatch
@@ -263,8 +274,7 @@ class CPythonPickler(pickle._Pickler, metaclass=_OracleMeta):
         if self.proto >= 2 and name == "__newobj_ex__":
             if len(args) != 3:
                 raise pickle.PicklingError(
-                    "length of the NEWOBJ_EX argument tuple must be exactly 3, not "
-                    f"{len(args)}"
+                    f"length of the NEWOBJ_EX argument tuple must be exactly 3, not {len(args)}"
                 )
             cls, cls_args, cls_kwargs = args
             if not isinstance(cls, type):
@@ -340,16 +350,14 @@ def _pairs(items):
 
 def dumps(obj, protocol=None, *, fix_imports=True, buffer_callback=None):
     f = io.BytesIO()
-    CPythonPickler(
-        f, protocol, fix_imports=fix_imports, buffer_callback=buffer_callback
-    ).dump(obj)
+    CPythonPickler(f, protocol, fix_imports=fix_imports, buffer_callback=buffer_callback).dump(obj)
     return f.getvalue()
 
 
 def dump(obj, file, protocol=None, *, fix_imports=True, buffer_callback=None):
-    CPythonPickler(
-        file, protocol, fix_imports=fix_imports, buffer_callback=buffer_callback
-    ).dump(obj)
+    CPythonPickler(file, protocol, fix_imports=fix_imports, buffer_callback=buffer_callback).dump(
+        obj
+    )
 
 
 def install():
