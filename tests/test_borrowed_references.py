@@ -16,12 +16,22 @@ crash instead of the old value.
 """
 
 import pickle
+import sys
 import textwrap
 
 import pytest
 from _child_process import child_env, run_python
 
 PROTOCOLS = range(pickle.HIGHEST_PROTOCOL + 1)
+
+# CPython 3.9's C pickler itself saves list items without holding a
+# reference (fixed in 3.10): it crashes or writes freed data in these cases,
+# and its pure-Python pickler stops early when a list is emptied, so 3.9 has
+# no oracle for them.
+pytestmark = pytest.mark.skipif(
+    sys.version_info < (3, 10),
+    reason="CPython 3.9's pickle reads freed list items in these cases: no oracle",
+)
 
 
 def run_child(source):
