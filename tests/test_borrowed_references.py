@@ -28,6 +28,11 @@ PROTOCOLS = range(pickle.HIGHEST_PROTOCOL + 1)
 # reference (fixed in 3.10): it crashes or writes freed data in these cases,
 # and its pure-Python pickler stops early when a list is emptied, so 3.9 has
 # no oracle for them.
+# From 3.14 on, pickle raises RuntimeError ("list changed size during
+# iteration") when the list it is writing changes size, and the engine does
+# the same: both give that error, which `check` compares.
+LIST_EMPTIED_OUTCOME = "error" if sys.version_info >= (3, 14) else "ok"
+
 pytestmark = pytest.mark.skipif(
     sys.version_info < (3, 10),
     reason="CPython 3.9's pickle reads freed list items in these cases: no oracle",
@@ -150,7 +155,7 @@ def make():
 check(make, {protocol})
 """
     )
-    assert out.strip() == "ok"
+    assert out.strip() == LIST_EMPTIED_OUTCOME
 
 
 @pytest.mark.parametrize("protocol", [4, 5])
@@ -165,7 +170,7 @@ def make():
 check(make, {protocol})
 """
     )
-    assert out.strip() == "ok"
+    assert out.strip() == LIST_EMPTIED_OUTCOME
 
 
 # Other containers the engine reads while file.write may run: each keeps

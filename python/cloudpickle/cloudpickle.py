@@ -223,11 +223,16 @@ def _is_default_persistent_id(pickler):
     a user's (defined on a subclass or assigned on the instance). Decided from
     where the attribute comes from, not from the bound method's type: on PyPy a
     builtin method and a Python method have the same type."""
-    return (
-        _DEFAULT_PERSISTENT_ID is not None
-        and "persistent_id" not in getattr(pickler, "__dict__", ())
-        and getattr(type(pickler), "persistent_id", None) is _DEFAULT_PERSISTENT_ID
-    )
+    if (
+        _DEFAULT_PERSISTENT_ID is None
+        or "persistent_id" in getattr(pickler, "__dict__", ())
+        or getattr(type(pickler), "persistent_id", None) is not _DEFAULT_PERSISTENT_ID
+    ):
+        return False
+    # CPython 3.14+ keeps a value assigned on the instance outside its
+    # __dict__: the attribute must still be the default method, bound.
+    method = getattr(pickler, "persistent_id", None)
+    return type(method) is types.BuiltinMethodType and getattr(method, "__self__", None) is pickler
 
 
 #: Older name of :class:`Pickler`.
