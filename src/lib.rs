@@ -47,6 +47,10 @@ fn engine_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(reconstruct::make_empty_cell, m)?)?;
     m.add_function(wrap_pyfunction!(reconstruct_class::make_skeleton_class, m)?)?;
     m.add_function(wrap_pyfunction!(reconstruct_class::class_setstate, m)?)?;
+    m.add_function(wrap_pyfunction!(
+        reconstruct_class::keeps_lazy_annotations,
+        m
+    )?)?;
     m.add_function(wrap_pyfunction!(reduce::release_class_cache, m)?)?;
     rules_api::register(m)?;
     m.add_class::<api::PicklerState>()?;

@@ -383,10 +383,18 @@ pub fn class_setstate<'py>(
     // __setattr__), which could change the dict being iterated.
     let items: Vec<_> = class_dict.iter().collect();
     let abc_impl = pyo3::intern!(py, "_abc_impl");
+    let annotations = pyo3::intern!(py, "__annotations__");
+    let keep_lazy = match class_dict.get_item(annotations)? {
+        Some(carried) => keeps_lazy_annotations(obj, &carried)?,
+        None => false,
+    };
     let mut registry = None;
     for (attr, value) in items {
         if attr.eq(abc_impl)? {
             registry = Some(value);
+            continue;
+        }
+        if keep_lazy && attr.eq(annotations)? {
             continue;
         }
         // SAFETY: GIL held; both objects alive. PyObject_SetAttr raises
@@ -407,6 +415,67 @@ pub fn class_setstate<'py>(
         }
     }
     Ok(obj.clone())
+}
+
+/// `_keeps_lazy_annotations(cls, annotations)`: whether applying a class
+/// state whose `__annotations__` entry is `annotations` leaves that entry
+/// out. On Python 3.14+ a class state carries the annotations evaluated
+/// (the annotate function holds the class namespace in a closure and
+/// cannot travel), and setting `__annotations__` on a class discards its
+/// annotate function. When the class tracker hands back the original class
+/// (a payload loaded in the process that made it), that class still has
+/// its own annotate function (`__annotate_func__`, callable) giving the
+/// same names: it is left as it was, as the reference leaves it. A fresh
+/// skeleton has none, or one its metaclass made (TypedDict, NamedTuple)
+/// that knows nothing of the carried names: it gets the annotations. Used
+/// by both `_class_setstate`s.
+#[pyfunction]
+#[pyo3(name = "_keeps_lazy_annotations")]
+pub fn keeps_lazy_annotations(
+    cls: &Bound<'_, PyAny>,
+    annotations: &Bound<'_, PyAny>,
+) -> PyResult<bool> {
+    let py = cls.py();
+    if crate::py::cache().py_minor < 14 || !cls.is_instance_of::<pyo3::types::PyType>() {
+        return Ok(false);
+    }
+    let Ok(carried) = annotations.cast::<PyDict>() else {
+        return Ok(false);
+    };
+    let namespace = cls.getattr(pyo3::intern!(py, "__dict__"))?;
+    let annotate = namespace.call_method1(
+        pyo3::intern!(py, "get"),
+        (pyo3::intern!(py, "__annotate_func__"),),
+    )?;
+    if !annotate.is_callable() {
+        return Ok(false);
+    }
+    // The names the class's own annotate function gives, in the format that
+    // cannot fail on names not defined yet; any error means "not the same".
+    let own = (|| -> PyResult<Bound<'_, PyAny>> {
+        let annotationlib = py.import(pyo3::intern!(py, "annotationlib"))?;
+        let forwardref = annotationlib
+            .getattr(pyo3::intern!(py, "Format"))?
+            .getattr(pyo3::intern!(py, "FORWARDREF"))?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item(pyo3::intern!(py, "format"), forwardref)?;
+        annotationlib.call_method(pyo3::intern!(py, "get_annotations"), (cls,), Some(&kwargs))
+    })();
+    let Ok(own) = own else {
+        return Ok(false);
+    };
+    let Ok(own) = own.cast_into::<PyDict>() else {
+        return Ok(false);
+    };
+    if own.len() != carried.len() {
+        return Ok(false);
+    }
+    for key in carried.keys() {
+        if !own.contains(key)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn python_class_setstate<'py>(

@@ -182,6 +182,36 @@ class TestLazyAnnotations:
         cp._class_getstate(fresh)
         assert "__annotations_cache__" not in fresh.__dict__
 
+    def test_loading_in_the_same_process_keeps_the_annotate_function(self):
+        # The tracker hands back the original class: it keeps its own
+        # annotate function, as with the reference (whose public suite
+        # checks `__annotate_func__` after two round trips).
+        import abc
+        import pickle
+
+        import cloudpickle.cloudpickle as cp
+        from cloudpickle import _reconstructors
+
+        class Shape(abc.ABC):
+            sides: int
+
+        annotate = Shape.__annotate__
+        assert callable(annotate)
+        once = pickle.loads(cloudpickle.dumps(Shape))
+        twice = pickle.loads(cloudpickle.dumps(once))
+        assert once is Shape and twice is Shape
+        assert Shape.__annotate__ is annotate
+        assert hasattr(twice, "__annotate_func__")
+        assert Shape.__annotations__ == {"sides": int}
+        for setstate in (cp._class_setstate, _reconstructors._class_setstate):
+            setstate(Shape, cp._class_getstate(Shape))
+            assert Shape.__annotate__ is annotate
+            # A class without an annotate function of its own (a fresh
+            # skeleton) gets the annotations from the state.
+            skeleton = type("Skeleton", (), {})
+            setstate(skeleton, ({"__annotations__": {"sides": int}}, {}))
+            assert skeleton.__annotations__ == {"sides": int}
+
     def test_names_not_defined_yet_become_forward_refs(self):
         import annotationlib
 

@@ -169,6 +169,7 @@ def _get_cell_contents(cell):
 # this module.
 from ._engine import (  # noqa: E402
     _function_setstate,
+    _keeps_lazy_annotations,
     _make_cell,
     _make_empty_cell,
     _make_function,
@@ -246,13 +247,20 @@ def _class_setstate(obj, state):
 
     ``state`` is ``(class_dict, slotstate)``. The ``_abc_impl`` entry, when
     present, is the list of classes registered as virtual subclasses of an
-    ABC: they are registered again rather than assigned.
+    ABC: they are registered again rather than assigned. On Python 3.14+ the
+    ``__annotations__`` entry is left out when ``obj`` still has its own
+    annotate function (see ``_keeps_lazy_annotations``).
     """
     class_dict, _slotstate = state
     abc_registry = None
+    keep_lazy = "__annotations__" in class_dict and _keeps_lazy_annotations(
+        obj, class_dict["__annotations__"]
+    )
     for attr, value in class_dict.items():
         if attr == "_abc_impl":
             abc_registry = value
+            continue
+        if keep_lazy and attr == "__annotations__":
             continue
         setattr(obj, attr, value)
 
