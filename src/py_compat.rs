@@ -574,6 +574,24 @@ pub fn gc_untrack(obj: &Bound<'_, PyAny>) {
     let _ = obj;
 }
 
+/// Gives the garbage collector back an object `gc_untrack` (or an untracked
+/// construction) left untracked. Nothing to do on PyPy, as for
+/// `gc_untrack` (its C API has no `PyObject_IS_GC` either).
+#[inline]
+pub fn gc_track(obj: &Bound<'_, PyAny>) {
+    #[cfg(not(PyPy))]
+    // SAFETY: GIL held (a Bound); an object that supports GC and is not
+    // tracked may be tracked once it is fully built.
+    unsafe {
+        let o = obj.as_ptr();
+        if ffi::PyObject_IS_GC(o) != 0 && ffi::PyObject_GC_IsTracked(o) == 0 {
+            ffi::PyObject_GC_Track(o.cast());
+        }
+    }
+    #[cfg(PyPy)]
+    let _ = obj;
+}
+
 /// `weakref.ref`'s type object, whose `tp_new` the class tracker calls
 /// directly; None where it is not exported (PyPy: the tracker then takes
 /// its Python path).
