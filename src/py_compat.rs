@@ -574,6 +574,23 @@ pub fn gc_untrack(obj: &Bound<'_, PyAny>) {
     let _ = obj;
 }
 
+/// `id(obj)`, as Python computes it: the object's address on CPython. On
+/// PyPy the address of a C API proxy is not the object's `id()`, which
+/// Python code (a `globals_ref` dict keyed by `id(func.__globals__)`)
+/// compares with.
+pub fn object_id<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    #[cfg(not(PyPy))]
+    // SAFETY: GIL held (a Bound); PyLong_FromVoidPtr only reads the address.
+    unsafe {
+        crate::errors::owned(obj.py(), ffi::PyLong_FromVoidPtr(obj.as_ptr().cast()))
+    }
+    #[cfg(PyPy)]
+    // SAFETY: `builtin_id` is a strong reference kept for the process.
+    unsafe {
+        Bound::from_borrowed_ptr(obj.py(), pypy_types().builtin_id).call1((obj,))
+    }
+}
+
 /// Gives the garbage collector back an object `gc_untrack` (or an untracked
 /// construction) left untracked. Nothing to do on PyPy, as for
 /// `gc_untrack` (its C API has no `PyObject_IS_GC` either).
