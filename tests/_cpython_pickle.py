@@ -16,6 +16,9 @@ and sets; ``install()`` makes it ``pickle.Pickler``, ``pickle.dumps`` and
 import io
 import operator
 import pickle
+import types
+
+from cloudpickle import _engine
 
 _ORIGINAL_PICKLER = pickle.Pickler
 
@@ -110,6 +113,20 @@ class CPythonPickler(pickle._Pickler, metaclass=_OracleMeta):
             self._save_list(obj)
 
     dispatch[list] = save_list
+
+    def save_c_function(self, obj):
+        # A function of a C extension (cpyext's builtin_function_or_method on
+        # PyPy, whose __reduce__ differs): reduced as CPython's builtin
+        # functions reduce themselves (meth_reduce): by name when bound to a
+        # module or to nothing, else getattr(owner, name).
+        owner = getattr(obj, "__self__", None)
+        if owner is None or isinstance(owner, types.ModuleType):
+            self.save_global(obj)
+        else:
+            self.save_reduce(getattr, (owner, obj.__name__), obj=obj)
+
+    if type(_engine.dumps) not in dispatch:
+        dispatch[type(_engine.dumps)] = save_c_function
 
     def _save_list(self, obj):
         if not self.bin:
