@@ -97,6 +97,15 @@ class Pickler(pickle.Pickler):
     # Older alias, still mutated by some clients.
     dispatch = dispatch_table
 
+    if PYPY:
+
+        def __new__(cls, *args, **kwargs):
+            # PyPy's _pickle.Pickler takes pickle.Pickler's arguments in
+            # __new__ too and refuses any other, so a subclass whose
+            # __init__ takes its own (loky's `reducers`) could not be built.
+            # As with _pickle.c, the arguments are __init__'s alone.
+            return super().__new__(cls)
+
     def __init__(self, file, protocol=None, buffer_callback=None):
         if protocol is None:
             protocol = DEFAULT_PROTOCOL
