@@ -749,8 +749,9 @@ impl Drop for DictIter {
 
 /// What the memo keys an object by: its address on CPython (its identity,
 /// as `id()`). On PyPy the C API may hand out a new proxy, at a new
-/// address, for a `str` or `bytes` that `id()` (and so `pickle`'s memo)
-/// sees as the same object: there the first object met with a given `id()`
+/// address, for a `str`, `bytes`, `complex` or empty `frozenset` that
+/// `id()` (and so `pickle`'s memo) sees as the same object (PyPy's identity
+/// of these is their value): there the first object met with a given `id()`
 /// stands for the later ones, and this table holds a strong reference to it
 /// (so its id cannot be reused).
 #[derive(Default)]
@@ -759,6 +760,10 @@ pub struct ValueIdentity {
     strs: *mut ffi::PyObject,
     #[cfg(PyPy)]
     bytes: *mut ffi::PyObject,
+    #[cfg(PyPy)]
+    complexes: *mut ffi::PyObject,
+    #[cfg(PyPy)]
+    frozensets: *mut ffi::PyObject,
 }
 
 impl ValueIdentity {
@@ -815,6 +820,10 @@ impl ValueIdentity {
                 &mut self.strs
             } else if ffi::PyBytes_CheckExact(obj) != 0 {
                 &mut self.bytes
+            } else if ffi::PyComplex_CheckExact(obj) != 0 {
+                &mut self.complexes
+            } else if ffi::PyFrozenSet_CheckExact(obj) != 0 {
+                &mut self.frozensets
             } else {
                 return obj;
             };
@@ -851,10 +860,15 @@ impl ValueIdentity {
         #[cfg(PyPy)]
         // SAFETY: the caller's contract; each table is null or our own.
         unsafe {
-            let strs = std::mem::replace(&mut self.strs, std::ptr::null_mut());
-            let bytes = std::mem::replace(&mut self.bytes, std::ptr::null_mut());
-            ffi::Py_XDECREF(strs);
-            ffi::Py_XDECREF(bytes);
+            for table in [
+                &mut self.strs,
+                &mut self.bytes,
+                &mut self.complexes,
+                &mut self.frozensets,
+            ] {
+                let t = std::mem::replace(table, std::ptr::null_mut());
+                ffi::Py_XDECREF(t);
+            }
         }
     }
 
@@ -866,6 +880,10 @@ impl ValueIdentity {
                 self.strs
             } else if ffi::PyBytes_CheckExact(obj) != 0 {
                 self.bytes
+            } else if ffi::PyComplex_CheckExact(obj) != 0 {
+                self.complexes
+            } else if ffi::PyFrozenSet_CheckExact(obj) != 0 {
+                self.frozensets
             } else {
                 std::ptr::null_mut()
             }
