@@ -68,7 +68,8 @@ pub struct GlobalOpcodes {
     pub extended_arg: u8,
     /// From CPython 3.11 on, the argument of `LOAD_GLOBAL` is the name
     /// index shifted left by one (the low bit says whether a NULL is
-    /// pushed too).
+    /// pushed too). PyPy 3.11 keeps its own 3.9-style bytecode, where the
+    /// argument is the index itself.
     pub load_global_shift: u32,
 }
 
@@ -88,7 +89,7 @@ fn global_opcodes(public: &Bound<'_, PyModule>) -> PyResult<GlobalOpcodes> {
             })?,
         load_global: opcode("LOAD_GLOBAL")?,
         extended_arg: opcode("EXTENDED_ARG")?,
-        load_global_shift: u32::from(py.version_info() >= (3, 11)),
+        load_global_shift: u32::from(!cfg!(PyPy) && py.version_info() >= (3, 11)),
     })
 }
 

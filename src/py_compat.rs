@@ -574,6 +574,41 @@ pub fn gc_untrack(obj: &Bound<'_, PyAny>) {
     let _ = obj;
 }
 
+/// `id(obj)`, as Python computes it: the object's address on CPython. On
+/// PyPy the address of a C API proxy is not the object's `id()`, which
+/// Python code (a `globals_ref` dict keyed by `id(func.__globals__)`)
+/// compares with.
+pub fn object_id<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    #[cfg(not(PyPy))]
+    // SAFETY: GIL held (a Bound); PyLong_FromVoidPtr only reads the address.
+    unsafe {
+        crate::errors::owned(obj.py(), ffi::PyLong_FromVoidPtr(obj.as_ptr().cast()))
+    }
+    #[cfg(PyPy)]
+    // SAFETY: `builtin_id` is a strong reference kept for the process.
+    unsafe {
+        Bound::from_borrowed_ptr(obj.py(), pypy_types().builtin_id).call1((obj,))
+    }
+}
+
+/// Gives the garbage collector back an object `gc_untrack` (or an untracked
+/// construction) left untracked. Nothing to do on PyPy, as for
+/// `gc_untrack` (its C API has no `PyObject_IS_GC` either).
+#[inline]
+pub fn gc_track(obj: &Bound<'_, PyAny>) {
+    #[cfg(not(PyPy))]
+    // SAFETY: GIL held (a Bound); an object that supports GC and is not
+    // tracked may be tracked once it is fully built.
+    unsafe {
+        let o = obj.as_ptr();
+        if ffi::PyObject_IS_GC(o) != 0 && ffi::PyObject_GC_IsTracked(o) == 0 {
+            ffi::PyObject_GC_Track(o.cast());
+        }
+    }
+    #[cfg(PyPy)]
+    let _ = obj;
+}
+
 /// `weakref.ref`'s type object, whose `tp_new` the class tracker calls
 /// directly; None where it is not exported (PyPy: the tracker then takes
 /// its Python path).
@@ -714,8 +749,9 @@ impl Drop for DictIter {
 
 /// What the memo keys an object by: its address on CPython (its identity,
 /// as `id()`). On PyPy the C API may hand out a new proxy, at a new
-/// address, for a `str` or `bytes` that `id()` (and so `pickle`'s memo)
-/// sees as the same object: there the first object met with a given `id()`
+/// address, for a `str`, `bytes`, `complex` or empty `frozenset` that
+/// `id()` (and so `pickle`'s memo) sees as the same object (PyPy's identity
+/// of these is their value): there the first object met with a given `id()`
 /// stands for the later ones, and this table holds a strong reference to it
 /// (so its id cannot be reused).
 #[derive(Default)]
@@ -724,6 +760,10 @@ pub struct ValueIdentity {
     strs: *mut ffi::PyObject,
     #[cfg(PyPy)]
     bytes: *mut ffi::PyObject,
+    #[cfg(PyPy)]
+    complexes: *mut ffi::PyObject,
+    #[cfg(PyPy)]
+    frozensets: *mut ffi::PyObject,
 }
 
 impl ValueIdentity {
@@ -780,6 +820,10 @@ impl ValueIdentity {
                 &mut self.strs
             } else if ffi::PyBytes_CheckExact(obj) != 0 {
                 &mut self.bytes
+            } else if ffi::PyComplex_CheckExact(obj) != 0 {
+                &mut self.complexes
+            } else if ffi::PyFrozenSet_CheckExact(obj) != 0 {
+                &mut self.frozensets
             } else {
                 return obj;
             };
@@ -816,10 +860,15 @@ impl ValueIdentity {
         #[cfg(PyPy)]
         // SAFETY: the caller's contract; each table is null or our own.
         unsafe {
-            let strs = std::mem::replace(&mut self.strs, std::ptr::null_mut());
-            let bytes = std::mem::replace(&mut self.bytes, std::ptr::null_mut());
-            ffi::Py_XDECREF(strs);
-            ffi::Py_XDECREF(bytes);
+            for table in [
+                &mut self.strs,
+                &mut self.bytes,
+                &mut self.complexes,
+                &mut self.frozensets,
+            ] {
+                let t = std::mem::replace(table, std::ptr::null_mut());
+                ffi::Py_XDECREF(t);
+            }
         }
     }
 
@@ -831,6 +880,10 @@ impl ValueIdentity {
                 self.strs
             } else if ffi::PyBytes_CheckExact(obj) != 0 {
                 self.bytes
+            } else if ffi::PyComplex_CheckExact(obj) != 0 {
+                self.complexes
+            } else if ffi::PyFrozenSet_CheckExact(obj) != 0 {
+                self.frozensets
             } else {
                 std::ptr::null_mut()
             }

@@ -174,16 +174,9 @@ pub fn module_reduce<'py>(module: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyA
 /// reduction that the engine built untracked (`py::untrack`): handed to
 /// Python code, they may end up in reference cycles.
 fn track_reduction(rv: &Bound<'_, PyAny>) -> PyResult<()> {
-    fn track(obj: &Bound<'_, PyAny>) {
-        // SAFETY: GIL held (a Bound); an object that supports GC and is
-        // not tracked may be tracked once it is fully built, as these are.
-        unsafe {
-            let o = obj.as_ptr();
-            if ffi::PyObject_IS_GC(o) != 0 && ffi::PyObject_GC_IsTracked(o) == 0 {
-                ffi::PyObject_GC_Track(o.cast());
-            }
-        }
-    }
+    // These are fully built, so they may be tracked (py_compat: a no-op on
+    // PyPy).
+    use crate::py_compat::gc_track as track;
     track(rv);
     let newargs = rv.get_item(1)?;
     track(&newargs);

@@ -16,6 +16,9 @@ and sets; ``install()`` makes it ``pickle.Pickler``, ``pickle.dumps`` and
 import io
 import operator
 import pickle
+import types
+
+from cloudpickle import _engine
 
 _ORIGINAL_PICKLER = pickle.Pickler
 
@@ -110,6 +113,54 @@ class CPythonPickler(pickle._Pickler, metaclass=_OracleMeta):
             self._save_list(obj)
 
     dispatch[list] = save_list
+
+    def save_picklebuffer(self, obj):
+        # _pickle.c writes an in-band buffer's data as bytes (or bytearray)
+        # and memoizes the PickleBuffer itself; pickle.py memoizes a
+        # temporary copy, whose id() PyPy gives the next copy of the same
+        # bytes too (pickle.py then fails its memo assertion).
+        if self.proto < 5:
+            raise pickle.PicklingError("PickleBuffer can only be pickled with protocol >= 5")
+        with obj.raw() as m:
+            if not m.contiguous:
+                raise pickle.PicklingError(
+                    "PickleBuffer can not be pickled when pointing to a non-contiguous buffer"
+                )
+            in_band = True
+            if self._buffer_callback is not None:
+                in_band = bool(self._buffer_callback(obj))
+            if not in_band:
+                self.write(pickle.NEXT_BUFFER)
+                if m.readonly:
+                    self.write(pickle.READONLY_BUFFER)
+                return
+            readonly, data = m.readonly, m.tobytes()
+        memoize = self.memoize
+        self.memoize = lambda _copy: memoize(obj)
+        try:
+            if readonly:
+                self.save_bytes(data)
+            else:
+                self.save_bytearray(data)
+        finally:
+            del self.memoize
+
+    if getattr(pickle, "PickleBuffer", None) in dispatch:
+        dispatch[pickle.PickleBuffer] = save_picklebuffer
+
+    def save_c_function(self, obj):
+        # A function of a C extension (cpyext's builtin_function_or_method on
+        # PyPy, whose __reduce__ differs): reduced as CPython's builtin
+        # functions reduce themselves (meth_reduce): by name when bound to a
+        # module or to nothing, else getattr(owner, name).
+        owner = getattr(obj, "__self__", None)
+        if owner is None or isinstance(owner, types.ModuleType):
+            self.save_global(obj)
+        else:
+            self.save_reduce(getattr, (owner, obj.__name__), obj=obj)
+
+    if type(_engine.dumps) not in dispatch:
+        dispatch[type(_engine.dumps)] = save_c_function
 
     def _save_list(self, obj):
         if not self.bin:

@@ -5,6 +5,8 @@ import io
 import math
 import pickle
 import pickletools
+import sys
+import threading
 
 import cloudpickle
 
@@ -114,3 +116,29 @@ def equal_or_both_nan(a, b):
     if isinstance(a, complex) and isinstance(b, complex):
         return equal_or_both_nan(a.real, b.real) and equal_or_both_nan(a.imag, b.imag)
     return type(a) is type(b) and a == b
+
+
+class _RefusingLock:
+    """Refuses to be pickled as CPython's ``_thread.lock`` does."""
+
+    def __reduce_ex__(self, protocol):
+        raise TypeError("cannot pickle '_thread.lock' object")
+
+
+_RefusingLock.__module__ = "_thread"
+_RefusingLock.__name__ = _RefusingLock.__qualname__ = "lock"
+
+
+def unpicklable_lock():
+    """A lock, which pickle refuses with a TypeError: ``threading.Lock()``.
+
+    On PyPy a ``_thread.lock`` does not refuse pickling itself (its
+    ``__reduce_ex__`` is object's): pickle fails on its class, which
+    ``_thread`` does not name, and cloudpickle one step further, on the
+    builtin methods of that class pickled by value (a clear PicklingError
+    whose path goes on through the class). There a stand-in named
+    ``_thread.lock`` that refuses as CPython's lock does keeps the failure
+    paths the tests expect."""
+    if sys.implementation.name == "pypy":
+        return _RefusingLock()
+    return threading.Lock()

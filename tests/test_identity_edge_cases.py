@@ -419,7 +419,15 @@ def test_moderately_deep_nesting(kind, depth, protocol):
             obj = {"k": obj}
         else:
             obj = (obj,)
-    data = assert_dumps_like_pickle(obj, protocol)
+    limit = sys.getrecursionlimit()
+    if PYPY:
+        # The oracle there is pickle.py, a few Python frames per level: more
+        # than the default limit at 300 levels (CPython's _pickle.c uses none).
+        sys.setrecursionlimit(max(limit, 10 * depth + 500))
+    try:
+        data = assert_dumps_like_pickle(obj, protocol)
+    finally:
+        sys.setrecursionlimit(limit)
     assert pickle.loads(data) == obj
 
 

@@ -87,9 +87,9 @@ def test_function_by_reference_carries_nothing_by_value():
 
 
 def test_unpicklable_capture_is_reported_or_raised():
-    import threading
+    from _helpers import unpicklable_lock
 
-    lock = threading.Lock()
+    lock = unpicklable_lock()
 
     def f():
         return lock

@@ -97,6 +97,15 @@ class Pickler(pickle.Pickler):
     # Older alias, still mutated by some clients.
     dispatch = dispatch_table
 
+    if PYPY:
+
+        def __new__(cls, *args, **kwargs):
+            # PyPy's _pickle.Pickler takes pickle.Pickler's arguments in
+            # __new__ too and refuses any other, so a subclass whose
+            # __init__ takes its own (loky's `reducers`) could not be built.
+            # As with _pickle.c, the arguments are __init__'s alone.
+            return super().__new__(cls)
+
     def __init__(self, file, protocol=None, buffer_callback=None):
         if protocol is None:
             protocol = DEFAULT_PROTOCOL
@@ -127,7 +136,7 @@ class Pickler(pickle.Pickler):
         persistent_id = getattr(self, "persistent_id", None)
         if persistent_id is not None and _is_default_persistent_id(self):
             persistent_id = None
-        return _engine.pickler_dump(
+        return _pickler_dump(
             self._cp_state,
             obj,
             self._cp_write,
@@ -244,6 +253,37 @@ CloudPickler = Pickler
 # buffer_callback).dump(obj)` would, with the class-level dispatch table.
 dumps = _engine.dumps
 dump = _engine.dump
+_pickler_dump = _engine.pickler_dump
+
+if PYPY:
+    # PyPy's C API emulation converts a tuple argument, and the tuples
+    # nested in it, to C structures before the engine runs: a tuple nested
+    # too deep raises RecursionError at the call itself, where the engine
+    # cannot turn it into the PicklingError it raises for every structure
+    # too deep to pickle. The same conversion here (the engine lets no
+    # RecursionError out itself).
+    _TOO_DEEP = "Could not pickle object as excessively deep recursion required."
+
+    def dumps(obj, protocol=None, buffer_callback=None):
+        try:
+            return _engine.dumps(obj, protocol, buffer_callback)
+        except RecursionError as exc:
+            raise pickle.PicklingError(_TOO_DEEP) from exc
+
+    def dump(obj, file, protocol=None, buffer_callback=None):
+        try:
+            return _engine.dump(obj, file, protocol, buffer_callback)
+        except RecursionError as exc:
+            raise pickle.PicklingError(_TOO_DEEP) from exc
+
+    def _pickler_dump(*args):
+        try:
+            return _engine.pickler_dump(*args)
+        except RecursionError as exc:
+            raise pickle.PicklingError(_TOO_DEEP) from exc
+
+    dumps.__doc__ = _engine.dumps.__doc__
+    dump.__doc__ = _engine.dump.__doc__
 # The one bridge to the engine: every object of this package it uses (the
 # reconstructors payloads name, the Python helpers, the class tracker, the
 # Pickler class, its dispatch table and the by-value registry), read and

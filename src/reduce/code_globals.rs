@@ -28,8 +28,9 @@ static CODE_GLOBALS: ObjectCache<Py<PyDict>> = ObjectCache::new(4096);
 const MAX_NESTING: usize = 200;
 
 fn is_code(obj: &Bound<'_, PyAny>) -> bool {
+    // PyPy's C API exports no PyCode_Type: py_compat finds the type.
     // SAFETY: GIL held (a Bound); only reads the object's type.
-    unsafe { ffi::Py_TYPE(obj.as_ptr()) == std::ptr::addr_of_mut!(ffi::PyCode_Type) }
+    unsafe { ffi::Py_TYPE(obj.as_ptr()) == crate::py_compat::code_type() }
 }
 
 /// The global names `code` and the code nested in it use, as a dict. The

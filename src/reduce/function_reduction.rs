@@ -148,7 +148,7 @@ pub unsafe fn function_parts<'py>(
         let none = py.None().into_bound(py);
         let closure = function_closure(func)?.unwrap_or_else(|| none.clone());
 
-        let key = owned(py, ffi::PyLong_FromVoidPtr(namespace.as_ptr().cast()))?;
+        let key = crate::py_compat::object_id(&namespace)?;
         let base_globals = match globals_ref.get_item(&key)? {
             Some(g) => g,
             None => {
