@@ -28,7 +28,6 @@ pub struct Bridge {
 
     // Helpers written in Python.
     pub builtin_type_names: Py<PyDict>,
-    pub code_reduce: Py<PyAny>,
     pub cell_reduce: Py<PyAny>,
     pub module_reduce: Py<PyAny>,
     pub dynamic_class_reduce: Py<PyAny>,
@@ -185,7 +184,6 @@ pub fn install_bridge(
             .into_bound(py)
             .cast_into::<PyDict>()?
             .unbind(),
-        code_reduce: callable(public, "_code_reduce")?,
         cell_reduce: callable(public, "_cell_reduce")?,
         module_reduce: callable(public, "_module_reduce")?,
         dynamic_class_reduce: callable(public, "_dynamic_class_reduce")?,

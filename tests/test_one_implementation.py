@@ -38,6 +38,12 @@ ENGINE_RULES = (
     "_function_getstate",
     "_extract_code_globals",
     "_find_imported_submodules",
+    "_code_reduce",
+    "_copy_str",
+    "_copy_tuple",
+    "_dynamic_code_filename",
+    "_CODE_FIELDS",
+    "_DYNAMIC_CODE_FILENAME",
 )
 
 # Reconstructors the engine replaces entirely: the names stay importable
@@ -58,10 +64,12 @@ def test_replaced_reconstructors_are_native_everywhere(name):
     assert isinstance(native, types.BuiltinFunctionType)
 
 
-def test_reducers_table_holds_the_engines_cell_and_module_reducers():
+def test_reducers_table_holds_the_engines_reducers():
     assert cp._REDUCERS[types.CellType] is _engine._cell_reduce
     assert cp._REDUCERS[types.ModuleType] is _engine._module_reduce
+    assert cp._REDUCERS[types.CodeType] is _engine._code_reduce
     assert cp.Pickler.dispatch_table[types.ModuleType] is _engine._module_reduce
+    assert cp.Pickler.dispatch_table[types.CodeType] is _engine._code_reduce
 
 
 # ---------------------------------------------------------------------------
@@ -192,6 +200,49 @@ def test_typevar_decision():
     local = typing.TypeVar("local")
     assert cp._typevar_reduce(local)[0] is cp._make_typevar
     assert _engine._typevar_by_reference(local) is None
+
+
+def test_code_reduce():
+    def sample(a, b=1):
+        return a + b
+
+    code = sample.__code__
+    constructor, args = cp._code_reduce(code)
+    assert constructor is types.CodeType
+    assert len(args) == len(cp._CODE_FIELDS)
+    for field, arg in zip(cp._CODE_FIELDS, args):
+        if field == "co_filename":
+            assert arg == cp._DYNAMIC_CODE_FILENAME == "<dynamic-code>"
+        else:
+            assert arg == getattr(code, field), field
+    # Copies, so that payloads do not depend on what the compiler shared.
+    fields = dict(zip(cp._CODE_FIELDS, args))
+    assert fields["co_varnames"] is not code.co_varnames
+    assert fields["co_name"] is not code.co_name
+    assert fields["co_consts"] is code.co_consts
+    assert types.CodeType(*args).co_filename == "<dynamic-code>"
+    with pytest.raises(TypeError, match="code object"):
+        cp._code_reduce(sample)
+
+
+def test_code_reduction_copies():
+    # As "".join(value) and tuple(iter(value)): new objects, except the
+    # shared empty and one-character singletons.
+    name = "".join(["na", "me"])
+    assert cp._copy_str(name) == name and cp._copy_str(name) is not name
+    assert cp._copy_str(["a", "bc"]) == "abc"
+    for short in ("", "x", "\udc80", "\u20ac", "\udc80abc"):
+        assert cp._copy_str(short) == "".join(short)
+        assert (cp._copy_str(short) is short) == ("".join(short) is short), short
+    items = ("a", "b")
+    assert cp._copy_tuple(items) == items and cp._copy_tuple(items) is not items
+    assert cp._copy_tuple(()) is tuple(iter(()))
+    assert cp._copy_tuple(["x"]) == ("x",)
+    first = cp._dynamic_code_filename("a.py")
+    second = cp._dynamic_code_filename("a.py")
+    assert first == second == "<dynamic-code>" and first is not second
+    with pytest.raises(TypeError):
+        cp._copy_tuple(1)
 
 
 def test_getattribute():
