@@ -23,6 +23,7 @@ mod reconstruct;
 mod reconstruct_class;
 mod reduce;
 mod rules_api;
+mod tracker_id;
 mod which_module;
 
 use pyo3::prelude::*;
@@ -50,6 +51,7 @@ fn engine_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(reduce::release_class_cache, m)?)?;
     rules_api::register(m)?;
     reduce::code_reduction::register(m)?;
+    tracker_id::register(m)?;
     m.add_class::<api::PicklerState>()?;
     Ok(())
 }
