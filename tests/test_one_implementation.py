@@ -148,6 +148,19 @@ def test_python_layer_does_not_rewrite_attributes_at_import():
                     raise AssertionError((path.name, sub.lineno))
 
 
+def test_engine_reaches_the_package_through_the_bridge_only():
+    # No Rust source imports a module of the package by name at a call
+    # site: what the engine uses of it is in the bridge, filled at import.
+    import re
+
+    src = pathlib.Path(__file__).resolve().parent.parent / "src"
+    if not src.is_dir():
+        pytest.skip("the engine's sources are not here")
+    by_name = re.compile(r'import\(\s*(pyo3::intern!\(\s*\w+,\s*)?"cloudpickle')
+    for path in src.rglob("*.rs"):
+        assert not by_name.search(path.read_text()), path
+
+
 # ---------------------------------------------------------------------------
 # The rules, as client code calls them.
 # ---------------------------------------------------------------------------

@@ -38,6 +38,7 @@ def reducer_override(pickler: Any, obj: Any) -> Any: ...
 def _install_bridge(
     public: ModuleType,
     reconstructors: ModuleType,
+    failure_trail: ModuleType,
     pickler_class: type,
     default_table: Any,
     by_value_registry: Set[str],

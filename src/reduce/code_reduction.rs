@@ -14,13 +14,12 @@
 
 use std::sync::OnceLock;
 
-use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyModule, PyString, PyTuple};
 
-use crate::errors::owned;
+use crate::errors::{owned, require_exact_type};
 
 /// The file name every code object pickled by value carries: code objects
 /// do not use it to run, and a payload then does not depend on where the
@@ -181,13 +180,7 @@ fn dynamic_code_filename(py: Python<'_>) -> Bound<'_, PyAny> {
 pub fn code_reduce<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let py = code.py();
     let code_type = crate::py_compat::code_type();
-    // SAFETY: GIL held; only reads the type of a live object.
-    if unsafe { ffi::Py_TYPE(code.as_ptr()) } != code_type {
-        return Err(PyTypeError::new_err(format!(
-            "_code_reduce expects a code object, not {}",
-            code.get_type().name()?
-        )));
-    }
+    require_exact_type(code, code_type, "_code_reduce expects a code object")?;
     let fields = fields(py)?;
     let mut args = Vec::with_capacity(fields.copies.len());
     for (name, copy) in fields.names.bind(py).iter().zip(&fields.copies) {
