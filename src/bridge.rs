@@ -23,6 +23,7 @@ pub struct Bridge {
     pub builtin_type: Py<PyAny>,
     pub subimport: Py<PyAny>,
     pub dynamic_subimport: Py<PyAny>,
+    pub make_typevar: Py<PyAny>,
     /// The `__module__` string the published reconstructors carry.
     pub published_module: Py<PyString>,
 
@@ -185,6 +186,7 @@ pub fn install_bridge(
         builtin_type: callable(public, "_builtin_type")?,
         subimport: callable(public, "subimport")?,
         dynamic_subimport: callable(public, "dynamic_subimport")?,
+        make_typevar: callable(public, "_make_typevar")?,
         published_module,
         builtin_type_names: attr(public, "_BUILTIN_TYPE_NAMES")?
             .into_bound(py)

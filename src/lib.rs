@@ -24,6 +24,7 @@ mod reconstruct_class;
 mod reduce;
 mod rules_api;
 mod tracker_id;
+mod typevar_reduction;
 mod which_module;
 
 use pyo3::prelude::*;
@@ -52,6 +53,7 @@ fn engine_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     rules_api::register(m)?;
     reduce::code_reduction::register(m)?;
     tracker_id::register(m)?;
+    typevar_reduction::register(m)?;
     m.add_class::<api::PicklerState>()?;
     Ok(())
 }

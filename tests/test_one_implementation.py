@@ -44,6 +44,8 @@ ENGINE_RULES = (
     "_dynamic_code_filename",
     "_CODE_FIELDS",
     "_DYNAMIC_CODE_FILENAME",
+    "_typevar_reduce",
+    "_decompose_typevar",
 )
 
 # Reconstructors the engine replaces entirely: the names stay importable
@@ -68,6 +70,7 @@ def test_reducers_table_holds_the_engines_reducers():
     assert cp._REDUCERS[types.CellType] is _engine._cell_reduce
     assert cp._REDUCERS[types.ModuleType] is _engine._module_reduce
     assert cp._REDUCERS[types.CodeType] is _engine._code_reduce
+    assert cp._REDUCERS[typing.TypeVar] is _engine._typevar_reduce
     assert cp.Pickler.dispatch_table[types.ModuleType] is _engine._module_reduce
     assert cp.Pickler.dispatch_table[types.CodeType] is _engine._code_reduce
 
@@ -210,9 +213,14 @@ ModuleTypeVar = typing.TypeVar("ModuleTypeVar")
 
 def test_typevar_decision():
     assert cp._typevar_reduce(typing.AnyStr) == (getattr, (typing, "AnyStr"))
-    local = typing.TypeVar("local")
-    assert cp._typevar_reduce(local)[0] is cp._make_typevar
+    local = typing.TypeVar("local", int, str, covariant=True)
+    constructor, args = cp._typevar_reduce(local)
+    assert constructor is cp._make_typevar
+    assert args == cp._decompose_typevar(local)
+    assert args == ("local", None, (int, str), True, False, cp._get_or_create_tracker_id(local))
     assert _engine._typevar_by_reference(local) is None
+    bounded = typing.TypeVar("bounded", bound=int)
+    assert cp._decompose_typevar(bounded)[1] is int
 
 
 def test_code_reduce():

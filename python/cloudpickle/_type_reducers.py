@@ -6,8 +6,8 @@ table starts from (same keys as the reference's).
 Code objects, cells and modules are reduced by the engine (``_code_reduce``
 with its helpers ``_copy_str``, ``_copy_tuple``, ``_dynamic_code_filename``
 and the constructor's parameters ``_CODE_FIELDS``, ``_cell_reduce`` and
-``_module_reduce`` are its functions); type variables by
-:mod:`cloudpickle._class_reduce`.
+``_module_reduce`` are its functions), and so are type variables
+(``_typevar_reduce``).
 """
 
 import _collections_abc
@@ -23,7 +23,6 @@ import typing
 import weakref
 from collections import OrderedDict
 
-from ._class_reduce import _typevar_reduce
 from ._engine import (
     _CODE_FIELDS,
     _DYNAMIC_CODE_FILENAME,
@@ -33,6 +32,7 @@ from ._engine import (
     _copy_tuple,
     _dynamic_code_filename,
     _module_reduce,
+    _typevar_reduce,
 )
 from ._reconstructors import (
     _file_reconstructor,
