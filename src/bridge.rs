@@ -23,15 +23,18 @@ pub struct Bridge {
     pub builtin_type: Py<PyAny>,
     pub subimport: Py<PyAny>,
     pub dynamic_subimport: Py<PyAny>,
+    pub make_typevar: Py<PyAny>,
     /// The `__module__` string the published reconstructors carry.
     pub published_module: Py<PyString>,
 
     // Helpers written in Python.
     pub builtin_type_names: Py<PyDict>,
-    pub code_reduce: Py<PyAny>,
     pub cell_reduce: Py<PyAny>,
     pub module_reduce: Py<PyAny>,
     pub dynamic_class_reduce: Py<PyAny>,
+    /// `_failure_trail._annotate(exc, steps)`: words the path to an object
+    /// that failed to pickle and attaches it to the exception.
+    pub annotate_failure: Py<PyAny>,
     /// The opcodes naming globals, for the bytecode walk of
     /// `reduce::code_globals`.
     pub global_opcodes: GlobalOpcodes,
@@ -141,13 +144,16 @@ fn callable(module: &Bound<'_, PyModule>, name: &str) -> PyResult<Py<PyAny>> {
 
 /// Installs the bridge: `public` is `cloudpickle.cloudpickle` (the
 /// published reconstructors and the Python helpers), `reconstructors` is
-/// `cloudpickle._reconstructors` (the class tracker). Called once, at the
-/// end of `cloudpickle.cloudpickle`'s import; later calls change nothing.
+/// `cloudpickle._reconstructors` (the class tracker), `failure_trail` is
+/// `cloudpickle._failure_trail` (the wording of failure paths). Called
+/// once, at the end of `cloudpickle.cloudpickle`'s import; later calls
+/// change nothing.
 #[pyfunction]
 #[pyo3(name = "_install_bridge")]
 pub fn install_bridge(
     public: &Bound<'_, PyModule>,
     reconstructors: &Bound<'_, PyModule>,
+    failure_trail: &Bound<'_, PyModule>,
     pickler_class: &Bound<'_, PyAny>,
     default_table: &Bound<'_, PyAny>,
     by_value_registry: &Bound<'_, PySet>,
@@ -181,15 +187,16 @@ pub fn install_bridge(
         builtin_type: callable(public, "_builtin_type")?,
         subimport: callable(public, "subimport")?,
         dynamic_subimport: callable(public, "dynamic_subimport")?,
+        make_typevar: callable(public, "_make_typevar")?,
         published_module,
         builtin_type_names: attr(public, "_BUILTIN_TYPE_NAMES")?
             .into_bound(py)
             .cast_into::<PyDict>()?
             .unbind(),
-        code_reduce: callable(public, "_code_reduce")?,
         cell_reduce: callable(public, "_cell_reduce")?,
         module_reduce: callable(public, "_module_reduce")?,
         dynamic_class_reduce: callable(public, "_dynamic_class_reduce")?,
+        annotate_failure: callable(failure_trail, "_annotate")?,
         global_opcodes: global_opcodes(public)?,
         tracker_by_id: attr(reconstructors, "_DYNAMIC_CLASS_TRACKER_BY_ID")?,
         tracker_by_class: attr(reconstructors, "_DYNAMIC_CLASS_TRACKER_BY_CLASS")?,

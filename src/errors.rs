@@ -54,6 +54,26 @@ pub unsafe fn owned<'py>(py: Python<'py>, ptr: *mut ffi::PyObject) -> PyResult<B
     }
 }
 
+/// `Ok` when the type of `obj` is exactly `tp`; otherwise the TypeError
+/// `"{expectation}, not {type name}"` that the engine's functions exposed
+/// to Python raise for an argument of the wrong type.
+pub fn require_exact_type(
+    obj: &Bound<'_, PyAny>,
+    tp: *mut ffi::PyTypeObject,
+    expectation: &str,
+) -> PyResult<()> {
+    // SAFETY: GIL held (a Bound); only reads the type of a live object.
+    if unsafe { ffi::Py_TYPE(obj.as_ptr()) } == tp {
+        return Ok(());
+    }
+    Err(wrong_type(obj, expectation))
+}
+
+/// The TypeError `"{expectation}, not {type name}"`.
+pub fn wrong_type(obj: &Bound<'_, PyAny>, expectation: &str) -> PyErr {
+    pyo3::exceptions::PyTypeError::new_err(format!("{expectation}, not {}", type_name(obj)))
+}
+
 /// The repr of `obj` for error messages, or a placeholder if repr fails.
 pub fn repr(obj: &Bound<'_, PyAny>) -> String {
     obj.repr()

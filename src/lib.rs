@@ -23,6 +23,8 @@ mod reconstruct;
 mod reconstruct_class;
 mod reduce;
 mod rules_api;
+mod tracker_id;
+mod typevar_reduction;
 mod which_module;
 
 use pyo3::prelude::*;
@@ -53,6 +55,9 @@ fn engine_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?)?;
     m.add_function(wrap_pyfunction!(reduce::release_class_cache, m)?)?;
     rules_api::register(m)?;
+    reduce::code_reduction::register(m)?;
+    tracker_id::register(m)?;
+    typevar_reduction::register(m)?;
     m.add_class::<api::PicklerState>()?;
     Ok(())
 }

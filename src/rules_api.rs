@@ -13,6 +13,7 @@ use pyo3::types::{PyDict, PyModule, PyString, PyTuple};
 
 use crate::bridge::bridge;
 use crate::by_value;
+use crate::errors::{require_exact_type, wrong_type};
 use crate::reduce::function_reduction;
 use crate::which_module;
 
@@ -127,13 +128,11 @@ pub fn is_registered_pickle_by_value(module: &Bound<'_, PyAny>) -> PyResult<bool
 #[pyfunction]
 #[pyo3(name = "_cell_reduce")]
 pub fn cell_reduce<'py>(cell: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    // SAFETY: GIL held; only reads the type of a live object.
-    if unsafe { ffi::Py_TYPE(cell.as_ptr()) } != std::ptr::addr_of_mut!(ffi::PyCell_Type) {
-        return Err(PyTypeError::new_err(format!(
-            "_cell_reduce expects a cell, not {}",
-            cell.get_type().name()?
-        )));
-    }
+    require_exact_type(
+        cell,
+        std::ptr::addr_of_mut!(ffi::PyCell_Type),
+        "_cell_reduce expects a cell",
+    )?;
     // SAFETY: `cell` is a cell (checked above); GIL held.
     unsafe { function_reduction::cell_reduce(cell) }
 }
@@ -146,10 +145,7 @@ pub fn cell_reduce<'py>(cell: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>>
 pub fn module_reduce<'py>(module: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let py = module.py();
     if !module.is_instance_of::<PyModule>() {
-        return Err(PyTypeError::new_err(format!(
-            "_module_reduce expects a module, not {}",
-            module.get_type().name()?
-        )));
+        return Err(wrong_type(module, "_module_reduce expects a module"));
     }
     let h = bridge(py)?;
     let name = module.getattr(pyo3::intern!(py, "__name__"))?;
@@ -196,13 +192,11 @@ fn function_reduction_of<'py>(
     globals_ref: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = func.py();
-    // SAFETY: GIL held; only reads the type of a live object.
-    if unsafe { ffi::Py_TYPE(func.as_ptr()) } != std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
-        return Err(PyTypeError::new_err(format!(
-            "expected a function, not {}",
-            func.get_type().name()?
-        )));
-    }
+    require_exact_type(
+        func,
+        std::ptr::addr_of_mut!(ffi::PyFunction_Type),
+        "expected a function",
+    )?;
     let globals_ref = match globals_ref {
         Some(g) => g.clone(),
         None => PyDict::new(py),

@@ -149,21 +149,24 @@ def test_code_objects_on_their_own():
         assert pickle.loads(again) == code
 
 
-def test_each_code_object_is_reduced_once(monkeypatch):
+def test_each_code_object_is_reduced_once():
     # The reduction (with its "<dynamic-code>" file name) is made once per
     # code object and kept with the code object: later dumps calls, recorded
-    # or not, reuse it. Counted through the file-name copier, which the
-    # reducer calls once per reduction.
-    from cloudpickle import _type_reducers
+    # or not, reuse it. Seen through the file-name strings: each reduction
+    # makes a new one, which a persistent_id hook (called on every object
+    # the engine saves) sees.
+    file_names = {}
 
-    calls = []
-    real = _type_reducers._CODE_FIELD_COPIERS["co_filename"]
+    class FileNameSpy(cloudpickle.Pickler):
+        def persistent_id(self, obj):
+            if type(obj) is str and obj == "<dynamic-code>":
+                file_names[id(obj)] = obj  # held: ids stay distinct
+            return None
 
-    def counting(value):
-        calls.append(value)
-        return real(value)
-
-    monkeypatch.setitem(_type_reducers._CODE_FIELD_COPIERS, "co_filename", counting)
+    def spied(obj):
+        buf = io.BytesIO()
+        FileNameSpy(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+        return buf.getvalue()
 
     def outer(y):
         def inner(x):
@@ -173,8 +176,8 @@ def test_each_code_object_is_reduced_once(monkeypatch):
 
     for _ in range(5):
         assert b"<dynamic-code>" in cloudpickle.dumps(outer)
-        assert b"<dynamic-code>" in normal_path(outer, pickle.HIGHEST_PROTOCOL)
+        assert b"<dynamic-code>" in spied(outer)
     # outer's code, and inner's (a constant of outer's code).
-    assert len(calls) == 2
+    assert len(file_names) == 2
     loaded = pickle.loads(cloudpickle.dumps(outer))
     assert loaded(1)(2) == 3 and loaded.__code__.co_filename == "<dynamic-code>"

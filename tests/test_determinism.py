@@ -235,3 +235,156 @@ def test_class_only_a_custom_pickler_handles_gets_a_random_id():
     assert loaded is Holder
     tracker = cloudpickle.cloudpickle._get_or_create_tracker_id(Holder)
     assert len(tracker) == 32
+
+
+# The minting rule the engine implements (src/tracker_id.rs), written out
+# here as an oracle: the id is blake2b(digest_size=16) of the canonical
+# pickle, the class standing under the placeholder id while its own digest
+# runs, and "{digest}:{n}" digested again for the n-th live class with an
+# identical pickle. Installed in place of the engine's function (the class
+# reduction looks it up in its module's globals), in a process of its own.
+# (Type variables are not part of it: the engine's own reduction of them
+# calls the engine's minting directly.)
+ORACLE = textwrap.dedent(
+    """
+    import hashlib, threading
+    from cloudpickle import _class_reduce, _engine, _reconstructors as r
+
+    pending = threading.local()
+
+    def oracle(cls):
+        with r._DYNAMIC_CLASS_TRACKER_LOCK:
+            known = r._DYNAMIC_CLASS_TRACKER_BY_CLASS.get(cls)
+        if known is not None:
+            return known
+        ids = pending.__dict__.setdefault("ids", set())
+        if id(cls) in ids:
+            return _engine._PLACEHOLDER_TRACKER_ID
+        ids.add(id(cls))
+        try:
+            data = _engine._canonical_dumps(cls, 5)
+        finally:
+            ids.discard(id(cls))
+        digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+        with r._DYNAMIC_CLASS_TRACKER_LOCK:
+            tracker_id, n = digest, 0
+            while r._DYNAMIC_CLASS_TRACKER_BY_ID.get(tracker_id) not in (None, cls):
+                n += 1
+                text = f"{digest}:{n}".encode()
+                tracker_id = hashlib.blake2b(text, digest_size=16).hexdigest()
+            r._DYNAMIC_CLASS_TRACKER_BY_CLASS[cls] = tracker_id
+            r._DYNAMIC_CLASS_TRACKER_BY_ID[tracker_id] = cls
+            return tracker_id
+
+    _class_reduce._get_or_create_tracker_id = oracle
+    """
+)
+
+CLASSES = textwrap.dedent(
+    """
+    import dataclasses, enum, sys, typing
+    import cloudpickle
+    from cloudpickle import _class_reduce
+
+    class Node:
+        def make(self):
+            return Node(Leaf())
+
+    class Leaf(Node):
+        kinds = {"leaf", "terminal", "end"}
+
+    class Color(enum.Enum):
+        RED = 1
+        GREEN = 2
+
+        def other(self):
+            return Color.GREEN
+
+    @dataclasses.dataclass
+    class Point:
+        x: int = 0
+        tags: frozenset = frozenset({"b", "a", "c"})
+
+    def factory(value):
+        class Made:
+            def get(self):
+                return value, Made
+        return Made
+
+    made = [factory(1), factory(1), factory(1), factory(2)]
+    tracker_id = _class_reduce._get_or_create_tracker_id
+    ids = [tracker_id(c) for c in (Node, Leaf, Color, Point, *made)]
+    # Payloads too: the classes the ones above reach get their ids there.
+    payload = cloudpickle.dumps([Node, Leaf, Color, Point, made], protocol=5)
+    print(" ".join(ids), payload.hex())
+    """
+)
+
+
+def test_tracker_ids_follow_the_minting_rule():
+    # The same source in both processes (line numbers are in the code
+    # objects), the oracle installed in one only.
+    install = "_class_reduce._get_or_create_tracker_id = oracle"
+    assert install in ORACLE
+    engine = _run(ORACLE.replace(install, "pass") + CLASSES, "1", script=False)
+    oracle = _run(ORACLE + CLASSES, "2", script=False)
+    assert engine == oracle
+    ids = engine.split()[:-1]
+    assert len(set(ids)) == len(ids) and all(len(i) == 32 for i in ids)
+
+
+def test_tracker_id_minting_is_the_engines():
+    from cloudpickle import _class_reduce, _engine
+
+    cp = cloudpickle.cloudpickle
+    for name in ("_get_or_create_tracker_id", "_definition_digest", "_PLACEHOLDER_TRACKER_ID"):
+        assert getattr(cp, name) is getattr(_engine, name), name
+    assert _class_reduce._get_or_create_tracker_id is _engine._get_or_create_tracker_id
+    assert _engine._PLACEHOLDER_TRACKER_ID == "0" * 32
+
+
+def test_definition_digest():
+    import hashlib
+    import threading
+    import uuid
+
+    class Local:
+        tags = {"x", "y"}
+
+    expected = hashlib.blake2b(
+        cloudpickle._engine._canonical_dumps(Local, 5), digest_size=16
+    ).hexdigest()
+    assert cloudpickle.cloudpickle._definition_digest(Local) == expected
+
+    class Unpicklable:
+        lock = threading.Lock()
+
+    # A random id, as uuid4().hex, when the default pickler fails.
+    first = cloudpickle.cloudpickle._definition_digest(Unpicklable)
+    second = cloudpickle.cloudpickle._definition_digest(Unpicklable)
+    assert first != second
+    for random_id in (first, second):
+        assert uuid.UUID(hex=random_id).version == 4
+        assert uuid.UUID(hex=random_id).hex == random_id
+
+
+def test_tracker_id_of_a_class_whose_reduction_interrupts():
+    # Not an error of the pickler (KeyboardInterrupt...): it propagates
+    # rather than giving the class a random id, and nothing is recorded.
+    class Stop(BaseException):
+        pass
+
+    class Interrupting:
+        def __reduce__(self):
+            raise Stop
+
+    class Local:
+        thing = Interrupting()
+
+    with pytest.raises(Stop):
+        cloudpickle.cloudpickle._get_or_create_tracker_id(Local)
+    from cloudpickle import _reconstructors
+
+    assert Local not in _reconstructors._DYNAMIC_CLASS_TRACKER_BY_CLASS
+    # The tracker lock was released.
+    assert not _reconstructors._DYNAMIC_CLASS_TRACKER_LOCK.locked()

@@ -36,7 +36,6 @@ import pytest
 from _child_process import load_in_child, run_python
 from _helpers import PROTOCOLS, assert_same_bytes, unpicklable_lock
 from cloudpickle import _reconstructors as recon
-from cloudpickle import _type_reducers
 from cloudpickle import cloudpickle as cp
 
 # In the children: make importing this test module impossible, so that a
@@ -283,7 +282,7 @@ class TestCodeReduce:
         # Two code objects of one payload must not share the file name
         # object (the memo would write a reference to the first), and the
         # name must be a string the compiler did not intern.
-        index = _type_reducers._CODE_FIELDS.index("co_filename")
+        index = cp._CODE_FIELDS.index("co_filename")
         first = cp._code_reduce(self.samples()[0])[1][index]
         second = cp._code_reduce(self.samples()[1])[1][index]
         assert first == second == "<dynamic-code>"

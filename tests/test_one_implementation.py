@@ -38,6 +38,14 @@ ENGINE_RULES = (
     "_function_getstate",
     "_extract_code_globals",
     "_find_imported_submodules",
+    "_code_reduce",
+    "_copy_str",
+    "_copy_tuple",
+    "_dynamic_code_filename",
+    "_CODE_FIELDS",
+    "_DYNAMIC_CODE_FILENAME",
+    "_typevar_reduce",
+    "_decompose_typevar",
 )
 
 # Reconstructors the engine replaces entirely: the names stay importable
@@ -60,10 +68,13 @@ def test_replaced_reconstructors_are_native_everywhere(name):
     assert isinstance(native, type(_engine.dumps))
 
 
-def test_reducers_table_holds_the_engines_cell_and_module_reducers():
+def test_reducers_table_holds_the_engines_reducers():
     assert cp._REDUCERS[types.CellType] is _engine._cell_reduce
     assert cp._REDUCERS[types.ModuleType] is _engine._module_reduce
+    assert cp._REDUCERS[types.CodeType] is _engine._code_reduce
+    assert cp._REDUCERS[typing.TypeVar] is _engine._typevar_reduce
     assert cp.Pickler.dispatch_table[types.ModuleType] is _engine._module_reduce
+    assert cp.Pickler.dispatch_table[types.CodeType] is _engine._code_reduce
 
 
 # ---------------------------------------------------------------------------
@@ -142,6 +153,19 @@ def test_python_layer_does_not_rewrite_attributes_at_import():
                     raise AssertionError((path.name, sub.lineno))
 
 
+def test_engine_reaches_the_package_through_the_bridge_only():
+    # No Rust source imports a module of the package by name at a call
+    # site: what the engine uses of it is in the bridge, filled at import.
+    import re
+
+    src = pathlib.Path(__file__).resolve().parent.parent / "src"
+    if not src.is_dir():
+        pytest.skip("the engine's sources are not here")
+    by_name = re.compile(r'import\(\s*(pyo3::intern!\(\s*\w+,\s*)?"cloudpickle')
+    for path in src.rglob("*.rs"):
+        assert not by_name.search(path.read_text()), path
+
+
 # ---------------------------------------------------------------------------
 # The rules, as client code calls them.
 # ---------------------------------------------------------------------------
@@ -191,9 +215,57 @@ ModuleTypeVar = typing.TypeVar("ModuleTypeVar")
 
 def test_typevar_decision():
     assert cp._typevar_reduce(typing.AnyStr) == (getattr, (typing, "AnyStr"))
-    local = typing.TypeVar("local")
-    assert cp._typevar_reduce(local)[0] is cp._make_typevar
+    local = typing.TypeVar("local", int, str, covariant=True)
+    constructor, args = cp._typevar_reduce(local)
+    assert constructor is cp._make_typevar
+    assert args == cp._decompose_typevar(local)
+    assert args == ("local", None, (int, str), True, False, cp._get_or_create_tracker_id(local))
     assert _engine._typevar_by_reference(local) is None
+    bounded = typing.TypeVar("bounded", bound=int)
+    assert cp._decompose_typevar(bounded)[1] is int
+
+
+def test_code_reduce():
+    def sample(a, b=1):
+        return a + b
+
+    code = sample.__code__
+    constructor, args = cp._code_reduce(code)
+    assert constructor is types.CodeType
+    assert len(args) == len(cp._CODE_FIELDS)
+    for field, arg in zip(cp._CODE_FIELDS, args):
+        if field == "co_filename":
+            assert arg == cp._DYNAMIC_CODE_FILENAME == "<dynamic-code>"
+        else:
+            assert arg == getattr(code, field), field
+    # Copies, so that payloads do not depend on what the compiler shared.
+    fields = dict(zip(cp._CODE_FIELDS, args))
+    assert fields["co_varnames"] is not code.co_varnames
+    assert fields["co_name"] is not code.co_name
+    assert fields["co_consts"] is code.co_consts
+    assert types.CodeType(*args).co_filename == "<dynamic-code>"
+    with pytest.raises(TypeError, match="code object"):
+        cp._code_reduce(sample)
+
+
+def test_code_reduction_copies():
+    # As "".join(value) and tuple(iter(value)): new objects, except the
+    # shared empty and one-character singletons.
+    name = "".join(["na", "me"])
+    assert cp._copy_str(name) == name and cp._copy_str(name) is not name
+    assert cp._copy_str(["a", "bc"]) == "abc"
+    for short in ("", "x", "\udc80", "\u20ac", "\udc80abc"):
+        assert cp._copy_str(short) == "".join(short)
+        assert (cp._copy_str(short) is short) == ("".join(short) is short), short
+    items = ("a", "b")
+    assert cp._copy_tuple(items) == items and cp._copy_tuple(items) is not items
+    assert cp._copy_tuple(()) is tuple(iter(()))
+    assert cp._copy_tuple(["x"]) == ("x",)
+    first = cp._dynamic_code_filename("a.py")
+    second = cp._dynamic_code_filename("a.py")
+    assert first == second == "<dynamic-code>" and first is not second
+    with pytest.raises(TypeError):
+        cp._copy_tuple(1)
 
 
 def test_getattribute():

@@ -4,9 +4,10 @@ filled by ``_class_setstate``), and the class namespaces they carry.
 
 The engine calls ``_dynamic_class_reduce`` (through the bridge) once it has
 decided, in Rust (src/by_value.rs), that a class goes by value; it caches
-the reduction while the class is unchanged. ``_class_reduce`` and
-``_typevar_reduce`` are the reducers direct callers and the dispatch table
-use, built on the same decision.
+the reduction while the class is unchanged. ``_class_reduce`` is the
+reducer direct callers use, built on the same decision. Type variables are
+reduced by the engine (``_typevar_reduce`` and ``_decompose_typevar`` are
+its functions, src/typevar_reduction.rs).
 """
 
 import abc
@@ -18,15 +19,15 @@ import typing
 from ._determinism import _canonical_dataclass_doc, _get_or_create_tracker_id
 from ._engine import (
     _class_setstate,
+    _decompose_typevar,
     _make_skeleton_class,
     _should_pickle_by_reference,
-    _typevar_by_reference,
+    _typevar_reduce,
 )
 from ._reconstructors import (
     _BUILTIN_TYPE_NAMES,
     _builtin_type,
     _make_skeleton_enum,
-    _make_typevar,
 )
 
 __all__ = [
@@ -385,31 +386,3 @@ def _class_reduce(obj):
     if _should_pickle_by_reference(obj):
         return NotImplemented
     return _dynamic_class_reduce(obj)
-
-
-# ---------------------------------------------------------------------------
-# Type variables.
-# ---------------------------------------------------------------------------
-
-
-def _decompose_typevar(obj):
-    """Arguments of ``_make_typevar`` for the type variable ``obj``."""
-    return (
-        obj.__name__,
-        obj.__bound__,
-        obj.__constraints__,
-        obj.__covariant__,
-        obj.__contravariant__,
-        _get_or_create_tracker_id(obj),
-    )
-
-
-def _typevar_reduce(obj):
-    """A ``typing.TypeVar``: by reference (``getattr(module, name)``) when its
-    module has it under its name and is not registered for pickling by
-    value (decided by the engine, as for functions and classes), otherwise
-    rebuilt by ``_make_typevar`` (with identity tracking)."""
-    found = _typevar_by_reference(obj)
-    if found is None:
-        return _make_typevar, _decompose_typevar(obj)
-    return getattr, found

@@ -1,11 +1,13 @@
 """Reducers of the other types the standard pickle does not handle (or not
-the way wanted): code objects, files, loggers, descriptors, dictionary
-views..., and ``_REDUCERS``, the table of them by exact type that the
-Pickler's dispatch table starts from (same keys as the reference's).
+the way wanted): files, loggers, descriptors, dictionary views..., and
+``_REDUCERS``, the table of them by exact type that the Pickler's dispatch
+table starts from (same keys as the reference's).
 
-Cells and modules are reduced by the engine (``_cell_reduce`` and
-``_module_reduce`` are its functions); type variables by
-:mod:`cloudpickle._class_reduce`.
+Code objects, cells and modules are reduced by the engine (``_code_reduce``
+with its helpers ``_copy_str``, ``_copy_tuple``, ``_dynamic_code_filename``
+and the constructor's parameters ``_CODE_FIELDS``, ``_cell_reduce`` and
+``_module_reduce`` are its functions), and so are type variables
+(``_typevar_reduce``).
 """
 
 import _collections_abc
@@ -21,8 +23,17 @@ import typing
 import weakref
 from collections import OrderedDict
 
-from ._class_reduce import _typevar_reduce
-from ._engine import _cell_reduce, _module_reduce
+from ._engine import (
+    _CODE_FIELDS,
+    _DYNAMIC_CODE_FILENAME,
+    _cell_reduce,
+    _code_reduce,
+    _copy_str,
+    _copy_tuple,
+    _dynamic_code_filename,
+    _module_reduce,
+    _typevar_reduce,
+)
 from ._reconstructors import (
     _file_reconstructor,
     _get_dataclass_field_type_sentinel,
@@ -35,14 +46,19 @@ __all__ = [
     "Enum",
     "OrderedDict",
     "is_tornado_coroutine",
+    "_CODE_FIELDS",
+    "_DYNAMIC_CODE_FILENAME",
     "_REDUCERS",
     "_cell_reduce",
     "_classmethod_reduce",
     "_code_reduce",
+    "_copy_str",
+    "_copy_tuple",
     "_dataclass_field_base_reduce",
     "_dict_items_reduce",
     "_dict_keys_reduce",
     "_dict_values_reduce",
+    "_dynamic_code_filename",
     "_file_reduce",
     "_getset_descriptor_reduce",
     "_logger_reduce",
@@ -84,84 +100,8 @@ def is_tornado_coroutine(func):
 
 
 # ---------------------------------------------------------------------------
-# Code objects, cells, methods, modules.
+# Methods.
 # ---------------------------------------------------------------------------
-
-# The positional parameters of types.CodeType, per interpreter generation,
-# detected by attribute (as the pure-Python cloudpickle does).
-if hasattr(types.CodeType, "co_exceptiontable"):  # 3.11+
-    _CODE_FIELDS = (
-        "co_argcount", "co_posonlyargcount", "co_kwonlyargcount", "co_nlocals",
-        "co_stacksize", "co_flags", "co_code", "co_consts", "co_names",
-        "co_varnames", "co_filename", "co_name", "co_qualname", "co_firstlineno",
-        "co_linetable", "co_exceptiontable", "co_freevars", "co_cellvars",
-    )  # fmt: skip
-elif hasattr(types.CodeType, "co_linetable"):  # 3.10
-    _CODE_FIELDS = (
-        "co_argcount", "co_posonlyargcount", "co_kwonlyargcount", "co_nlocals",
-        "co_stacksize", "co_flags", "co_code", "co_consts", "co_names",
-        "co_varnames", "co_filename", "co_name", "co_firstlineno",
-        "co_linetable", "co_freevars", "co_cellvars",
-    )  # fmt: skip
-else:  # 3.8, 3.9
-    _CODE_FIELDS = (
-        "co_argcount", "co_posonlyargcount", "co_kwonlyargcount", "co_nlocals",
-        "co_stacksize", "co_flags", "co_code", "co_consts", "co_names",
-        "co_varnames", "co_filename", "co_name", "co_firstlineno",
-        "co_lnotab", "co_freevars", "co_cellvars",
-    )  # fmt: skip
-
-
-def _copy_tuple(value):
-    # A new tuple with the same items (tuple(t) would return t itself).
-    return tuple(iter(value))
-
-
-def _copy_str(value):
-    # A new, non-interned string with the same characters.
-    return "".join(value)
-
-
-#: The file name every code object pickled by value carries instead of its
-#: own (as cloudpickle 3.1.3 does): code objects do not use it to run, and a
-#: payload then does not depend on where the script, module or notebook cell
-#: defining the code lives.
-_DYNAMIC_CODE_FILENAME = "<dynamic-code>"
-
-
-def _dynamic_code_filename(_value):
-    # A new string each time, like the other copies: two code objects of one
-    # payload must not share it (the memo would write a reference to the
-    # first one, which the reference does not).
-    return "".join(_DYNAMIC_CODE_FILENAME)
-
-
-# Fields copied before pickling so that a payload does not depend on which
-# objects the compiler happened to share or intern: the loading side builds
-# fresh ones, and re-pickling a loaded function must give the same bytes.
-# The file name is replaced (see above).
-_CODE_FIELD_COPIERS = {
-    "co_filename": _dynamic_code_filename,
-    "co_name": _copy_str,
-    "co_names": _copy_tuple,
-    "co_varnames": _copy_tuple,
-    "co_freevars": _copy_tuple,
-    "co_cellvars": _copy_tuple,
-}
-
-
-def _code_reduce(obj):
-    """``(types.CodeType, args)``: the constructor arguments of the running
-    interpreter rebuilding the code object ``obj``, with ``"<dynamic-code>"``
-    as its file name. Code objects nested in ``co_consts`` (inner functions,
-    lambdas, comprehensions before 3.12) are pickled by this reducer too, so
-    they carry that file name as well."""
-    args = []
-    for field in _CODE_FIELDS:
-        value = getattr(obj, field)
-        copier = _CODE_FIELD_COPIERS.get(field)
-        args.append(value if copier is None else copier(value))
-    return types.CodeType, tuple(args)
 
 
 def _classmethod_reduce(obj):

@@ -36,7 +36,7 @@ import warnings  # noqa: F401
 import weakref  # noqa: F401
 from collections import ChainMap
 
-from . import _by_value, _engine, _reconstructors
+from . import _by_value, _engine, _failure_trail, _reconstructors
 from ._by_value import *  # noqa: F401,F403  (private helpers clients import)
 from ._class_reduce import *  # noqa: F401,F403
 from ._code_analysis import *  # noqa: F401,F403
@@ -286,7 +286,8 @@ if PYPY:
     dump.__doc__ = _engine.dump.__doc__
 # The one bridge to the engine: every object of this package it uses (the
 # reconstructors payloads name, the Python helpers, the class tracker, the
-# Pickler class, its dispatch table and the by-value registry), read and
+# wording of failure paths, the Pickler class, its dispatch table and the
+# by-value registry), read and
 # checked once, here (src/bridge.rs). It also gives the reconstructors and
 # `dumps`/`dump` this module's name as `__module__` (the one place where a
 # `__module__` is set): payloads name them as the reference does, and
@@ -294,6 +295,7 @@ if PYPY:
 _engine._install_bridge(
     sys.modules[__name__],
     _reconstructors,
+    _failure_trail,
     Pickler,
     Pickler.dispatch_table,
     _PICKLE_BY_VALUE_MODULES,

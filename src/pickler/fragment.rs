@@ -337,8 +337,9 @@ struct CodeEntry {
 
 static CODE_CACHE: ObjectCache<CodeEntry> = ObjectCache::new(4096);
 
-/// `reducer(code)` for `reducer` cloudpickle's own `_code_reduce` and
-/// `code` an exact code object: from the cache (code objects are
+/// `reducer(code)` for `reducer` cloudpickle's own `_code_reduce` (the
+/// caller checked it: the reduction is made natively, without calling it)
+/// and `code` an exact code object: from the cache (code objects are
 /// immutable, so their reductions never go stale), with what the engine
 /// recorded of writing it.
 pub(crate) fn code_reduction<'py>(
@@ -352,7 +353,8 @@ pub(crate) fn code_reduction<'py>(
     if let Some(found) = cached {
         return Ok(found);
     }
-    let rv = reducer.call1((code,))?;
+    debug_assert!(crate::reduce::is_code_reduce(reducer));
+    let rv = crate::reduce::code_reduction::code_reduce(code)?;
     CODE_CACHE.insert(
         code,
         CodeEntry {

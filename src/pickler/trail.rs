@@ -6,7 +6,7 @@
 //! what it knows on the way: `save` adds the object it was saving,
 //! containers and reductions add which of their parts failed (item 3, the
 //! value of key 'x', the state...). At the top, the steps go to
-//! `cloudpickle._failure_trail._annotate`, which words them and attaches
+//! `cloudpickle._failure_trail._annotate` (held by the bridge), which words them and attaches
 //! them to the exception (a note, or the message on Pythons without notes).
 
 use std::collections::VecDeque;
@@ -129,9 +129,7 @@ impl Trail {
         }
         let attach = || -> PyResult<()> {
             let steps = self.to_python(py)?;
-            let annotate = py
-                .import("cloudpickle._failure_trail")?
-                .getattr("_annotate")?;
+            let annotate = crate::bridge::bridge(py)?.annotate_failure.bind(py);
             annotate.call1((err.value(py), steps))?;
             Ok(())
         };

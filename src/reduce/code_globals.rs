@@ -11,7 +11,6 @@
 //! `cloudpickle._code_analysis` read them (the bridge holds them). Results
 //! are cached per code object (immutable, so they never go stale).
 
-use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
@@ -44,10 +43,10 @@ pub fn extract_code_globals<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py
         return Ok(names);
     }
     if !is_code(code) {
-        return Err(PyTypeError::new_err(format!(
-            "_extract_code_globals expects a code object, not {}",
-            code.get_type().name()?
-        )));
+        return Err(crate::errors::wrong_type(
+            code,
+            "_extract_code_globals expects a code object",
+        ));
     }
     extract(code, 0)
 }

@@ -15,32 +15,13 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use crate::bridge::bridge;
 use crate::errors::owned;
 use crate::py_compat::{function_closure, function_slot, function_slot_value, FuncSlot};
+// The copies of names a payload carries are made as for code objects.
+pub(crate) use super::code_reduction::copy_str;
 
 /// `_extract_code_globals(code)`: a dict whose keys are the names
 /// (`code_globals`, cached there per code object).
 fn code_globals<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     Ok(super::code_globals::extract_code_globals(code)?.into_any())
-}
-
-/// `"".join(s)`: a string equal to `s` that is not `s` (payloads must not
-/// depend on which strings the process happened to intern).
-pub(crate) fn copy_str<'py>(s: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let py = s.py();
-    // SAFETY: GIL held; the UTF-8 buffer belongs to `s`, alive meanwhile.
-    unsafe {
-        if ffi::PyUnicode_CheckExact(s.as_ptr()) != 0 {
-            let mut size: ffi::Py_ssize_t = 0;
-            let data = ffi::PyUnicode_AsUTF8AndSize(s.as_ptr(), &mut size);
-            if !data.is_null() {
-                // Decoding makes a new string, except for the empty and
-                // one-character ones, shared singletons as with "".join.
-                return owned(py, ffi::PyUnicode_FromStringAndSize(data, size));
-            }
-            ffi::PyErr_Clear();
-        }
-        let empty = pyo3::intern!(py, "");
-        owned(py, ffi::PyUnicode_Join(empty.as_ptr(), s.as_ptr()))
-    }
 }
 
 /// Whether `value` is a module that can have submodules: a package or a

@@ -12,6 +12,7 @@ use crate::by_value::should_pickle_by_reference;
 use crate::cache::ObjectCache;
 
 pub(crate) mod code_globals;
+pub(crate) mod code_reduction;
 pub(crate) mod function_reduction;
 pub(crate) mod submodules;
 
@@ -158,9 +159,9 @@ fn remember_class_reduce(obj: &Bound<'_, PyAny>, rv: &Bound<'_, PyAny>) {
 }
 
 /// Whether `reducer` is cloudpickle's own `_code_reduce` (whose results
-/// `code_reduction` caches).
+/// `pickler::fragment` caches).
 pub(crate) fn is_code_reduce(reducer: &Bound<'_, PyAny>) -> bool {
-    bridge(reducer.py()).is_ok_and(|b| reducer.is(b.code_reduce.bind(reducer.py())))
+    code_reduction::is_native_code_reduce(reducer)
 }
 
 /// Calls `reducer(obj)`, natively for cloudpickle's own `_cell_reduce` and
