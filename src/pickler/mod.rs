@@ -121,6 +121,9 @@ pub struct Engine<'s, 'py> {
     /// Whether reductions may be written without building their temporary
     /// tuples (see `memo_skip`): a one-shot dump, whose memo nobody sees.
     private_temporaries: bool,
+    /// Whether the engine's fast paths are on (see `fast_paths`), read once
+    /// per dump.
+    fast_paths: bool,
     /// Lowest stack address the engine may recurse down to.
     stack_floor: usize,
     fast: bool,
@@ -181,6 +184,7 @@ impl<'s, 'py> Engine<'s, 'py> {
                 && fast_paths::enabled(),
             root: std::ptr::null_mut(),
             private_temporaries: opts.transient_memo && fast_paths::enabled(),
+            fast_paths: fast_paths::enabled(),
             persistent_id: opts.persistent_id,
             dispatch: Dispatch::new(opts.dispatch_table),
             globals_ref: opts.globals_ref,
@@ -443,6 +447,23 @@ impl<'s, 'py> Engine<'s, 'py> {
                 return Ok(());
             }
             self.save_body(obj, transient)
+        }
+    }
+
+    /// `save` of an object that is not an atom (None, bool, int, float) and
+    /// may be in the memo, without the dispatch: when nothing would run
+    /// before the memo is consulted (no persistent_id hook, no full frame to
+    /// commit at this opcode boundary) and `obj` is in the memo, writes the
+    /// reference, as `save` would, and returns true. Otherwise writes
+    /// nothing and returns false: the caller saves `obj` with `save`.
+    #[inline(always)]
+    fn save_memoized_inline(&mut self, obj: *mut ffi::PyObject) -> PyResult<bool> {
+        if !self.fast_paths || self.persistent_id.is_some() || self.out.frame_full() {
+            return Ok(false);
+        }
+        match self.memo.get(obj) {
+            Some(idx) => self.memo_get(idx).map(|()| true),
+            None => Ok(false),
         }
     }
 
