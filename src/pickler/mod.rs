@@ -110,6 +110,8 @@ pub struct Engine<'s, 'py> {
     reducer_override: Option<Bound<'py, PyAny>>,
     persistent_id: Option<Bound<'py, PyAny>>,
     dispatch: Dispatch<'py>,
+    /// The last type the dispatch dicts were found not to have.
+    dispatch_miss: dispatch::DispatchMiss,
     globals_ref: Option<Bound<'py, pyo3::types::PyDict>>,
     /// Whether the dump is still in its pure region, where refcount-1
     /// objects may be parked instead of memoized (see `memo`). Turned off
@@ -187,6 +189,7 @@ impl<'s, 'py> Engine<'s, 'py> {
             fast_paths: fast_paths::enabled(),
             persistent_id: opts.persistent_id,
             dispatch: Dispatch::new(opts.dispatch_table),
+            dispatch_miss: (0, 0),
             globals_ref: opts.globals_ref,
             stack_floor,
             fast: opts.fast,
@@ -647,7 +650,15 @@ impl<'s, 'py> Engine<'s, 'py> {
                 let rv = crate::reduce::call_reducer(&reducer, &object)?;
                 return self.save_reduce_value(obj, &rv);
             }
-            if ffi::PyType_IsSubtype(tp, std::ptr::addr_of_mut!(ffi::PyType_Type)) != 0 {
+            // Every subclass of `type` carries the flag (`PyType_Ready` sets it
+            // from the base), which `PyType_Check` reads: one load, where
+            // `PyType_IsSubtype` walks the MRO.
+            let is_type = if crate::py_compat::LAYOUT_READS {
+                ffi::PyType_FastSubclass(tp, ffi::Py_TPFLAGS_TYPE_SUBCLASS) != 0
+            } else {
+                ffi::PyType_IsSubtype(tp, std::ptr::addr_of_mut!(ffi::PyType_Type)) != 0
+            };
+            if is_type {
                 return self.save_global(obj, None);
             }
             if tp == std::ptr::addr_of_mut!(ffi::PyCFunction_Type) {
