@@ -165,7 +165,10 @@ def test_reducer_registered_by_gc_callback_mid_dump(protocol):
     finally:
         gc.set_threshold(*threshold)
         gc.callbacks.remove(callback)
-    if sys.version_info >= (3, 11) and not hasattr(sys, "pypy_version_info"):
+    # Only 3.11 collects in the middle of the dump: before, the instance
+    # dicts exist already; from 3.12 on, a collection waits for the
+    # interpreter's next check of its eval breaker (after the dump).
+    if (3, 11) <= sys.version_info < (3, 12) and not hasattr(sys, "pypy_version_info"):
         assert mid_dump
 
 
