@@ -493,7 +493,7 @@ unsafe fn compact_long(obj: *mut ffi::PyObject, py_minor: u8) -> Option<i64> {
 fn compact_layout_checked(py_minor: u8) -> bool {
     static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *OK.get_or_init(|| {
-        (9..=13).contains(&py_minor)
+        (9..=15).contains(&py_minor)
             && [0i64, 1, -1, 5, -7, 1 << 20, -(1 << 29), (1 << 30) - 1]
                 .iter()
                 .all(|&v| {
@@ -535,7 +535,9 @@ unsafe fn read_compact(obj: *mut ffi::PyObject, py_minor: u8) -> Option<i64> {
                 -1 => Some(-i64::from(digit)),
                 _ => None,
             }
-        } else if py_minor <= 13 {
+        } else if py_minor <= 15 {
+            // 3.14 keeps the layout, with bit 2 of the tag marking the
+            // immortal small ints (outside the sign and the digit count).
             let tag = word as usize;
             if tag < (2 << 3) {
                 Some((1 - (tag & 3) as i64) * i64::from(digit))

@@ -285,14 +285,20 @@ impl<'s, 'py> Engine<'s, 'py> {
             ffi::Py_INCREF(key);
             ffi::Py_INCREF(value);
             let tk = combined && self.is_transient_value(key);
-            let r = match self.save(key, tk) {
+            // A str key met before (an attribute name, say) is a memo
+            // reference: written inline when `save` would write just that.
+            let key_saved = if !tk && ffi::PyUnicode_CheckExact(key) != 0 {
+                self.save_memoized_inline(key)
+            } else {
+                Ok(false)
+            };
+            let r = match key_saved.and_then(|done| if done { Ok(()) } else { self.save(key, tk) })
+            {
                 // After the key: saving it may have run Python code.
-                Ok(()) => self
-                    .save(value, self.is_transient_value(value))
-                    .map_err(|e| {
-                        let key_obj = pyo3::Bound::from_borrowed_ptr(self.py, key).unbind();
-                        self.failed_at(Step::Value(key_obj), value, e)
-                    }),
+                Ok(()) => self.save_dict_value(value).map_err(|e| {
+                    let key_obj = pyo3::Bound::from_borrowed_ptr(self.py, key).unbind();
+                    self.failed_at(Step::Value(key_obj), value, e)
+                }),
                 Err(e) => {
                     let key_obj = pyo3::Bound::from_borrowed_ptr(self.py, key).unbind();
                     Err(self.failed_at(Step::Key(key_obj), key, e))
@@ -301,6 +307,32 @@ impl<'s, 'py> Engine<'s, 'py> {
             ffi::Py_DECREF(key);
             ffi::Py_DECREF(value);
             r
+        }
+    }
+
+    /// Saves a dict value we hold a reference to. An int or float is
+    /// written inline when nothing can run before it is written (as
+    /// `save_list_item!` does): no persistent_id hook, no full frame to
+    /// commit at this opcode boundary.
+    ///
+    /// # Safety
+    /// `value` must be alive for the whole call.
+    #[inline(always)]
+    unsafe fn save_dict_value(&mut self, value: *mut ffi::PyObject) -> PyResult<()> {
+        // SAFETY: `value` is alive (contract), and of the exact type each inline
+        // writer handles (checked right before).
+        unsafe {
+            if self.fast_paths && self.persistent_id.is_none() && !self.out.frame_full() {
+                let tp = ffi::Py_TYPE(value);
+                if tp == std::ptr::addr_of_mut!(ffi::PyFloat_Type) {
+                    self.save_float(value);
+                    return Ok(());
+                }
+                if tp == std::ptr::addr_of_mut!(ffi::PyLong_Type) && self.save_i64_long(value) {
+                    return Ok(());
+                }
+            }
+            self.save(value, self.is_transient_value(value))
         }
     }
 

@@ -20,8 +20,9 @@ pub enum DispatchSource<'py> {
 
 pub(super) enum Dispatch<'py> {
     Unresolved(DispatchSource<'py>),
-    /// Plain dicts, consulted in order with no Python code run.
-    Dicts(Vec<Bound<'py, PyAny>>),
+    /// Plain dicts, consulted in order with no Python code run; whether
+    /// their contents can be stamped (see `stamp`).
+    Dicts(Vec<Bound<'py, PyAny>>, bool),
     /// Any other mapping, consulted with `table[type]`.
     Mapping(Bound<'py, PyAny>),
 }
@@ -29,6 +30,138 @@ pub(super) enum Dispatch<'py> {
 impl<'py> Dispatch<'py> {
     pub(super) fn new(source: DispatchSource<'py>) -> Self {
         Dispatch::Unresolved(source)
+    }
+}
+
+/// The last type found in none of the dispatch dicts, with the stamp of
+/// their contents when it was looked up (see `stamp`): while the stamp is
+/// the same, no dict has changed, and the type is still in none of them.
+/// Types are keys that hash by address and compare by identity; a type at
+/// the same address later (the first one freed) is another object, but it
+/// could only be found in a dict that changed meanwhile.
+pub(super) type DispatchMiss = (usize, u64);
+
+/// Dict watchers (CPython 3.12 and later): every change to a watched dict
+/// (an entry added, replaced or removed, the dict cleared, cloned into, or
+/// freed) bumps `GENERATION` before it happens.
+#[cfg(all(Py_3_12, not(PyPy)))]
+mod watch {
+    use pyo3::ffi;
+    use std::os::raw::c_int;
+    use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+
+    type Callback = unsafe extern "C" fn(
+        c_int,
+        *mut ffi::PyObject,
+        *mut ffi::PyObject,
+        *mut ffi::PyObject,
+    ) -> c_int;
+
+    extern "C" {
+        fn PyDict_AddWatcher(callback: Callback) -> c_int;
+        fn PyDict_Watch(watcher_id: c_int, dict: *mut ffi::PyObject) -> c_int;
+    }
+
+    pub(super) static GENERATION: AtomicU64 = AtomicU64::new(1);
+    /// The watcher's id; -2 before one was asked for, -1 if none could be had.
+    static WATCHER: AtomicI32 = AtomicI32::new(-2);
+
+    /// Runs no Python code and cannot fail.
+    unsafe extern "C" fn on_event(
+        _event: c_int,
+        _dict: *mut ffi::PyObject,
+        _key: *mut ffi::PyObject,
+        _new_value: *mut ffi::PyObject,
+    ) -> c_int {
+        GENERATION.fetch_add(1, Ordering::Relaxed);
+        0
+    }
+
+    /// Watches `dict`; false (no error set) if it cannot be watched.
+    ///
+    /// # Safety
+    /// GIL held; `dict` an alive dict.
+    pub(super) unsafe fn watch(dict: *mut ffi::PyObject) -> bool {
+        // SAFETY: GIL held and `dict` an alive dict (contract); a failure's
+        // error is cleared at once.
+        unsafe {
+            let mut id = WATCHER.load(Ordering::Relaxed);
+            if id == -2 {
+                id = PyDict_AddWatcher(on_event);
+                if id < 0 {
+                    ffi::PyErr_Clear();
+                    id = -1;
+                }
+                WATCHER.store(id, Ordering::Relaxed);
+            }
+            if id < 0 {
+                return false;
+            }
+            if PyDict_Watch(id, dict) != 0 {
+                ffi::PyErr_Clear();
+                return false;
+            }
+            true
+        }
+    }
+}
+
+/// Whether changes to the dispatch dicts `dicts` will show in `stamp`
+/// (only with the fast paths on). From 3.12 on the dicts are watched.
+///
+/// # Safety
+/// GIL held; `dicts` alive exact dicts.
+unsafe fn make_stampable(dicts: &[Bound<'_, PyAny>]) -> bool {
+    if !super::fast_paths::enabled() {
+        return false;
+    }
+    #[cfg(all(Py_3_12, not(PyPy)))]
+    {
+        // SAFETY: GIL held and each dict alive (contract).
+        dicts.iter().all(|d| unsafe { watch::watch(d.as_ptr()) })
+    }
+    #[cfg(all(not(Py_3_12), not(PyPy)))]
+    {
+        let _ = dicts;
+        true
+    }
+    #[cfg(PyPy)]
+    {
+        let _ = dicts;
+        false
+    }
+}
+
+/// A stamp of the contents of the dispatch dicts `dicts`, which
+/// `make_stampable` accepted: equal stamps mean that none of them changed
+/// in between. Up to 3.11 each dict carries a version tag (PEP 509) that
+/// every change sets to a new value of a global counter, above all earlier
+/// ones: a change to any dict raises the largest tag. From 3.12 on, the
+/// watchers' generation.
+///
+/// # Safety
+/// GIL held; `dicts` alive exact dicts.
+#[inline(always)]
+unsafe fn stamp(dicts: &[Bound<'_, PyAny>]) -> u64 {
+    #[cfg(all(Py_3_12, not(PyPy)))]
+    {
+        let _ = dicts;
+        watch::GENERATION.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    #[cfg(all(not(Py_3_12), not(PyPy)))]
+    {
+        dicts
+            .iter()
+            // SAFETY: each is an alive exact dict (contract), whose struct
+            // may be read.
+            .map(|d| unsafe { (*d.as_ptr().cast::<ffi::PyDictObject>()).ma_version_tag })
+            .max()
+            .unwrap_or(0)
+    }
+    #[cfg(PyPy)]
+    {
+        let _ = dicts;
+        0
     }
 }
 
@@ -97,19 +230,22 @@ impl<'s, 'py> Engine<'s, 'py> {
             },
         };
         let resolved = match table {
-            None => Dispatch::Dicts(vec![unsafe {
-                // SAFETY: the cached pointer is a strong, immortal reference.
-                Bound::from_borrowed_ptr(py, self.c.copyreg_dispatch_table)
-            }]),
+            None => Dispatch::Dicts(
+                vec![unsafe {
+                    // SAFETY: the cached pointer is a strong, immortal reference.
+                    Bound::from_borrowed_ptr(py, self.c.copyreg_dispatch_table)
+                }],
+                false,
+            ),
             Some(table) => {
                 let is_default = registered.is_some_and(|r| r.default_table.bind(py).is(&table));
                 if table.is_exact_instance_of::<PyDict>() {
-                    Dispatch::Dicts(vec![table])
+                    Dispatch::Dicts(vec![table], false)
                 } else if is_default {
                     // The default ChainMap: consult its maps directly when
                     // they are all plain dicts (the usual case).
                     match chainmap_dicts(&table)? {
-                        Some(dicts) => Dispatch::Dicts(dicts),
+                        Some(dicts) => Dispatch::Dicts(dicts, false),
                         None => Dispatch::Mapping(table),
                     }
                 } else {
@@ -117,7 +253,14 @@ impl<'s, 'py> Engine<'s, 'py> {
                 }
             }
         };
-        self.dispatch = resolved;
+        self.dispatch = match resolved {
+            Dispatch::Dicts(dicts, _) => {
+                // SAFETY: GIL held (we have `py`); the dicts are alive exact dicts.
+                let stampable = unsafe { make_stampable(&dicts) };
+                Dispatch::Dicts(dicts, stampable)
+            }
+            other => other,
+        };
         Ok(())
     }
 
@@ -137,7 +280,15 @@ impl<'s, 'py> Engine<'s, 'py> {
                 self.resolve_dispatch()?;
             }
             match &self.dispatch {
-                Dispatch::Dicts(dicts) => {
+                Dispatch::Dicts(dicts, stampable) => {
+                    // Read before the lookups: were a dict changed during one,
+                    // the stamp recorded below would not be seen again.
+                    let stamp = if *stampable { Some(stamp(dicts)) } else { None };
+                    if let Some(stamp) = stamp {
+                        if self.dispatch_miss == (tp as usize, stamp) {
+                            return Ok(None);
+                        }
+                    }
                     for d in dicts {
                         // Types hash by address and compare by identity, so this
                         // lookup runs no Python code.
@@ -148,6 +299,9 @@ impl<'s, 'py> Engine<'s, 'py> {
                         if !ffi::PyErr_Occurred().is_null() {
                             return Err(fetch(self.py));
                         }
+                    }
+                    if let Some(stamp) = stamp {
+                        self.dispatch_miss = (tp as usize, stamp);
                     }
                     Ok(None)
                 }

@@ -419,9 +419,12 @@ impl<'s, 'py> Engine<'s, 'py> {
         // SAFETY: `obj` and `tp` are alive (contract), and the empty tuple is
         // held by the cache.
         unsafe {
-            self.save(tp.cast(), false)
-                .map_err(|e| self.failed_at(Step::Callable, tp.cast(), e))?;
-            self.save(self.c.empty_tuple, false)?;
+            // The class, usually in the memo already.
+            if !self.save_memoized_inline(tp.cast())? {
+                self.save(tp.cast(), false)
+                    .map_err(|e| self.failed_at(Step::Callable, tp.cast(), e))?;
+            }
+            self.save_empty_tuple()?;
             self.out.byte(NEWOBJ);
             if let Some(idx) = self.memo.get(obj) {
                 self.out.byte(POP);
@@ -431,6 +434,29 @@ impl<'s, 'py> Engine<'s, 'py> {
             self.memo_put(obj, transient)?;
             Ok(true)
         }
+    }
+
+    /// `save(())` for the empty arguments of NEWOBJ (protocol 2 and later),
+    /// without the dispatch when nothing would run first (no persistent_id
+    /// hook, no full frame to commit): the memo's entry for it if it has one
+    /// (only a memo assigned to a Pickler can), else EMPTY_TUPLE, which is
+    /// what `save_tuple` writes for it, inside the same recursion guard that
+    /// `save` takes for a tuple.
+    #[inline(always)]
+    fn save_empty_tuple(&mut self) -> PyResult<()> {
+        let empty = self.c.empty_tuple;
+        if !self.fast_paths || self.persistent_id.is_some() || self.out.frame_full() {
+            // SAFETY: the empty tuple is held by the cache for the life of the
+            // process.
+            return unsafe { self.save(empty, false) };
+        }
+        if let Some(idx) = self.memo.get(empty) {
+            return self.memo_get(idx);
+        }
+        self.enter()?;
+        self.out.byte(EMPTY_TUPLE);
+        self.leave();
+        Ok(())
     }
 
     /// Saves `obj` if it is an instance of a class this module handles;

@@ -110,6 +110,8 @@ pub struct Engine<'s, 'py> {
     reducer_override: Option<Bound<'py, PyAny>>,
     persistent_id: Option<Bound<'py, PyAny>>,
     dispatch: Dispatch<'py>,
+    /// The last type the dispatch dicts were found not to have.
+    dispatch_miss: dispatch::DispatchMiss,
     globals_ref: Option<Bound<'py, pyo3::types::PyDict>>,
     /// Whether the dump is still in its pure region, where refcount-1
     /// objects may be parked instead of memoized (see `memo`). Turned off
@@ -121,6 +123,9 @@ pub struct Engine<'s, 'py> {
     /// Whether reductions may be written without building their temporary
     /// tuples (see `memo_skip`): a one-shot dump, whose memo nobody sees.
     private_temporaries: bool,
+    /// Whether the engine's fast paths are on (see `fast_paths`), read once
+    /// per dump.
+    fast_paths: bool,
     /// Lowest stack address the engine may recurse down to.
     stack_floor: usize,
     fast: bool,
@@ -181,8 +186,10 @@ impl<'s, 'py> Engine<'s, 'py> {
                 && fast_paths::enabled(),
             root: std::ptr::null_mut(),
             private_temporaries: opts.transient_memo && fast_paths::enabled(),
+            fast_paths: fast_paths::enabled(),
             persistent_id: opts.persistent_id,
             dispatch: Dispatch::new(opts.dispatch_table),
+            dispatch_miss: (0, 0),
             globals_ref: opts.globals_ref,
             stack_floor,
             fast: opts.fast,
@@ -446,6 +453,23 @@ impl<'s, 'py> Engine<'s, 'py> {
         }
     }
 
+    /// `save` of an object that is not an atom (None, bool, int, float) and
+    /// may be in the memo, without the dispatch: when nothing would run
+    /// before the memo is consulted (no persistent_id hook, no full frame to
+    /// commit at this opcode boundary) and `obj` is in the memo, writes the
+    /// reference, as `save` would, and returns true. Otherwise writes
+    /// nothing and returns false: the caller saves `obj` with `save`.
+    #[inline(always)]
+    fn save_memoized_inline(&mut self, obj: *mut ffi::PyObject) -> PyResult<bool> {
+        if !self.fast_paths || self.persistent_id.is_some() || self.out.frame_full() {
+            return Ok(false);
+        }
+        match self.memo.get(obj) {
+            Some(idx) => self.memo_get(idx).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
     /// Records, as an error travels up, the child whose save failed (null
     /// when not known) and which part of the object being saved it was
     /// (see `trail`); returns `err`. Only error paths call this: `save`
@@ -626,7 +650,15 @@ impl<'s, 'py> Engine<'s, 'py> {
                 let rv = crate::reduce::call_reducer(&reducer, &object)?;
                 return self.save_reduce_value(obj, &rv);
             }
-            if ffi::PyType_IsSubtype(tp, std::ptr::addr_of_mut!(ffi::PyType_Type)) != 0 {
+            // Every subclass of `type` carries the flag (`PyType_Ready` sets it
+            // from the base), which `PyType_Check` reads: one load, where
+            // `PyType_IsSubtype` walks the MRO.
+            let is_type = if crate::py_compat::LAYOUT_READS {
+                ffi::PyType_FastSubclass(tp, ffi::Py_TPFLAGS_TYPE_SUBCLASS) != 0
+            } else {
+                ffi::PyType_IsSubtype(tp, std::ptr::addr_of_mut!(ffi::PyType_Type)) != 0
+            };
+            if is_type {
                 return self.save_global(obj, None);
             }
             if tp == std::ptr::addr_of_mut!(ffi::PyCFunction_Type) {
