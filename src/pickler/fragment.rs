@@ -305,18 +305,22 @@ impl<'s, 'py> Engine<'s, 'py> {
                 return Ok(());
             }
             let recordable = self.out.frame_is_open();
-            let start = self.out.buf.len();
+            let start = self.out.position();
             let frame = self.out.frame_mark();
             let memo_start = self.memo.len();
             self.save(args, false)?;
-            if recordable
+            let bytes = if recordable
                 && self.out.frame_mark() == frame
-                && self.out.buf.len() >= start
                 && self.memo.len() - memo_start == objects.len()
             {
+                self.out.copy_since(start)
+            } else {
+                None
+            };
+            if let Some(bytes) = bytes {
                 let recorded = Recorded {
                     proto: self.proto,
-                    bytes: self.out.buf[start..].into(),
+                    bytes,
                     objects: objects.into_boxed_slice(),
                     _args: Bound::from_borrowed_ptr(self.py, args).unbind(),
                 };
