@@ -1,6 +1,6 @@
 """Bytes objects copied once, into the result (src/pickler/output.rs).
 
-When ``dumps`` assembles its result, exact ``bytes`` objects of 256 bytes or
+When ``dumps`` assembles its result, exact ``bytes`` objects of 512 bytes or
 more (``DEFER_MIN``) are not copied into the engine's buffer: the buffer
 records where each goes, holding a reference to it, and they are copied
 when the result is built. Frame lengths count those bytes. ``pickle`` is the
@@ -27,12 +27,14 @@ from cloudpickle import _engine
 
 PROTOCOLS = range(pickle.HIGHEST_PROTOCOL + 1)
 PYPY = sys.implementation.name == "pypy"
-DEFER_MIN = 256
+DEFER_MIN = 512
 FRAME = 64 * 1024
 
 SIZES = [
     0,
     1,
+    255,
+    256,
     DEFER_MIN - 1,
     DEFER_MIN,
     DEFER_MIN + 1,
@@ -88,14 +90,14 @@ def test_every_frame_cut(protocol, fast_paths):
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_mixed_payloads(protocol, fast_paths):
-    blobs = _blobs([300, 5000, 70_000, 256, 255, 65_536], seed=7)
+    blobs = _blobs([600, 5000, 70_000, 256, 511, 512, 513, 65_536], seed=7)
     obj = {
         "blobs": blobs,
         "again": blobs[::-1],  # memo references to deferred objects
         "tuple": tuple(blobs[:3]),
         "text": ["é" * 200, "s" * 70_000, "t" * 300],  # strs are copied, as before
         "array": bytearray(b"q" * 70_000),  # reduced: mutable, copied
-        "nested": [[b"a" * 400, [b"b" * 300, (b"c" * 257,)]], 1.5, None, 2**80],
+        "nested": [[b"a" * 600, [b"b" * 300, (b"c" * 513,)]], 1.5, None, 2**80],
     }
     _same_as_pickle(obj, protocol)
 
@@ -240,7 +242,7 @@ class Target:
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("freer", [ClearsHolder, FreesViaFinalizer, FreesViaWeakref])
-@pytest.mark.parametrize("sizes", [[300] * 50, [DEFER_MIN, 5000, FRAME + 3, 70_000], [1024] * 200])
+@pytest.mark.parametrize("sizes", [[600] * 50, [DEFER_MIN, 5000, FRAME + 3, 70_000], [1024] * 200])
 def test_bytes_freed_mid_dump(sizes, freer, protocol, fast_paths):
     if PYPY and freer is not ClearsHolder:
         pytest.skip("finalizers and weakref callbacks run at a later collection on PyPy")
@@ -299,9 +301,9 @@ def test_nested_dumps_inside_a_reduction():
 
 def make_big_code():
     def long_body(x):
-        # A bytes constant of 640 bytes and more than 256 bytes of bytecode;
-        # no name occurs twice (which would leave the code unrecorded).
-        y = x + len(b"0123456789abcdef" * 40)
+        # A bytes constant of 1024 bytes; no name occurs twice (which
+        # would leave the code unrecorded).
+        y = x + len(b"0123456789abcdef" * 64)
         y = y * 3 + 1
         y = y * 5 - 2
         y = y * 7 + 3
@@ -335,7 +337,7 @@ def test_recorded_code_fragments_with_deferred_bytes(protocol):
         assert payload == expected.getvalue()
     assert pickle.loads(payload)(4) == func(4)
     # Among other data, so the fragment lands mid-frame.
-    obj = _blobs([300] * 10, seed=2) + [func] + _blobs([400] * 10, seed=3)
+    obj = _blobs([600] * 10, seed=2) + [func] + _blobs([700] * 10, seed=3)
     expected = io.BytesIO()
     NonePid(expected, protocol=protocol).dump(obj)
     for _ in range(2):

@@ -36,7 +36,7 @@ const KEEP_CAPACITY: usize = 1 << 25;
 /// Exact `bytes` objects at least this long are deferred (see the module
 /// documentation) when the output is assembled into a bytes object. Below
 /// it, recording a piece costs more than copying the data twice.
-pub const DEFER_MIN: usize = 256;
+pub const DEFER_MIN: usize = 512;
 
 /// A deferred `bytes` object: its `len` bytes at `ptr` go before `buf[at]`
 /// (after any earlier piece with the same `at`).
