@@ -21,10 +21,40 @@ pub enum DispatchSource<'py> {
 pub(super) enum Dispatch<'py> {
     Unresolved(DispatchSource<'py>),
     /// Plain dicts, consulted in order with no Python code run; whether
-    /// their contents can be stamped (see `stamp`).
-    Dicts(Vec<Bound<'py, PyAny>>, bool),
+    /// their contents can be stamped (see `stamp`); the ChainMap they were
+    /// read from, if any.
+    Dicts(Vec<Bound<'py, PyAny>>, bool, Option<ChainOrigin<'py>>),
     /// Any other mapping, consulted with `table[type]`.
     Mapping(Bound<'py, PyAny>),
+}
+
+/// The default ChainMap whose maps a `Dispatch::Dicts` holds: the list
+/// of its maps as read, and its instance dict, where that list is found.
+/// pickle consults the ChainMap at every lookup, so a reducer that inserts
+/// a map into the list (or assigns `maps`) mid-dump is obeyed from then
+/// on; `chain_unchanged` notices it.
+pub(super) struct ChainOrigin<'py> {
+    table: Bound<'py, PyAny>,
+    instance_dict: Bound<'py, PyDict>,
+    maps: Bound<'py, PyList>,
+}
+
+/// Whether `origin`'s ChainMap still has the very maps `dicts`, in order.
+fn chain_unchanged(origin: &ChainOrigin<'_>, dicts: &[Bound<'_, PyAny>]) -> PyResult<bool> {
+    let py = origin.table.py();
+    // A str key: found without Python code unless another key of the
+    // instance dict has the same hash (then its `__eq__` runs, which is safe:
+    // everything here is held strongly).
+    let current = origin.instance_dict.get_item(pyo3::intern!(py, "maps"))?;
+    if !current.is_some_and(|m| m.is(&origin.maps)) {
+        return Ok(false);
+    }
+    let maps = &origin.maps;
+    Ok(maps.len() == dicts.len()
+        && dicts
+            .iter()
+            .enumerate()
+            .all(|(i, d)| maps.get_item(i).is_ok_and(|m| m.is(d))))
 }
 
 impl<'py> Dispatch<'py> {
@@ -186,7 +216,9 @@ fn class_attr<'py>(
 
 /// The maps of a `collections.ChainMap` when they are all plain dicts, read
 /// from its instance dict (no Python code runs).
-fn chainmap_dicts<'py>(table: &Bound<'py, PyAny>) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
+fn chainmap_dicts<'py>(
+    table: &Bound<'py, PyAny>,
+) -> PyResult<Option<(Vec<Bound<'py, PyAny>>, ChainOrigin<'py>)>> {
     let py = table.py();
     // SAFETY: PyObject_GenericGetDict returns a new reference or null.
     let dict = unsafe { ffi::PyObject_GenericGetDict(table.as_ptr(), std::ptr::null_mut()) };
@@ -203,9 +235,15 @@ fn chainmap_dicts<'py>(table: &Bound<'py, PyAny>) -> PyResult<Option<Vec<Bound<'
     let Some(maps) = dict.get_item(pyo3::intern!(py, "maps"))? else {
         return Ok(None);
     };
-    match maps.cast::<PyList>() {
+    match maps.cast_into::<PyList>() {
         Ok(list) if list.iter().all(|m| m.is_exact_instance_of::<PyDict>()) => {
-            Ok(Some(list.iter().collect()))
+            let dicts = list.iter().collect();
+            let origin = ChainOrigin {
+                table: table.clone(),
+                instance_dict: dict,
+                maps: list,
+            };
+            Ok(Some((dicts, origin)))
         }
         _ => Ok(None),
     }
@@ -236,16 +274,17 @@ impl<'s, 'py> Engine<'s, 'py> {
                     Bound::from_borrowed_ptr(py, self.c.copyreg_dispatch_table)
                 }],
                 false,
+                None,
             ),
             Some(table) => {
                 let is_default = registered.is_some_and(|r| r.default_table.bind(py).is(&table));
                 if table.is_exact_instance_of::<PyDict>() {
-                    Dispatch::Dicts(vec![table], false)
+                    Dispatch::Dicts(vec![table], false, None)
                 } else if is_default {
                     // The default ChainMap: consult its maps directly when
                     // they are all plain dicts (the usual case).
                     match chainmap_dicts(&table)? {
-                        Some(dicts) => Dispatch::Dicts(dicts, false),
+                        Some((dicts, origin)) => Dispatch::Dicts(dicts, false, Some(origin)),
                         None => Dispatch::Mapping(table),
                     }
                 } else {
@@ -254,10 +293,10 @@ impl<'s, 'py> Engine<'s, 'py> {
             }
         };
         self.dispatch = match resolved {
-            Dispatch::Dicts(dicts, _) => {
+            Dispatch::Dicts(dicts, _, origin) => {
                 // SAFETY: GIL held (we have `py`); the dicts are alive exact dicts.
                 let stampable = unsafe { make_stampable(&dicts) };
-                Dispatch::Dicts(dicts, stampable)
+                Dispatch::Dicts(dicts, stampable, origin)
             }
             other => other,
         };
@@ -279,8 +318,15 @@ impl<'s, 'py> Engine<'s, 'py> {
             if let Dispatch::Unresolved(_) = self.dispatch {
                 self.resolve_dispatch()?;
             }
+            if let Dispatch::Dicts(dicts, _, Some(origin)) = &self.dispatch {
+                if !chain_unchanged(origin, dicts)? {
+                    // Its maps changed mid-dump: consult the ChainMap itself
+                    // from now on, as pickle does.
+                    self.dispatch = Dispatch::Mapping(origin.table.clone());
+                }
+            }
             match &self.dispatch {
-                Dispatch::Dicts(dicts, stampable) => {
+                Dispatch::Dicts(dicts, stampable, _) => {
                     // Read before the lookups: were a dict changed during one,
                     // the stamp recorded below would not be seen again.
                     let stamp = if *stampable { Some(stamp(dicts)) } else { None };
