@@ -38,6 +38,10 @@ const KEEP_CAPACITY: usize = 1 << 25;
 /// it, recording a piece costs more than copying the data twice.
 pub const DEFER_MIN: usize = 512;
 
+/// The deferred pieces' table is released after a dump that needed more
+/// room than this (about 2 MiB), as `buf` is past `KEEP_CAPACITY`.
+const KEEP_PIECES: usize = 1 << 16;
+
 /// A deferred `bytes` object: its `len` bytes at `ptr` go before `buf[at]`
 /// (after any earlier piece with the same `at`).
 #[derive(Debug)]
@@ -147,6 +151,9 @@ impl Output {
             unsafe { ffi::Py_DECREF(piece.obj) };
         }
         self.deferred = 0;
+        if self.pieces.capacity() > KEEP_PIECES {
+            self.pieces = Vec::new();
+        }
     }
 
     /// Length of what `buf` and the pieces hold.
