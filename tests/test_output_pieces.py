@@ -342,3 +342,12 @@ def test_recorded_code_fragments_with_deferred_bytes(protocol):
     NonePid(expected, protocol=protocol).dump(obj)
     for _ in range(2):
         assert cloudpickle.dumps(obj, protocol=protocol) == expected.getvalue()
+
+
+def test_more_pieces_than_the_table_keeps():
+    # 70,000 deferred objects (the table of pieces is released after more
+    # than 65,536), then a small dump with the same scratch state.
+    blob_list = [bytes([i % 251]) * DEFER_MIN for i in range(70_000)]
+    assert cloudpickle.dumps(blob_list, 5) == pickle.dumps(blob_list, 5)
+    small = _blobs([DEFER_MIN, 1000], seed=9)
+    assert cloudpickle.dumps(small, 5) == pickle.dumps(small, 5)
