@@ -47,8 +47,9 @@ const KEEP_PIECES: usize = 1 << 16;
 #[derive(Debug)]
 struct Piece {
     at: usize,
-    /// A strong reference, released by `release_pieces`: it keeps `ptr`
-    /// valid (bytes are immutable) whatever Python code runs mid-dump.
+    /// A strong reference, released by `gather_into` or `release_pieces`:
+    /// it keeps `ptr` valid (bytes are immutable) whatever Python code runs
+    /// mid-dump.
     obj: *mut ffi::PyObject,
     ptr: *const u8,
     len: usize,
@@ -162,30 +163,36 @@ impl Output {
         self.buf.len() + self.deferred
     }
 
-    /// Copies the tail (`buf` with the pieces in their places) to `dst`;
-    /// returns the number of bytes written (`tail_len()`).
+    /// Copies the tail (`buf` with the pieces in their places) to `dst`
+    /// and releases each piece right after copying it (its object's header
+    /// is then still in the cache); returns the number of bytes written
+    /// (the `tail_len()` from before). `buf` is left as it was.
     ///
     /// # Safety
     /// `dst` must have room for `tail_len()` bytes and not overlap `buf` or
-    /// the pieces' data, which must still be held.
-    unsafe fn gather_into(&self, dst: *mut u8) -> usize {
+    /// the pieces' data; the GIL must be held.
+    unsafe fn gather_into(&mut self, dst: *mut u8) -> usize {
         // SAFETY: every piece's `at` is at most `buf.len()` and they are in
-        // order; each piece's data is held by its object; `dst` has room
-        // (contract).
+        // order; each piece's data is held by its object until the
+        // reference is released, after the copy; `dst` has room and the GIL
+        // is held (contract). An exact bytes object's deallocation runs no
+        // Python code.
         unsafe {
             let src = self.buf.as_ptr();
             let mut from = 0;
             let mut written = 0;
-            for piece in &self.pieces {
+            for piece in self.pieces.drain(..) {
                 let n = piece.at - from;
                 std::ptr::copy_nonoverlapping(src.add(from), dst.add(written), n);
                 written += n;
                 from = piece.at;
                 std::ptr::copy_nonoverlapping(piece.ptr, dst.add(written), piece.len);
                 written += piece.len;
+                ffi::Py_DECREF(piece.obj);
             }
             let n = self.buf.len() - from;
             std::ptr::copy_nonoverlapping(src.add(from), dst.add(written), n);
+            self.release_pieces();
             written + n
         }
     }
@@ -201,7 +208,7 @@ impl Output {
     pub unsafe fn defer(&mut self, obj: *mut ffi::PyObject, data: &[u8]) {
         self.open_frame_if_needed(0);
         // SAFETY: `obj` is alive and the GIL held (contract); the reference
-        // taken is released by `release_pieces`.
+        // taken is released by `gather_into` or `release_pieces`.
         unsafe { ffi::Py_INCREF(obj) };
         self.pieces.push(Piece {
             at: self.buf.len(),
@@ -429,7 +436,6 @@ impl Output {
             std::ptr::copy_nonoverlapping(data.as_ptr(), dst.add(self.head_len), data.len());
             self.head_len += data.len();
             self.buf.clear();
-            self.release_pieces();
             Ok(())
         }
     }
@@ -488,7 +494,6 @@ impl Output {
             }
             let dst = ffi::PyBytes_AsString(self.head) as *mut u8;
             self.gather_into(dst.add(self.head_len));
-            self.release_pieces();
             let raw = std::mem::replace(&mut self.head, std::ptr::null_mut());
             self.head_len = 0;
             self.head_cap = 0;
