@@ -29,6 +29,7 @@ mod global;
 mod instance;
 mod partial;
 mod reduce;
+pub(crate) mod tracker_id;
 mod trail;
 
 use pyo3::exceptions::PyRecursionError;
