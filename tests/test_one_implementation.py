@@ -46,6 +46,14 @@ ENGINE_RULES = (
     "_DYNAMIC_CODE_FILENAME",
     "_typevar_reduce",
     "_decompose_typevar",
+    "_get_bases",
+    "_extract_class_dict",
+    "_class_getnewargs",
+    "_enum_getnewargs",
+    "_class_getstate",
+    "_enum_getstate",
+    "_dynamic_class_reduce",
+    "_class_reduce",
 )
 
 # Reconstructors the engine replaces entirely: the names stay importable
