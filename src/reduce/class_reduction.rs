@@ -91,7 +91,7 @@ fn is_subclass(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<bool> {
     // with an exception set on failure.
     let r = unsafe { ffi::PyObject_IsSubclass(a.as_ptr(), b.as_ptr()) };
     if r < 0 {
-        return Err(PyErr::fetch(a.py()));
+        return Err(crate::errors::fetch(a.py()));
     }
     Ok(r == 1)
 }
