@@ -5,7 +5,7 @@
 
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyTuple};
 
 use crate::bridge::bridge;
 use crate::by_value::should_pickle_by_reference;
@@ -15,6 +15,23 @@ pub(crate) mod code_globals;
 pub(crate) mod code_reduction;
 pub(crate) mod function_reduction;
 pub(crate) mod submodules;
+pub(crate) mod type_reducers;
+
+/// `(callable, args)`: the reduce tuple that rebuilds an object as
+/// `callable(*args)` when loading. `args` is anything that becomes a tuple:
+/// a Rust tuple of Python objects (`(name,)`, `()`...) or a built tuple.
+pub(crate) fn reduction<'py, A>(
+    callable: &Bound<'py, PyAny>,
+    args: A,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    A: IntoPyObject<'py, Target = PyTuple>,
+    A::Error: Into<PyErr>,
+{
+    let args = args.into_pyobject(callable.py()).map_err(Into::into)?;
+    let args = pyo3::BoundObject::into_bound(args).into_any();
+    Ok(PyTuple::new(callable.py(), [callable.clone(), args])?.into_any())
+}
 
 /// The Python module holding the helpers and reconstructors.
 /// What a reduction needs from the pickler it runs in.
