@@ -175,7 +175,7 @@ pub fn install_bridge(
         .cast_into::<PyString>()?
         .unbind();
     // SAFETY: a static type object, alive for the interpreter's life.
-    let code_type = unsafe { Bound::from_borrowed_ptr(py, crate::py_compat::code_type().cast()) };
+    let code_type = unsafe { crate::py::type_object(py, crate::py_compat::code_type()) };
     let bridge = Bridge {
         by_value: [
             make_function.clone_ref(py),

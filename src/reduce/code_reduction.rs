@@ -113,8 +113,7 @@ static FIELDS: PyOnceLock<Fields> = PyOnceLock::new();
 fn fields(py: Python<'_>) -> PyResult<&Fields> {
     FIELDS.get_or_try_init(py, || {
         // SAFETY: the code type, alive for the interpreter's life.
-        let code_type =
-            unsafe { Bound::from_borrowed_ptr(py, crate::py_compat::code_type().cast()) };
+        let code_type = unsafe { crate::py::type_object(py, crate::py_compat::code_type()) };
         let generation = if code_type.hasattr("co_exceptiontable")? {
             Generation::ExceptionTable
         } else if code_type.hasattr("co_linetable")? {
@@ -193,10 +192,8 @@ pub fn code_reduce<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>>
         });
     }
     // SAFETY: the code type, alive for the interpreter's life.
-    let constructor = unsafe { Bound::from_borrowed_ptr(py, code_type.cast()) };
-    Ok((constructor, PyTuple::new(py, args)?)
-        .into_pyobject(py)?
-        .into_any())
+    let constructor = unsafe { crate::py::type_object(py, code_type) };
+    super::reduction(&constructor, PyTuple::new(py, args)?)
 }
 
 /// The engine's `_code_reduce` function object: the dispatch table entry

@@ -88,9 +88,7 @@ pub fn reducer_override<'py>(
             let bridge = bridge(py)?;
             // A dict keyed by types: the lookup runs no Python code.
             if let Some(name) = bridge.builtin_type_names.bind(py).get_item(obj)? {
-                let args = pyo3::types::PyTuple::new(py, [name])?;
-                let rv = (bridge.builtin_type.bind(py), args).into_pyobject(py)?;
-                return Ok(Some(rv.into_any()));
+                return reduction(bridge.builtin_type.bind(py), (name,)).map(Some);
             }
             if should_pickle_by_reference(obj)? {
                 return Ok(None);
@@ -233,10 +231,5 @@ fn importable_module_reduce<'py>(
     {
         return Ok(None);
     }
-    let args = pyo3::types::PyTuple::new(py, [name])?;
-    Ok(Some(
-        (bridge(py)?.subimport.bind(py), args)
-            .into_pyobject(py)?
-            .into_any(),
-    ))
+    reduction(bridge(py)?.subimport.bind(py), (name,)).map(Some)
 }

@@ -20,6 +20,7 @@ use pyo3::types::{PyModule, PyString};
 use super::reduction;
 use crate::bridge::bridge;
 use crate::errors::{owned, pickling_error};
+use crate::py::{builtins_getattr, type_object};
 
 /// The types and modules these reductions name, looked up once.
 struct Names {
@@ -53,13 +54,6 @@ fn names(py: Python<'_>) -> PyResult<&Names> {
     })
 }
 
-/// `builtins.getattr`.
-fn builtins_getattr(py: Python<'_>) -> Bound<'_, PyAny> {
-    // SAFETY: a strong reference held by the cache for the life of the
-    // process; GIL held (`py`).
-    unsafe { Bound::from_borrowed_ptr(py, crate::py::cache().builtins_getattr) }
-}
-
 /// `list(obj)`.
 fn list_of<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     // SAFETY: GIL held; `obj` is alive (borrowed by the caller);
@@ -70,11 +64,8 @@ fn list_of<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
 /// `dict(obj)`: a call of the `dict` type itself, so that mappings and
 /// iterables of pairs are read exactly as `dict(obj)` reads them.
 fn dict_of<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    // SAFETY: `PyDict_Type` is a static type object; GIL held; `obj` is
-    // alive (borrowed by the caller).
-    let dict_type = unsafe {
-        Bound::from_borrowed_ptr(obj.py(), std::ptr::addr_of_mut!(ffi::PyDict_Type).cast())
-    };
+    // SAFETY: `PyDict_Type` is a static type object; GIL held.
+    let dict_type = unsafe { type_object(obj.py(), std::ptr::addr_of_mut!(ffi::PyDict_Type)) };
     dict_type.call1((obj,))
 }
 
