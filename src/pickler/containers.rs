@@ -10,6 +10,7 @@ use super::opcodes::*;
 use super::trail::Step;
 use super::Engine;
 use crate::errors::{fetch, owned};
+use crate::reduce::reduction;
 
 /// Saves item `index` of the list `list`, holding a reference to it
 /// meanwhile: Python code run while it is saved (its reducer, a hook,
@@ -496,8 +497,7 @@ impl<'s, 'py> Engine<'s, 'py> {
             } else {
                 owned(self.py, ffi::PySequence_List(obj))?
             };
-            let args = pyo3::types::PyTuple::new(self.py, [items])?;
-            let rv = (super::borrowed(self.py, tp.cast()), args).into_pyobject(self.py)?;
+            let rv = reduction(&super::borrowed(self.py, tp.cast()), (items,))?;
             self.save_reduce(rv.as_ptr(), Some(obj))
         }
     }
@@ -570,13 +570,11 @@ impl<'s, 'py> Engine<'s, 'py> {
                     self.py,
                     std::ptr::addr_of_mut!(ffi::PyByteArray_Type).cast(),
                 );
-                let args = if size == 0 {
-                    pyo3::types::PyTuple::empty(self.py)
+                let rv = if size == 0 {
+                    reduction(&tp, ())?
                 } else {
-                    let bytes = owned(self.py, ffi::PyBytes_FromObject(obj))?;
-                    pyo3::types::PyTuple::new(self.py, [bytes])?
+                    reduction(&tp, (owned(self.py, ffi::PyBytes_FromObject(obj))?,))?
                 };
-                let rv = (tp, args).into_pyobject(self.py)?;
                 return self.save_reduce(rv.as_ptr(), Some(obj));
             }
             // The bytearray owns `size` bytes there until Python code runs
