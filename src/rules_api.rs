@@ -15,7 +15,7 @@ use crate::bridge::bridge;
 use crate::by_value;
 use crate::errors::{require_exact_type, wrong_type};
 use crate::pickler::tracker_id::get_or_create_tracker_id;
-use crate::reduce::{class_reduction, function_reduction};
+use crate::reduce::{class_reduction, function_reduction, reduction};
 use crate::which_module;
 
 /// Whether `obj` is a function or a class (its type is a subclass of
@@ -151,8 +151,7 @@ pub fn module_reduce<'py>(module: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyA
     let h = bridge(py)?;
     let name = module.getattr(pyo3::intern!(py, "__name__"))?;
     if by_value::module_by_reference(module)? {
-        let args = PyTuple::new(py, [name])?;
-        return Ok((h.subimport.bind(py), args).into_pyobject(py)?.into_any());
+        return reduction(h.subimport.bind(py), (name,));
     }
     let namespace = module
         .getattr(pyo3::intern!(py, "__dict__"))?
@@ -161,10 +160,7 @@ pub fn module_reduce<'py>(module: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyA
     if namespace.contains(pyo3::intern!(py, "__builtins__"))? {
         namespace.del_item(pyo3::intern!(py, "__builtins__"))?;
     }
-    let args = PyTuple::new(py, [name, namespace.into_any()])?;
-    Ok((h.dynamic_subimport.bind(py), args)
-        .into_pyobject(py)?
-        .into_any())
+    reduction(h.dynamic_subimport.bind(py), (name, namespace))
 }
 
 /// Gives the garbage collector back the containers of a function
@@ -331,17 +327,11 @@ fn class_reduce<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     if let Some(singleton) = singleton {
         // SAFETY: the singletons are immortal (or held by the interpreter).
         let singleton = unsafe { Bound::from_borrowed_ptr(py, singleton) };
-        let args = PyTuple::new(py, [singleton])?;
-        return Ok((py.get_type::<pyo3::types::PyType>(), args)
-            .into_pyobject(py)?
-            .into_any());
+        return reduction(py.get_type::<pyo3::types::PyType>().as_any(), (singleton,));
     }
     let b = bridge(py)?;
     if let Some(name) = b.builtin_type_names.bind(py).get_item(obj)? {
-        let args = PyTuple::new(py, [name])?;
-        return Ok((b.builtin_type.bind(py), args)
-            .into_pyobject(py)?
-            .into_any());
+        return reduction(b.builtin_type.bind(py), (name,));
     }
     if should_pickle_by_reference(obj, None)? {
         return Ok(py.NotImplemented().into_bound(py));
