@@ -297,7 +297,12 @@ fn sorted_classes<'py>(
     let sorted = PyList::empty(py);
     for item in keyed.iter() {
         let position: usize = item.get_item(2)?.extract()?;
-        sorted.append(&live[position])?;
+        // Only code that found this private list through the collector
+        // could have put another position in it.
+        let class = live.get(position).ok_or_else(|| {
+            pyo3::exceptions::PyRuntimeError::new_err("ABC registry changed while sorted")
+        })?;
+        sorted.append(class)?;
     }
     Ok(sorted)
 }
