@@ -23,7 +23,6 @@ mod reconstruct;
 mod reconstruct_class;
 mod reduce;
 mod rules_api;
-mod tracker_id;
 mod typevar_reduction;
 mod which_module;
 
@@ -56,7 +55,8 @@ fn engine_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(reduce::release_class_cache, m)?)?;
     rules_api::register(m)?;
     reduce::code_reduction::register(m)?;
-    tracker_id::register(m)?;
+    reduce::type_reducers::register(m)?;
+    pickler::tracker_id::register(m)?;
     typevar_reduction::register(m)?;
     m.add_class::<api::PicklerState>()?;
     Ok(())

@@ -1,20 +1,38 @@
 //! cloudpickle's own reductions, consulted where pickle consults
-//! `reducer_override`: functions (and, later, classes) that cannot be
-//! imported on the loading side become by-value reductions referencing
-//! cloudpickle's reconstructors.
+//! `reducer_override`: functions and classes that cannot be imported on
+//! the loading side become by-value reductions referencing cloudpickle's
+//! reconstructors.
 
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyTuple};
 
 use crate::bridge::bridge;
 use crate::by_value::should_pickle_by_reference;
 use crate::cache::ObjectCache;
 
+pub(crate) mod class_reduction;
 pub(crate) mod code_globals;
 pub(crate) mod code_reduction;
 pub(crate) mod function_reduction;
 pub(crate) mod submodules;
+pub(crate) mod type_reducers;
+
+/// `(callable, args)`: the reduce tuple that rebuilds an object as
+/// `callable(*args)` when loading. `args` is anything that becomes a tuple:
+/// a Rust tuple of Python objects (`(name,)`, `()`...) or a built tuple.
+pub(crate) fn reduction<'py, A>(
+    callable: &Bound<'py, PyAny>,
+    args: A,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    A: IntoPyObject<'py, Target = PyTuple>,
+    A::Error: Into<PyErr>,
+{
+    let args = args.into_pyobject(callable.py()).map_err(Into::into)?;
+    let args = pyo3::BoundObject::into_bound(args).into_any();
+    Ok(PyTuple::new(callable.py(), [callable.clone(), args])?.into_any())
+}
 
 /// The Python module holding the helpers and reconstructors.
 /// What a reduction needs from the pickler it runs in.
@@ -25,6 +43,10 @@ pub struct ReduceContext<'a, 'py> {
     /// Whether a class reduction made here may be cached for later dumps:
     /// not while a tracker-id digest is computed (see `Engine::digest_run`).
     pub cache_classes: bool,
+    /// Gives a class by value its tracker id: the pickler's
+    /// `tracker_id::get_or_create_tracker_id`, passed in because minting
+    /// runs a pickle (this module does not depend on the pickler).
+    pub mint_tracker_id: class_reduction::MintTrackerId,
 }
 
 /// The reduction cloudpickle uses for `obj`, or `None` to let the regular
@@ -71,9 +93,7 @@ pub fn reducer_override<'py>(
             let bridge = bridge(py)?;
             // A dict keyed by types: the lookup runs no Python code.
             if let Some(name) = bridge.builtin_type_names.bind(py).get_item(obj)? {
-                let args = pyo3::types::PyTuple::new(py, [name])?;
-                let rv = (bridge.builtin_type.bind(py), args).into_pyobject(py)?;
-                return Ok(Some(rv.into_any()));
+                return reduction(bridge.builtin_type.bind(py), (name,)).map(Some);
             }
             if should_pickle_by_reference(obj)? {
                 return Ok(None);
@@ -82,7 +102,7 @@ pub fn reducer_override<'py>(
             if let Some(rv) = cached_class_reduce(obj) {
                 return Ok(Some(rv));
             }
-            let rv = bridge.dynamic_class_reduce.bind(py).call1((obj,))?;
+            let rv = class_reduction::dynamic_class_reduce(obj, ctx.mint_tracker_id)?;
             if ctx.cache_classes {
                 remember_class_reduce(obj, &rv);
             }
@@ -216,10 +236,5 @@ fn importable_module_reduce<'py>(
     {
         return Ok(None);
     }
-    let args = pyo3::types::PyTuple::new(py, [name])?;
-    Ok(Some(
-        (bridge(py)?.subimport.bind(py), args)
-            .into_pyobject(py)?
-            .into_any(),
-    ))
+    reduction(bridge(py)?.subimport.bind(py), (name,)).map(Some)
 }
