@@ -54,14 +54,11 @@ pub struct Bridge {
     /// `reduce::code_globals`.
     pub global_opcodes: GlobalOpcodes,
 
-    // The class tracker and the Python versions of the native
-    // reconstructors (`cloudpickle._reconstructors`).
+    // The class tracker (`cloudpickle._reconstructors`).
     pub tracker_by_id: Py<PyAny>,
     pub tracker_by_class: Py<PyAny>,
     pub tracker_lock: Py<PyAny>,
     pub lookup_class_or_track: Py<PyAny>,
-    pub python_make_skeleton_class: Py<PyAny>,
-    pub python_class_setstate: Py<PyAny>,
     pub empty_cell_value: Py<PyAny>,
 
     // The Pickler as seen from Python.
@@ -226,8 +223,6 @@ pub fn install_bridge(
         tracker_by_class: attr(reconstructors, "_DYNAMIC_CLASS_TRACKER_BY_CLASS")?,
         tracker_lock: attr(reconstructors, "_DYNAMIC_CLASS_TRACKER_LOCK")?,
         lookup_class_or_track: callable(reconstructors, "_lookup_class_or_track")?,
-        python_make_skeleton_class: callable(reconstructors, "_make_skeleton_class")?,
-        python_class_setstate: callable(reconstructors, "_class_setstate")?,
         empty_cell_value: attr(reconstructors, "_empty_cell_value")?,
         pickler_class: pickler_class.clone().unbind(),
         default_table: default_table.clone().unbind(),
@@ -245,8 +240,7 @@ pub fn install_bridge(
 /// `cloudpickle.cloudpickle` exposes under the names listed in
 /// `_reconstructors.__all__`: Python functions, or the engine's native
 /// versions where they replace them. The one place where a `__module__` is
-/// rewritten; the Python versions that the native ones only speed up keep
-/// their own module's name.
+/// rewritten.
 fn publish(public: &Bound<'_, PyModule>, reconstructors: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = public.py();
     let published = attr(reconstructors, "_PUBLIC_MODULE")?.into_bound(py);

@@ -1,7 +1,7 @@
 //! Load-side reconstructors implemented natively: payloads call them by
 //! name (`cloudpickle.cloudpickle._make_function`, ...), with the same
-//! arguments and behaviour as the Python versions in `_reconstructors.py`
-//! (and as the reference cloudpickle's), so the wire format is unchanged.
+//! arguments and behaviour as the reference cloudpickle's, so the wire
+//! format is unchanged.
 //! They run once per function (and per cell) in every payload loaded, so
 //! they use the C API directly rather than attribute lookups.
 

@@ -1,4 +1,4 @@
-//! `_make_skeleton_class` on the load side.
+//! `_make_skeleton_class` and `_class_setstate` on the load side.
 //!
 //! Every payload that carries a class by value creates a skeleton class,
 //! then hands it to the class tracker, which returns the class already
@@ -9,14 +9,18 @@
 //! it. Here the tracker is asked first: when it knows the class, and
 //! creating the skeleton could have had no visible effect (metaclass
 //! `type`, bases without `__init_subclass__` hooks, a namespace of plain
-//! strings), the known class is returned directly. Everything else goes to
-//! the Python implementation (`cloudpickle._reconstructors`), unchanged.
+//! strings), the known class is returned directly. A plain skeleton
+//! (metaclass `type`, plain bases, a namespace with `__module__`) is made
+//! with `type(name, bases, namespace)`; every other class goes through
+//! `types.new_class`, as the reference creates it.
 
 use std::sync::OnceLock;
 
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyCFunction, PyDict, PyIterator, PyList, PyString, PyTuple};
 
 /// `_make_skeleton_class(type_constructor, name, bases, type_kwargs,
 /// class_tracker_id, extra)`: the class known under `class_tracker_id`, or
@@ -47,14 +51,195 @@ pub fn make_skeleton_class<'py>(
             .bind(py)
             .call1((class_tracker_id, skeleton));
     }
-    bridge.python_make_skeleton_class.bind(py).call1((
-        type_constructor,
-        name,
-        bases,
-        type_kwargs,
-        class_tracker_id,
-        extra,
-    ))
+    let _ = extra; // reserved for future use, as in the reference
+    let namespace = interned_namespace(type_kwargs)?;
+    let skeleton = new_class(type_constructor, name, bases, &namespace)?;
+    bridge
+        .lookup_class_or_track
+        .bind(py)
+        .call1((class_tracker_id, skeleton))
+}
+
+/// `types.new_class`, looked up once.
+static NEW_CLASS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// `types.new_class(name, bases, {"metaclass": type_constructor},
+/// lambda ns: ns.update(namespace))`: `__mro_entries__` of the bases
+/// resolved (the bases given kept as `__orig_bases__`), the most derived
+/// metaclass, its `__prepare__` and its keyword arguments, as a class
+/// statement would. Called rather than spelt out step by step so that the
+/// metaclass runs under the frame of `types.new_class`, as in the
+/// reference: `type.__new__` takes a missing `__module__` from the
+/// globals of the calling Python frame (`"types"` there).
+fn new_class<'py>(
+    type_constructor: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyAny>,
+    bases: &Bound<'py, PyAny>,
+    namespace: &Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = name.py();
+    let new_class = NEW_CLASS.get_or_try_init(py, || {
+        py.import(pyo3::intern!(py, "types"))?
+            .getattr(pyo3::intern!(py, "new_class"))
+            .map(Bound::unbind)
+    })?;
+    let kwds = PyDict::new(py);
+    kwds.set_item(pyo3::intern!(py, "metaclass"), type_constructor)?;
+    // The closure holds its own reference to the namespace: the body may
+    // outlive this call if the metaclass keeps it.
+    let fill_from = namespace.clone().unbind();
+    let exec_body = PyCFunction::new_closure(
+        py,
+        Some(c"exec_body"),
+        None,
+        move |args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>| -> PyResult<()> {
+            let py = args.py();
+            let ns = args.get_item(0)?;
+            ns.call_method1(pyo3::intern!(py, "update"), (fill_from.bind(py),))?;
+            Ok(())
+        },
+    )?;
+    new_class.bind(py).call1((name, bases, kwds, exec_body))
+}
+
+/// `{sys.intern(key): value for key, value in type_kwargs.items()}`:
+/// CPython interns the names set on a class, so a class rebuilt here
+/// pickles as one defined here. Keys that are not exact strings raise
+/// the `TypeError` `sys.intern` raises.
+fn interned_namespace<'py>(type_kwargs: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    let py = type_kwargs.py();
+    let namespace = PyDict::new(py);
+    let mut items = Items::of(type_kwargs)?;
+    while let Some(item) = items.next_item()? {
+        let (key, value) = item;
+        namespace.set_item(intern(key)?, value)?;
+    }
+    Ok(namespace)
+}
+
+/// `sys.intern(key)`.
+fn intern(key: Bound<'_, PyAny>) -> PyResult<Bound<'_, PyAny>> {
+    let py = key.py();
+    if !key.is_exact_instance_of::<PyString>() {
+        // Argument checks name None itself rather than its type.
+        let type_name = if key.is_none() {
+            "None".to_owned()
+        } else {
+            type_name(&key)
+        };
+        return Err(PyTypeError::new_err(if key.is_instance_of::<PyString>() {
+            format!("can't intern {type_name}")
+        } else {
+            format!("intern() argument must be str, not {type_name}")
+        }));
+    }
+    let mut raw = key.into_ptr();
+    // SAFETY: `raw` is a new (owned) reference to an exact str;
+    // PyUnicode_InternInPlace may replace it with another owned reference,
+    // which `from_owned_ptr` then takes over.
+    Ok(unsafe {
+        ffi::PyUnicode_InternInPlace(&mut raw);
+        Bound::from_owned_ptr(py, raw)
+    })
+}
+
+/// The `tp_name` of `obj`'s type, as CPython's messages name it.
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    // SAFETY: GIL held; `obj` is alive, so its type is, and `tp_name` is a
+    // NUL-terminated string owned by the type.
+    let name = unsafe { std::ffi::CStr::from_ptr((*ffi::Py_TYPE(obj.as_ptr())).tp_name) };
+    name.to_string_lossy().into_owned()
+}
+
+/// `a, b = value`: the two items of any iterable of two, or the error the
+/// interpreter's unpacking raises.
+fn unpack2<'py>(value: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let py = value.py();
+    if let Ok(t) = value.cast_exact::<PyTuple>() {
+        if t.len() == 2 {
+            return Ok((t.get_item(0)?, t.get_item(1)?));
+        }
+    }
+    let iter = match value.try_iter() {
+        Ok(iter) => iter,
+        Err(err) => {
+            // SAFETY: GIL held; `value` is alive; reading a slot of its
+            // type and asking whether it is a sequence run no Python code.
+            let sequence = unsafe {
+                (*ffi::Py_TYPE(value.as_ptr())).tp_iter.is_some()
+                    || ffi::PySequence_Check(value.as_ptr()) != 0
+            };
+            if err.is_instance_of::<PyTypeError>(py) && !sequence {
+                return Err(PyTypeError::new_err(format!(
+                    "cannot unpack non-iterable {} object",
+                    type_name(value)
+                )));
+            }
+            return Err(err);
+        }
+    };
+    let mut got = Vec::with_capacity(2);
+    for item in iter {
+        let item = item?;
+        if got.len() == 2 {
+            // From 3.14 on, the count is given for lists, tuples and dicts.
+            let len = if crate::py::cache().py_minor < 14 {
+                None
+            } else if let Ok(t) = value.cast_exact::<PyTuple>() {
+                Some(t.len())
+            } else if let Ok(l) = value.cast_exact::<PyList>() {
+                Some(l.len())
+            } else if let Ok(d) = value.cast_exact::<PyDict>() {
+                Some(d.len())
+            } else {
+                None
+            };
+            return Err(PyValueError::new_err(match len {
+                Some(n) if n > 2 => format!("too many values to unpack (expected 2, got {n})"),
+                _ => "too many values to unpack (expected 2)".to_owned(),
+            }));
+        }
+        got.push(item);
+    }
+    let mut got = got.into_iter();
+    match (got.next(), got.next()) {
+        (Some(a), Some(b)) => Ok((a, b)),
+        (a, _) => Err(PyValueError::new_err(format!(
+            "not enough values to unpack (expected 2, got {})",
+            usize::from(a.is_some())
+        ))),
+    }
+}
+
+/// The `(key, value)` pairs of a mapping, as `for key, value in
+/// mapping.items()` obtains them: from an exact dict, a snapshot taken
+/// without running Python code (strong references: what runs while they
+/// are used cannot free them, and changes to the dict do not disturb the
+/// walk); from anything else, its `items()` iterated as Python would,
+/// each item unpacked into two.
+enum Items<'py> {
+    Snapshot(std::vec::IntoIter<(Bound<'py, PyAny>, Bound<'py, PyAny>)>),
+    Live(Bound<'py, PyIterator>),
+}
+
+impl<'py> Items<'py> {
+    fn of(mapping: &Bound<'py, PyAny>) -> PyResult<Self> {
+        if let Ok(dict) = mapping.cast_exact::<PyDict>() {
+            return Ok(Items::Snapshot(dict.iter().collect::<Vec<_>>().into_iter()));
+        }
+        let items = mapping.call_method0(pyo3::intern!(mapping.py(), "items"))?;
+        Ok(Items::Live(items.try_iter()?))
+    }
+
+    fn next_item(&mut self) -> PyResult<Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
+        match self {
+            Items::Snapshot(items) => Ok(items.next()),
+            Items::Live(iter) => match iter.next() {
+                None => Ok(None),
+                Some(item) => unpack2(&item?).map(Some),
+            },
+        }
+    }
 }
 
 /// The skeleton made by the common branch of the Python
@@ -62,7 +247,7 @@ pub fn make_skeleton_class<'py>(
 /// `type_kwargs` interned, when `type_constructor` is `type`, every base's
 /// metaclass is `type` and the namespace has `__module__` (so there are no
 /// `__mro_entries__`, derived metaclass or `__prepare__` to consider).
-/// None when another branch applies (left to the Python version).
+/// None when the general branch applies.
 fn plain_skeleton<'py>(
     py: Python<'py>,
     type_constructor: &Bound<'py, PyAny>,
@@ -88,17 +273,10 @@ fn plain_skeleton<'py>(
     let mut has_module = false;
     for (key, value) in kwargs.iter() {
         if !key.is_exact_instance_of::<pyo3::types::PyString>() {
-            // sys.intern refuses it: let the Python version say so.
+            // sys.intern refuses it: the general branch says so.
             return Ok(None);
         }
-        let mut raw = key.into_ptr();
-        // SAFETY: `raw` is a new (owned) reference to an exact str;
-        // PyUnicode_InternInPlace may replace it with another owned
-        // reference, which `from_owned_ptr` then takes over.
-        let key = unsafe {
-            ffi::PyUnicode_InternInPlace(&mut raw);
-            Bound::from_owned_ptr(py, raw)
-        };
+        let key = intern(key)?;
         has_module |= key.eq(pyo3::intern!(py, "__module__"))?;
         namespace.set_item(key, value)?;
     }
@@ -152,10 +330,10 @@ fn instance_dict<'py>(obj: &Bound<'py, PyAny>, tp: &Py<PyAny>) -> Option<Bound<'
 /// `_DYNAMIC_CLASS_TRACKER_BY_CLASS.data[ref(skeleton, its _remove)] =
 /// tracker_id`, as `setdefault` and `__setitem__` would. No Python code
 /// runs (string keys; weak references to a class of metaclass `type`
-/// hash and compare by identity) and the tracker lock is held, as the
-/// Python version holds it. False (nothing done) whenever anything differs
-/// from that plain case, or the lock is taken: the Python version then
-/// runs.
+/// hash and compare by identity) and the tracker lock is held, as
+/// `_lookup_class_or_track` holds it. False (nothing done) whenever
+/// anything differs from that plain case, or the lock is taken:
+/// `_lookup_class_or_track` then runs.
 fn track_new(
     bridge: &crate::bridge::Bridge,
     tracker_id: &Bound<'_, PyAny>,
@@ -171,7 +349,7 @@ fn track_new(
     let lock = bridge.tracker_lock.bind(py);
     // The lock the Python tracker functions hold while they update the
     // mappings (a thread may be paused in the middle of one). Taken without
-    // waiting: when another thread holds it, the Python version waits.
+    // waiting: when another thread holds it, `_lookup_class_or_track` waits.
     if !lock
         .call_method1(pyo3::intern!(py, "acquire"), (false,))?
         .is_truthy()?
@@ -215,7 +393,7 @@ fn track_new_locked(
     };
     // Removals waiting to be committed (Python 3.13 and older queue them
     // while the mapping is iterated; 3.14 has no such list), or an entry
-    // for this id, dead or alive: the Python version's business.
+    // for this id, dead or alive: `_lookup_class_or_track`'s business.
     let pending = id_attrs.get_item(pyo3::intern!(py, "_pending_removals"))?;
     let no_pending = match &pending {
         None => true,
@@ -360,11 +538,14 @@ fn creation_is_invisible(
 
 /// `_class_setstate(obj, state)`: fills the namespace of a class made by
 /// `_make_skeleton_class` or `_make_skeleton_enum` and returns it, as the
-/// Python version in `cloudpickle._reconstructors` does (which this one
-/// hands anything but the usual `(dict, slotstate)` tuple): each entry of
-/// the class dict is set as an attribute, except `_abc_impl`, the list of
-/// virtual subclasses of an ABC, which are registered again; on 3.13+
-/// `__firstlineno__` is set last (assigning any attribute deletes it).
+/// reference does. `state` is `(class_dict, slotstate)` (any iterable of
+/// two; `class_dict` any mapping, read through `in`, `[]` and `items()`
+/// unless it is an exact dict): each entry of the class dict is set as an
+/// attribute, except `_abc_impl`, the list of virtual subclasses of an
+/// ABC, which are registered again at the end, and on 3.14+
+/// `__annotations__` when the class keeps its own annotate function
+/// (`_keeps_lazy_annotations`); on 3.13+ `__firstlineno__` is set last
+/// (assigning any attribute deletes it).
 #[pyfunction]
 #[pyo3(name = "_class_setstate")]
 pub fn class_setstate<'py>(
@@ -372,24 +553,27 @@ pub fn class_setstate<'py>(
     state: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = obj.py();
-    let class_dict = match state.cast::<PyTuple>() {
-        Ok(t) if t.len() == 2 => t.get_item(0)?,
-        _ => return python_class_setstate(obj, state),
+    let (class_dict, _slotstate) = unpack2(state)?;
+    // `key in class_dict and class_dict[key]`: one lookup for an exact
+    // dict (strings as keys: no Python code runs).
+    let lookup = |key: &Bound<'py, PyString>| -> PyResult<Option<Bound<'py, PyAny>>> {
+        if let Ok(dict) = class_dict.cast_exact::<PyDict>() {
+            return dict.get_item(key);
+        }
+        if class_dict.contains(key)? {
+            return class_dict.get_item(key).map(Some);
+        }
+        Ok(None)
     };
-    let Ok(class_dict) = class_dict.cast_into::<PyDict>() else {
-        return python_class_setstate(obj, state);
-    };
-    // A snapshot: setting an attribute can run Python code (a metaclass's
-    // __setattr__), which could change the dict being iterated.
-    let items: Vec<_> = class_dict.iter().collect();
     let abc_impl = pyo3::intern!(py, "_abc_impl");
     let annotations = pyo3::intern!(py, "__annotations__");
-    let keep_lazy = match class_dict.get_item(annotations)? {
+    let keep_lazy = match lookup(annotations)? {
         Some(carried) => keeps_lazy_annotations(obj, &carried)?,
         None => false,
     };
     let mut registry = None;
-    for (attr, value) in items {
+    let mut items = Items::of(&class_dict)?;
+    while let Some((attr, value)) = items.next_item()? {
         if attr.eq(abc_impl)? {
             registry = Some(value);
             continue;
@@ -397,18 +581,20 @@ pub fn class_setstate<'py>(
         if keep_lazy && attr.eq(annotations)? {
             continue;
         }
-        // SAFETY: GIL held; both objects alive. PyObject_SetAttr raises
-        // TypeError for a name that is not a string, as setattr() does.
+        // SAFETY: GIL held; both objects alive (owned by `attr` and
+        // `value`). PyObject_SetAttr raises TypeError for a name that is
+        // not a string, as setattr() does.
         if unsafe { ffi::PyObject_SetAttr(obj.as_ptr(), attr.as_ptr(), value.as_ptr()) } != 0 {
             return Err(crate::errors::fetch(py));
         }
     }
     if crate::py::cache().py_minor >= 13 {
-        if let Some(line) = class_dict.get_item(pyo3::intern!(py, "__firstlineno__"))? {
-            obj.setattr(pyo3::intern!(py, "__firstlineno__"), line)?;
+        let firstlineno = pyo3::intern!(py, "__firstlineno__");
+        if let Some(line) = lookup(firstlineno)? {
+            obj.setattr(firstlineno, line)?;
         }
     }
-    if let Some(registry) = registry {
+    if let Some(registry) = registry.filter(|r| !r.is_none()) {
         let register = pyo3::intern!(py, "register");
         for subclass in registry.try_iter()? {
             obj.call_method1(register, (subclass?,))?;
@@ -476,15 +662,4 @@ pub fn keeps_lazy_annotations(
         }
     }
     Ok(true)
-}
-
-fn python_class_setstate<'py>(
-    obj: &Bound<'py, PyAny>,
-    state: &Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let py = obj.py();
-    crate::bridge::bridge(py)?
-        .python_class_setstate
-        .bind(py)
-        .call1((obj, state))
 }

@@ -188,6 +188,7 @@ class TestLazyAnnotations:
         # checks `__annotate_func__` after two round trips).
         import abc
         import pickle
+        import types
 
         import cloudpickle.cloudpickle as cp
         from cloudpickle import _reconstructors
@@ -203,14 +204,19 @@ class TestLazyAnnotations:
         assert Shape.__annotate__ is annotate
         assert hasattr(twice, "__annotate_func__")
         assert Shape.__annotations__ == {"sides": int}
-        for setstate in (cp._class_setstate, _reconstructors._class_setstate):
-            setstate(Shape, cp._class_getstate(Shape))
-            assert Shape.__annotate__ is annotate
-            # A class without an annotate function of its own (a fresh
-            # skeleton) gets the annotations from the state.
-            skeleton = type("Skeleton", (), {})
-            setstate(skeleton, ({"__annotations__": {"sides": int}}, {}))
-            assert skeleton.__annotations__ == {"sides": int}
+        assert _reconstructors._class_setstate is cp._class_setstate
+        cp._class_setstate(Shape, cp._class_getstate(Shape))
+        assert Shape.__annotate__ is annotate
+        # A class without an annotate function of its own (a fresh
+        # skeleton) gets the annotations from the state, given as any
+        # mapping in any two-item iterable.
+        skeleton = type("Skeleton", (), {})
+        cp._class_setstate(skeleton, ({"__annotations__": {"sides": int}}, {}))
+        assert skeleton.__annotations__ == {"sides": int}
+        other = type("Other", (), {})
+        state = types.MappingProxyType({"__annotations__": {"sides": int}})
+        cp._class_setstate(other, [state, None])
+        assert other.__annotations__ == {"sides": int}
 
     @pytest.mark.parametrize("behaviour", ["raises", "mutates", "not_a_dict", "other_names"])
     def test_hostile_annotate_function_at_load(self, behaviour):

@@ -14,8 +14,9 @@ re-exported from :mod:`cloudpickle.cloudpickle` and claims that module as its
 The names and argument lists are therefore part of the wire format and must
 not change. Installing the engine's bridge (at the end of
 ``cloudpickle.cloudpickle``'s import, src/bridge.rs) sets their
-``__module__`` to ``_PUBLIC_MODULE``. Functions and cells are rebuilt by
-the engine's native reconstructors, bound here under their names.
+``__module__`` to ``_PUBLIC_MODULE``. Functions, cells and classes are
+rebuilt by the engine's native reconstructors, bound here under their
+names.
 """
 
 import builtins
@@ -163,55 +164,26 @@ def _get_cell_contents(cell):
         return _empty_cell_value
 
 
-# Functions and cells are rebuilt by the engine's native reconstructors
-# (src/reconstruct.rs): same names, arguments and behaviour as the
-# reference's, bound here so that every reconstructor is importable from
-# this module.
+# Functions, cells and class skeletons are rebuilt by the engine's native
+# reconstructors (src/reconstruct.rs, src/reconstruct_class.rs): same
+# names, arguments and behaviour as the reference's, bound here so that
+# every reconstructor is importable from this module.
+# ``_make_skeleton_class(type_constructor, name, bases, type_kwargs,
+# class_tracker_id, extra)`` creates a class as ``types.new_class`` would
+# (or returns the one the class tracker below already holds under the same
+# id), and ``_class_setstate(obj, state)`` fills its namespace.
 from ._engine import (  # noqa: E402
+    _class_setstate,
     _function_setstate,
-    _keeps_lazy_annotations,
     _make_cell,
     _make_empty_cell,
     _make_function,
+    _make_skeleton_class,
 )
 
 # ---------------------------------------------------------------------------
 # Classes, enums and type variables.
 # ---------------------------------------------------------------------------
-
-
-def _make_skeleton_class(type_constructor, name, bases, type_kwargs, class_tracker_id, extra):
-    """Create a class with the right metaclass, name and bases but (almost)
-    nothing in its namespace; :func:`_class_setstate` fills it once the class
-    is memoized, which allows methods that refer to their own class.
-
-    ``type_kwargs`` is the namespace the class is created with (typically
-    ``__module__``); ``extra`` is reserved for future use. When the tracker
-    id designates a class already rebuilt in this process, that class is
-    returned instead.
-    """
-    # Keys set on a class get interned by CPython; intern them up front so a
-    # class rebuilt here pickles the same way as one defined here.
-    namespace = {sys.intern(key): value for key, value in type_kwargs.items()}
-    if (
-        type_constructor is type
-        and "__module__" in namespace
-        and all(type(base) is type for base in bases)
-    ):
-        # The common case, without types.new_class's generic machinery: with
-        # ``type`` as metaclass and plain classes as bases, there are no
-        # ``__mro_entries__`` to resolve, no more derived metaclass to find
-        # and no ``__prepare__`` to call. (Without ``__module__``, as in old
-        # payloads, type() would take it from this module's globals where
-        # new_class gives "types": keep new_class's behaviour then.)
-        skeleton = type(name, bases, namespace)
-    else:
-
-        def fill(ns):
-            ns.update(namespace)
-
-        skeleton = types.new_class(name, bases, {"metaclass": type_constructor}, fill)
-    return _lookup_class_or_track(class_tracker_id, skeleton)
 
 
 def _make_skeleton_enum(bases, name, qualname, members, module, class_tracker_id, extra):
@@ -239,40 +211,6 @@ def _make_typevar(name, bound, constraints, covariant, contravariant, class_trac
         name, *constraints, bound=bound, covariant=covariant, contravariant=contravariant
     )
     return _lookup_class_or_track(class_tracker_id, typevar)
-
-
-def _class_setstate(obj, state):
-    """Fill the namespace of a class made by :func:`_make_skeleton_class` or
-    :func:`_make_skeleton_enum`, and return it.
-
-    ``state`` is ``(class_dict, slotstate)``. The ``_abc_impl`` entry, when
-    present, is the list of classes registered as virtual subclasses of an
-    ABC: they are registered again rather than assigned. On Python 3.14+ the
-    ``__annotations__`` entry is left out when ``obj`` still has its own
-    annotate function (see ``_keeps_lazy_annotations``).
-    """
-    class_dict, _slotstate = state
-    abc_registry = None
-    keep_lazy = "__annotations__" in class_dict and _keeps_lazy_annotations(
-        obj, class_dict["__annotations__"]
-    )
-    for attr, value in class_dict.items():
-        if attr == "_abc_impl":
-            abc_registry = value
-            continue
-        if keep_lazy and attr == "__annotations__":
-            continue
-        setattr(obj, attr, value)
-
-    # Python 3.13 records ``__firstlineno__`` on classes, and assigning any
-    # attribute to a class deletes it: put it back last.
-    if sys.version_info >= (3, 13) and "__firstlineno__" in class_dict:
-        obj.__firstlineno__ = class_dict["__firstlineno__"]
-
-    if abc_registry is not None:
-        for subclass in abc_registry:
-            obj.register(subclass)
-    return obj
 
 
 # ---------------------------------------------------------------------------

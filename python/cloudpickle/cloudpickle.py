@@ -48,14 +48,6 @@ from ._registry import _PICKLE_BY_VALUE_LOCK, _PICKLE_BY_VALUE_MODULES  # noqa: 
 from ._type_reducers import *  # noqa: F401,F403
 from ._type_reducers import _REDUCERS
 
-# The class reconstructors payloads name are the engine's: they return the
-# class already loaded under the same tracker id without building a
-# skeleton only to discard it, and create plain skeletons themselves; other
-# cases go to the Python versions in _reconstructors (which keep that
-# module's name). The bridge install below gives them this module's name.
-_make_skeleton_class = _engine._make_skeleton_class
-_class_setstate = _engine._class_setstate
-
 # No ``__all__``, as in the reference: ``from cloudpickle.cloudpickle import
 # *`` (which the package itself does) gives every public name of the module.
 
