@@ -183,9 +183,11 @@ impl Memo {
 
     /// # Safety
     /// The GIL must be held and `obj` must be a live object.
+    #[inline(always)]
     unsafe fn insert(&mut self, obj: *mut ffi::PyObject, index: usize) {
         // SAFETY: GIL held and `obj` alive (contract): the table takes its own
-        // reference, released by `clear`.
+        // reference, released by `clear`. Slot indices are masked by
+        // `slots.len() - 1`, and the length is a power of two.
         unsafe {
             // Indices beyond u32 cannot be written by any opcode but MEMOIZE;
             // the engine refuses them before getting here.
@@ -195,15 +197,16 @@ impl Memo {
                 self.grow();
             }
             let key = obj as usize;
+            let generation = self.generation;
             let mask = self.slots.len() - 1;
             let mut i = hash(key, self.bits);
             loop {
-                let s = &mut self.slots[i];
-                if s.generation != self.generation {
+                let s = self.slots.get_unchecked_mut(i);
+                if s.generation != generation {
                     *s = Slot {
                         key,
                         index,
-                        generation: self.generation,
+                        generation,
                     };
                     break;
                 }
@@ -221,6 +224,8 @@ impl Memo {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn grow(&mut self) {
         let old = std::mem::take(&mut self.slots);
         let generation = self.generation;
