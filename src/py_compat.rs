@@ -580,9 +580,10 @@ pub fn gc_untrack(obj: &Bound<'_, PyAny>) {
 /// compares with.
 pub fn object_id<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     #[cfg(not(PyPy))]
-    // SAFETY: GIL held (a Bound); PyLong_FromVoidPtr only reads the address.
+    // SAFETY: GIL held (a Bound); PyLong_FromVoidPtr only reads the address
+    // and returns a new reference or null with an exception set.
     unsafe {
-        crate::errors::owned(obj.py(), ffi::PyLong_FromVoidPtr(obj.as_ptr().cast()))
+        Bound::from_owned_ptr_or_err(obj.py(), ffi::PyLong_FromVoidPtr(obj.as_ptr().cast()))
     }
     #[cfg(PyPy)]
     // SAFETY: `builtin_id` is a strong reference kept for the process.

@@ -212,6 +212,48 @@ class TestLazyAnnotations:
             setstate(skeleton, ({"__annotations__": {"sides": int}}, {}))
             assert skeleton.__annotations__ == {"sides": int}
 
+    @pytest.mark.parametrize("behaviour", ["raises", "mutates", "not_a_dict", "other_names"])
+    def test_hostile_annotate_function_at_load(self, behaviour):
+        # Loading in the defining process asks the class's own annotate
+        # function which names it gives (to keep it rather than the carried
+        # dict). A function that raises, returns something else or changes
+        # the class meanwhile must not break the load: the class then gets
+        # the carried annotations, or keeps its function when the names agree.
+        import pickle
+
+        class Shape:
+            sides: int
+
+        payload = cloudpickle.dumps(Shape)
+        calls = []
+
+        def annotate(format):
+            calls.append(format)
+            if behaviour == "raises":
+                raise RuntimeError("annotate failed")
+            if behaviour == "mutates":
+                Shape.seen = len(calls)
+                if hasattr(Shape, "sides_doc"):
+                    del Shape.sides_doc
+                return {"sides": int}
+            if behaviour == "not_a_dict":
+                return ["sides"]
+            return {"corners": int}
+
+        Shape.__annotate__ = annotate
+        Shape.sides_doc = "how many"
+        loaded = pickle.loads(payload)
+        assert loaded is Shape
+        assert calls, "the annotate function was not consulted"
+        if behaviour == "mutates":
+            assert Shape.__annotate__ is annotate
+            assert Shape.seen == len(calls)
+            assert Shape.__annotations__ == {"sides": int}
+        else:
+            assert Shape.__annotations__ == {"sides": int}
+        # The class still pickles and loads in a fresh process.
+        assert pickle.loads(cloudpickle.dumps(Shape)) is Shape
+
     def test_names_not_defined_yet_become_forward_refs(self):
         import annotationlib
 

@@ -1244,3 +1244,33 @@ def test_reconstructor_names_follow_copyreg_after_caching():
         assert any(getattr(o, "__name__", "") == "_make_function" for o in seen)
     finally:
         del copyreg.dispatch_table[native_type]
+
+
+@pytest.mark.skipif(
+    sys.implementation.name != "pypy", reason="builtin functions are function objects on PyPy only"
+)
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_pypy_builtin_function_by_value(protocol):
+    # On PyPy `float.fromhex` is a function whose code is a builtin-code
+    # object and whose __module__ is None (no module has it): it is rebuilt
+    # from that code, which PyPy pickles by reference to the interpreter.
+    func = float.__dict__["fromhex"].__func__
+    assert type(func) is types.FunctionType and func.__module__ is None
+    loaded = pickle.loads(cloudpickle.dumps(func, protocol))
+    assert type(loaded) is types.FunctionType
+    assert loaded(float, "0x1") == 1.0
+    descriptor = pickle.loads(cloudpickle.dumps(float.__dict__["fromhex"], protocol))
+    assert type(descriptor) is classmethod
+    assert descriptor.__func__(float, "0x1.8") == 1.5
+    # Run in another process too.
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import pickle, sys; f = pickle.load(sys.stdin.buffer); print(f(float, '0x2'))",
+        ],
+        input=cloudpickle.dumps(func, protocol),
+        capture_output=True,
+        check=True,
+    )
+    assert child.stdout.strip() == b"2.0"

@@ -121,6 +121,61 @@ def test_reducer_removed_mid_dump(protocol):
     assert _by_table(out[0]) == 5
 
 
+class ChainMapPickler(pickle.Pickler):
+    """pickle's own Pickler with cloudpickle's ChainMap as its table: it
+    consults the ChainMap at every lookup."""
+
+    dispatch_table = cloudpickle.Pickler.dispatch_table
+
+
+def _insert_map(chain):
+    chain.maps.insert(0, {Point: _reduce_point})
+
+
+def _assign_maps(chain):
+    chain.maps = [{Point: _reduce_point}, *chain.maps]
+
+
+def _replace_map(chain):
+    chain.maps[0] = {**chain.maps[0], Point: _reduce_point}
+
+
+@pytest.mark.parametrize("change", [_insert_map, _assign_maps, _replace_map])
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_cloudpickle_chainmap_maps_changed_mid_dump(protocol, change):
+    """A reducer that changes the maps of cloudpickle's ChainMap (not their
+    contents) mid-dump: the Points after it go through the new map, as with
+    pickle's Pickler consulting the same ChainMap."""
+    chain = cloudpickle.Pickler.dispatch_table
+    saved = chain.maps
+
+    class Changes:
+        def __reduce__(self):
+            change(chain)
+            return int, (7,)
+
+    obj = _points(4) + [Changes()] + _points(4, 4)
+    out = []
+    try:
+        for fast in (None, True, False):
+            chain.maps = list(saved)
+            if fast is None:
+                f = io.BytesIO()
+                ChainMapPickler(f, protocol).dump(obj)
+                out.append(f.getvalue())
+                continue
+            prev = _engine._set_fast_paths(fast)
+            try:
+                out.append(cloudpickle.dumps(obj, protocol))
+            finally:
+                _engine._set_fast_paths(prev)
+    finally:
+        chain.maps = saved
+    assert out[1] == out[0]
+    assert out[2] == out[0]
+    assert _by_table(out[0]) == 4
+
+
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.skipif(
     PYPY, reason="PyPy runs finalizers at a later collection, not when the last reference goes"

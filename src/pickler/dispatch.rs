@@ -21,10 +21,89 @@ pub enum DispatchSource<'py> {
 pub(super) enum Dispatch<'py> {
     Unresolved(DispatchSource<'py>),
     /// Plain dicts, consulted in order with no Python code run; whether
-    /// their contents can be stamped (see `stamp`).
-    Dicts(Vec<Bound<'py, PyAny>>, bool),
+    /// their contents can be stamped (see `stamp`); the ChainMap they were
+    /// read from, if any.
+    Dicts(Vec<Bound<'py, PyAny>>, bool, Option<ChainOrigin<'py>>),
     /// Any other mapping, consulted with `table[type]`.
     Mapping(Bound<'py, PyAny>),
+}
+
+/// The default ChainMap whose maps a `Dispatch::Dicts` holds: the list
+/// of its maps as read, and its instance dict, where that list is found.
+/// pickle consults the ChainMap at every lookup, so a reducer that inserts
+/// a map into the list (or assigns `maps`) mid-dump is obeyed from then
+/// on; `chain_unchanged` notices it.
+pub(super) struct ChainOrigin<'py> {
+    table: Bound<'py, PyAny>,
+    instance_dict: Bound<'py, PyAny>,
+    maps: Bound<'py, PyList>,
+    /// The stamp (see `stamp`) of the dispatch dicts and the instance dict
+    /// when `maps` was last found in the instance dict; 0 for never.
+    verified: u64,
+}
+
+/// Whether `origin`'s ChainMap still has the very maps `dicts`, in order.
+/// Called before every lookup, so it is kept to a few pointer comparisons:
+/// the list's items are compared each time, and the instance dict (where
+/// `maps` may be assigned) is read only when `stamp`, taken over it too,
+/// has moved since it was last read.
+///
+/// # Safety
+/// GIL held; `dicts` and `origin`'s dicts are alive exact dicts, as
+/// `make_stampable` was given them when `stamp_now` is `Some`.
+#[inline(always)]
+unsafe fn chain_unchanged(
+    origin: &mut ChainOrigin<'_>,
+    dicts: &[Bound<'_, PyAny>],
+    stamp_now: Option<u64>,
+) -> PyResult<bool> {
+    let maps = &origin.maps;
+    #[cfg(not(PyPy))]
+    // SAFETY: `maps` is a list (its type was checked when it was read).
+    let len = unsafe { ffi::PyList_GET_SIZE(maps.as_ptr()) } as usize;
+    #[cfg(PyPy)]
+    let len = maps.len();
+    if len != dicts.len() {
+        return Ok(false);
+    }
+    for (i, d) in dicts.iter().enumerate() {
+        // SAFETY: `i` is below the list's length (checked above, and no
+        // Python code runs in this loop); the item is only compared.
+        let item = unsafe { ffi::PyList_GET_ITEM(maps.as_ptr(), i as ffi::Py_ssize_t) };
+        if item != d.as_ptr() {
+            return Ok(false);
+        }
+    }
+    if let Some(now) = stamp_now {
+        if now != 0 && now == origin.verified {
+            return Ok(true);
+        }
+    }
+    maps_attribute_unchanged(origin, stamp_now)
+}
+
+/// The slow half of `chain_unchanged`: whether the ChainMap's `maps` is
+/// still the list `origin` read; recorded under `stamp_now` when it is.
+#[cold]
+#[inline(never)]
+fn maps_attribute_unchanged(
+    origin: &mut ChainOrigin<'_>,
+    stamp_now: Option<u64>,
+) -> PyResult<bool> {
+    let py = origin.table.py();
+    // A str key: found without Python code unless another key of the
+    // instance dict has the same hash (then its `__eq__` runs, which is safe:
+    // everything here is held strongly, and the list is compared again at
+    // the next lookup).
+    let current = origin
+        .instance_dict
+        .cast::<PyDict>()?
+        .get_item(pyo3::intern!(py, "maps"))?;
+    if !current.is_some_and(|m| m.is(&origin.maps)) {
+        return Ok(false);
+    }
+    origin.verified = stamp_now.unwrap_or(0);
+    Ok(true)
 }
 
 impl<'py> Dispatch<'py> {
@@ -132,26 +211,27 @@ unsafe fn make_stampable(dicts: &[Bound<'_, PyAny>]) -> bool {
     }
 }
 
-/// A stamp of the contents of the dispatch dicts `dicts`, which
-/// `make_stampable` accepted: equal stamps mean that none of them changed
-/// in between. Up to 3.11 each dict carries a version tag (PEP 509) that
+/// A stamp of the contents of the dispatch dicts `dicts` and the dict
+/// `extra` (a ChainMap's instance dict), which `make_stampable` accepted:
+/// equal stamps mean that none of them changed in between. Up to 3.11 each dict carries a version tag (PEP 509) that
 /// every change sets to a new value of a global counter, above all earlier
 /// ones: a change to any dict raises the largest tag. From 3.12 on, the
 /// watchers' generation.
 ///
 /// # Safety
-/// GIL held; `dicts` alive exact dicts.
+/// GIL held; `dicts` and `extra` alive exact dicts.
 #[inline(always)]
-unsafe fn stamp(dicts: &[Bound<'_, PyAny>]) -> u64 {
+unsafe fn stamp(dicts: &[Bound<'_, PyAny>], extra: Option<&Bound<'_, PyAny>>) -> u64 {
     #[cfg(all(Py_3_12, not(PyPy)))]
     {
-        let _ = dicts;
+        let _ = (dicts, extra);
         watch::GENERATION.load(std::sync::atomic::Ordering::Relaxed)
     }
     #[cfg(all(not(Py_3_12), not(PyPy)))]
     {
         dicts
             .iter()
+            .chain(extra)
             // SAFETY: each is an alive exact dict (contract), whose struct
             // may be read.
             .map(|d| unsafe { (*d.as_ptr().cast::<ffi::PyDictObject>()).ma_version_tag })
@@ -160,7 +240,7 @@ unsafe fn stamp(dicts: &[Bound<'_, PyAny>]) -> u64 {
     }
     #[cfg(PyPy)]
     {
-        let _ = dicts;
+        let _ = (dicts, extra);
         0
     }
 }
@@ -186,7 +266,9 @@ fn class_attr<'py>(
 
 /// The maps of a `collections.ChainMap` when they are all plain dicts, read
 /// from its instance dict (no Python code runs).
-fn chainmap_dicts<'py>(table: &Bound<'py, PyAny>) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
+fn chainmap_dicts<'py>(
+    table: &Bound<'py, PyAny>,
+) -> PyResult<Option<(Vec<Bound<'py, PyAny>>, ChainOrigin<'py>)>> {
     let py = table.py();
     // SAFETY: PyObject_GenericGetDict returns a new reference or null.
     let dict = unsafe { ffi::PyObject_GenericGetDict(table.as_ptr(), std::ptr::null_mut()) };
@@ -203,9 +285,16 @@ fn chainmap_dicts<'py>(table: &Bound<'py, PyAny>) -> PyResult<Option<Vec<Bound<'
     let Some(maps) = dict.get_item(pyo3::intern!(py, "maps"))? else {
         return Ok(None);
     };
-    match maps.cast::<PyList>() {
+    match maps.cast_into::<PyList>() {
         Ok(list) if list.iter().all(|m| m.is_exact_instance_of::<PyDict>()) => {
-            Ok(Some(list.iter().collect()))
+            let dicts = list.iter().collect();
+            let origin = ChainOrigin {
+                table: table.clone(),
+                instance_dict: dict.into_any(),
+                maps: list,
+                verified: 0,
+            };
+            Ok(Some((dicts, origin)))
         }
         _ => Ok(None),
     }
@@ -236,16 +325,17 @@ impl<'s, 'py> Engine<'s, 'py> {
                     Bound::from_borrowed_ptr(py, self.c.copyreg_dispatch_table)
                 }],
                 false,
+                None,
             ),
             Some(table) => {
                 let is_default = registered.is_some_and(|r| r.default_table.bind(py).is(&table));
                 if table.is_exact_instance_of::<PyDict>() {
-                    Dispatch::Dicts(vec![table], false)
+                    Dispatch::Dicts(vec![table], false, None)
                 } else if is_default {
                     // The default ChainMap: consult its maps directly when
                     // they are all plain dicts (the usual case).
                     match chainmap_dicts(&table)? {
-                        Some(dicts) => Dispatch::Dicts(dicts, false),
+                        Some((dicts, origin)) => Dispatch::Dicts(dicts, false, Some(origin)),
                         None => Dispatch::Mapping(table),
                     }
                 } else {
@@ -254,10 +344,17 @@ impl<'s, 'py> Engine<'s, 'py> {
             }
         };
         self.dispatch = match resolved {
-            Dispatch::Dicts(dicts, _) => {
-                // SAFETY: GIL held (we have `py`); the dicts are alive exact dicts.
-                let stampable = unsafe { make_stampable(&dicts) };
-                Dispatch::Dicts(dicts, stampable)
+            Dispatch::Dicts(dicts, _, origin) => {
+                // SAFETY: GIL held (we have `py`); the dicts are alive exact
+                // dicts, and so is a ChainMap's instance dict, whose changes
+                // the stamp then covers too.
+                let stampable = unsafe {
+                    make_stampable(&dicts)
+                        && origin
+                            .as_ref()
+                            .is_none_or(|o| make_stampable(std::slice::from_ref(&o.instance_dict)))
+                };
+                Dispatch::Dicts(dicts, stampable, origin)
             }
             other => other,
         };
@@ -279,11 +376,24 @@ impl<'s, 'py> Engine<'s, 'py> {
             if let Dispatch::Unresolved(_) = self.dispatch {
                 self.resolve_dispatch()?;
             }
-            match &self.dispatch {
-                Dispatch::Dicts(dicts, stampable) => {
+            match &mut self.dispatch {
+                Dispatch::Dicts(dicts, stampable, origin) => {
                     // Read before the lookups: were a dict changed during one,
                     // the stamp recorded below would not be seen again.
-                    let stamp = if *stampable { Some(stamp(dicts)) } else { None };
+                    let stamp = if *stampable {
+                        Some(stamp(dicts, origin.as_ref().map(|o| &o.instance_dict)))
+                    } else {
+                        None
+                    };
+                    if let Some(o) = origin {
+                        if !chain_unchanged(o, dicts, stamp)? {
+                            // Its maps changed mid-dump: consult the ChainMap
+                            // itself from now on, as pickle does.
+                            let table = o.table.clone();
+                            self.dispatch = Dispatch::Mapping(table);
+                            return self.dispatch_lookup(tp);
+                        }
+                    }
                     if let Some(stamp) = stamp {
                         if self.dispatch_miss == (tp as usize, stamp) {
                             return Ok(None);

@@ -20,7 +20,7 @@ use super::opcodes::*;
 use super::trail::Step;
 use super::{borrowed, Engine};
 use crate::reduce::function_reduction::{
-    build_function_reduce, copy_str, function_parts, FunctionParts,
+    build_function_reduce, builtin_function_reduce, copy_str, function_parts, FunctionParts,
 };
 
 /// Which part of the reduction a failing object was, for the failure path.
@@ -48,6 +48,9 @@ impl<'s, 'py> Engine<'s, 'py> {
         unsafe {
             let py = self.py;
             let func = borrowed(py, obj);
+            if let Some(rv) = builtin_function_reduce(&func)? {
+                return self.save_reduce_value(obj, &rv);
+            }
             let globals_ref = self
                 .globals_ref
                 .get_or_insert_with(|| PyDict::new(py))

@@ -241,11 +241,52 @@ pub unsafe fn dynamic_function_reduce<'py>(
     func: &Bound<'py, PyAny>,
     globals_ref: &Bound<'py, PyDict>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    if let Some(rv) = builtin_function_reduce(func)? {
+        return Ok(rv);
+    }
     // SAFETY: `func` is an exact function (contract), as `function_parts`
     // requires.
     unsafe {
         let parts = function_parts(func, globals_ref)?;
         build_function_reduce(&parts)
+    }
+}
+
+/// PyPy's builtin functions (`float.fromhex`...) are function objects whose
+/// code is not bytecode but a builtin-code object, which PyPy pickles by
+/// reference to the interpreter. Such a function that goes by value (its
+/// `__module__` is None, so no module has it) is rebuilt from that code,
+/// as the reference does on PyPy: `(FunctionType, (code, {}, name,
+/// defaults, closure), func.__dict__)`. None for any other function (always
+/// on CPython, where builtins are not functions).
+pub fn builtin_function_reduce<'py>(
+    func: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    #[cfg(PyPy)]
+    {
+        let py = func.py();
+        let code = func.getattr(pyo3::intern!(py, "__code__"))?;
+        if code.get_type().as_ptr() == crate::py_compat::code_type().cast() {
+            return Ok(None);
+        }
+        let args = (
+            code,
+            PyDict::new(py),
+            func.getattr(pyo3::intern!(py, "__name__"))?,
+            func.getattr(pyo3::intern!(py, "__defaults__"))?,
+            func.getattr(pyo3::intern!(py, "__closure__"))?,
+        );
+        let rv = (
+            func.get_type(),
+            args,
+            func.getattr(pyo3::intern!(py, "__dict__"))?,
+        );
+        Ok(Some(rv.into_pyobject(py)?.into_any()))
+    }
+    #[cfg(not(PyPy))]
+    {
+        let _ = func;
+        Ok(None)
     }
 }
 
