@@ -153,7 +153,7 @@ struct SeenEntry {
     found: usize,
 }
 
-const DISPATCH_SEEN: usize = 4;
+const DISPATCH_SEEN: usize = 8;
 /// Tables of more dicts are not entered.
 const SEEN_DICTS: usize = 3;
 
