@@ -24,6 +24,11 @@ pub struct Bridge {
     pub subimport: Py<PyAny>,
     pub dynamic_subimport: Py<PyAny>,
     pub make_typevar: Py<PyAny>,
+    pub file_reconstructor: Py<PyAny>,
+    pub make_dict_keys: Py<PyAny>,
+    pub make_dict_values: Py<PyAny>,
+    pub make_dict_items: Py<PyAny>,
+    pub get_dataclass_field_type_sentinel: Py<PyAny>,
     /// The `__module__` string the published reconstructors carry.
     pub published_module: Py<PyString>,
 
@@ -170,7 +175,7 @@ pub fn install_bridge(
         .cast_into::<PyString>()?
         .unbind();
     // SAFETY: a static type object, alive for the interpreter's life.
-    let code_type = unsafe { Bound::from_borrowed_ptr(py, crate::py_compat::code_type().cast()) };
+    let code_type = unsafe { crate::py::type_object(py, crate::py_compat::code_type()) };
     let bridge = Bridge {
         by_value: [
             make_function.clone_ref(py),
@@ -188,6 +193,11 @@ pub fn install_bridge(
         subimport: callable(public, "subimport")?,
         dynamic_subimport: callable(public, "dynamic_subimport")?,
         make_typevar: callable(public, "_make_typevar")?,
+        file_reconstructor: callable(public, "_file_reconstructor")?,
+        make_dict_keys: callable(public, "_make_dict_keys")?,
+        make_dict_values: callable(public, "_make_dict_values")?,
+        make_dict_items: callable(public, "_make_dict_items")?,
+        get_dataclass_field_type_sentinel: callable(public, "_get_dataclass_field_type_sentinel")?,
         published_module,
         builtin_type_names: attr(public, "_BUILTIN_TYPE_NAMES")?
             .into_bound(py)

@@ -11,12 +11,12 @@ pub fn fetch(py: Python<'_>) -> PyErr {
     PyErr::take(py).unwrap_or_else(|| PySystemError::new_err("error return without exception set"))
 }
 
-/// A `pickle.PicklingError` with `msg`.
-pub fn pickling_error(py: Python<'_>, msg: impl Into<String>) -> PyErr {
+/// A `pickle.PicklingError` with `msg` (a Rust string or a Python object).
+pub fn pickling_error<'py>(py: Python<'py>, msg: impl IntoPyObject<'py>) -> PyErr {
     // SAFETY: the cached pointer is a strong reference to the exception
     // class, alive for the life of the process.
     let cls = unsafe { Bound::from_borrowed_ptr(py, cache().pickling_error) };
-    match cls.call1((msg.into(),)) {
+    match cls.call1((msg,)) {
         Ok(exc) => PyErr::from_value(exc),
         Err(e) => e,
     }

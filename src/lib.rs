@@ -56,6 +56,7 @@ fn engine_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(reduce::release_class_cache, m)?)?;
     rules_api::register(m)?;
     reduce::code_reduction::register(m)?;
+    reduce::type_reducers::register(m)?;
     tracker_id::register(m)?;
     typevar_reduction::register(m)?;
     m.add_class::<api::PicklerState>()?;

@@ -147,6 +147,24 @@ pub fn init(py: Python<'_>) -> PyResult<()> {
     Ok(())
 }
 
+/// `builtins.getattr`.
+pub fn builtins_getattr(py: Python<'_>) -> Bound<'_, PyAny> {
+    // SAFETY: a strong reference the cache holds for the life of the
+    // process; GIL held (`py`).
+    unsafe { Bound::from_borrowed_ptr(py, cache().builtins_getattr) }
+}
+
+/// The type object `tp` as a Python object.
+///
+/// # Safety
+/// `tp` must be a type object that lives as long as the interpreter (a
+/// static type such as `PyDict_Type`, or one held for the life of the
+/// process), and the GIL held (`py`).
+pub unsafe fn type_object(py: Python<'_>, tp: *mut ffi::PyTypeObject) -> Bound<'_, PyAny> {
+    // SAFETY: `tp` is alive for the interpreter's life (contract).
+    unsafe { Bound::from_borrowed_ptr(py, tp.cast()) }
+}
+
 /// A C string for error messages and `Py_EnterRecursiveCall`.
 pub const WHILE_PICKLING: &CStr = c" while pickling an object";
 

@@ -43,10 +43,9 @@ pub fn make_function<'py>(
     closure: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
     globals.set_item(pyo3::intern!(py, "__builtins__"), builtins_dict(py)?)?;
-    // SAFETY: taking the address of the function type object.
-    let function_type = unsafe {
-        Bound::from_borrowed_ptr(py, std::ptr::addr_of_mut!(ffi::PyFunction_Type).cast())
-    };
+    // SAFETY: the function type, a static type object; GIL held.
+    let function_type =
+        unsafe { crate::py::type_object(py, std::ptr::addr_of_mut!(ffi::PyFunction_Type)) };
     // The type's own constructor: the same argument checks as Python's.
     function_type.call1((code, globals, name, argdefs, closure))
 }

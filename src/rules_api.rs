@@ -9,12 +9,12 @@
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyModule, PyString, PyTuple};
+use pyo3::types::{PyDict, PyModule, PyString};
 
 use crate::bridge::bridge;
 use crate::by_value;
 use crate::errors::{require_exact_type, wrong_type};
-use crate::reduce::function_reduction;
+use crate::reduce::{function_reduction, reduction};
 use crate::which_module;
 
 /// Whether `obj` is a function or a class (its type is a subclass of
@@ -150,8 +150,7 @@ pub fn module_reduce<'py>(module: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyA
     let h = bridge(py)?;
     let name = module.getattr(pyo3::intern!(py, "__name__"))?;
     if by_value::module_by_reference(module)? {
-        let args = PyTuple::new(py, [name])?;
-        return Ok((h.subimport.bind(py), args).into_pyobject(py)?.into_any());
+        return reduction(h.subimport.bind(py), (name,));
     }
     let namespace = module
         .getattr(pyo3::intern!(py, "__dict__"))?
@@ -160,10 +159,7 @@ pub fn module_reduce<'py>(module: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyA
     if namespace.contains(pyo3::intern!(py, "__builtins__"))? {
         namespace.del_item(pyo3::intern!(py, "__builtins__"))?;
     }
-    let args = PyTuple::new(py, [name, namespace.into_any()])?;
-    Ok((h.dynamic_subimport.bind(py), args)
-        .into_pyobject(py)?
-        .into_any())
+    reduction(h.dynamic_subimport.bind(py), (name, namespace))
 }
 
 /// Gives the garbage collector back the containers of a function

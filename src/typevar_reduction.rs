@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyModule, PyTuple};
 
 use crate::bridge::bridge;
+use crate::reduce::reduction;
 use crate::tracker_id::get_or_create_tracker_id;
 
 /// The arguments of `_make_typevar` for the type variable `obj`: `(name,
@@ -41,16 +42,10 @@ pub fn typevar_reduce<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny
     let name = obj.getattr(pyo3::intern!(py, "__name__"))?;
     // SAFETY: GIL held; `obj` is alive (borrowed by the caller).
     let found = unsafe { crate::by_value::importable_by_reference(obj, Some(&name)) }?;
-    let reduction = match found {
-        Some(module_and_name) => {
-            // SAFETY: a strong reference held for the life of the process.
-            let getattr =
-                unsafe { Bound::from_borrowed_ptr(py, crate::py::cache().builtins_getattr) };
-            (getattr, module_and_name.into_pyobject(py)?).into_pyobject(py)?
-        }
-        None => (bridge(py)?.make_typevar.bind(py), decompose_typevar(obj)?).into_pyobject(py)?,
-    };
-    Ok(reduction.into_any())
+    match found {
+        Some(module_and_name) => reduction(&crate::py::builtins_getattr(py), module_and_name),
+        None => reduction(bridge(py)?.make_typevar.bind(py), decompose_typevar(obj)?),
+    }
 }
 
 /// `_typevar_reduce(obj)`: how the type variable `obj` is pickled (see the

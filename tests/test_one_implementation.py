@@ -46,6 +46,23 @@ ENGINE_RULES = (
     "_DYNAMIC_CODE_FILENAME",
     "_typevar_reduce",
     "_decompose_typevar",
+    "_classmethod_reduce",
+    "_method_reduce",
+    "_file_reduce",
+    "_logger_reduce",
+    "_root_logger_reduce",
+    "_memoryview_reduce",
+    "_property_reduce",
+    "_getset_descriptor_reduce",
+    "_mappingproxy_reduce",
+    "_weakset_reduce",
+    "_dict_keys_reduce",
+    "_dict_values_reduce",
+    "_dict_items_reduce",
+    "_odict_keys_reduce",
+    "_odict_values_reduce",
+    "_odict_items_reduce",
+    "_dataclass_field_base_reduce",
 )
 
 # Reconstructors the engine replaces entirely: the names stay importable

@@ -7,6 +7,7 @@ use super::opcodes::*;
 use super::output::FRAME_SIZE_TARGET;
 use super::Engine;
 use crate::errors::{fetch, owned};
+use crate::reduce::reduction;
 
 /// The contents of a bytes-like object, as an address and a length: a
 /// slice is made of it only for the moment it is read. A mutable buffer (a
@@ -357,11 +358,9 @@ impl<'s, 'py> Engine<'s, 'py> {
                 // No bytes opcode: pickle reduces to codecs.encode(latin1 str)
                 // (or bytes() when empty), which Python 2 can load too.
                 let rv = if size == 0 {
-                    (
-                        super::borrowed(self.py, std::ptr::addr_of_mut!(ffi::PyBytes_Type).cast()),
-                        pyo3::types::PyTuple::empty(self.py).into_any(),
-                    )
-                        .into_pyobject(self.py)?
+                    let bytes_type =
+                        super::borrowed(self.py, std::ptr::addr_of_mut!(ffi::PyBytes_Type).cast());
+                    reduction(&bytes_type, ())?
                 } else {
                     let text = owned(
                         self.py,
@@ -372,12 +371,10 @@ impl<'s, 'py> Engine<'s, 'py> {
                         ),
                     )?;
                     let latin1 = super::borrowed(self.py, self.c.s_latin1);
-                    let args = pyo3::types::PyTuple::new(self.py, [text, latin1])?;
-                    (
-                        super::borrowed(self.py, self.c.codecs_encode),
-                        args.into_any(),
-                    )
-                        .into_pyobject(self.py)?
+                    reduction(
+                        &super::borrowed(self.py, self.c.codecs_encode),
+                        (text, latin1),
+                    )?
                 };
                 return self.save_reduce(rv.as_ptr(), Some(obj));
             }

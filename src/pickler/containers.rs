@@ -4,11 +4,13 @@
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::types::PyIterator;
 
 use super::opcodes::*;
 use super::trail::Step;
 use super::Engine;
 use crate::errors::{fetch, owned};
+use crate::reduce::reduction;
 
 /// Saves item `index` of the list `list`, holding a reference to it
 /// meanwhile: Python code run while it is saved (its reducer, a hook,
@@ -45,6 +47,24 @@ macro_rules! save_list_item {
             r
         }
     }};
+}
+
+/// The next item of `iter`, `None` at its end, or the error it raised.
+#[inline(always)]
+fn next_item<'py>(iter: &Bound<'py, PyIterator>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    // SAFETY: `iter` is an alive iterator (its type says so) and the GIL is
+    // held (a Bound); PyIter_Next returns a new reference, or null at the
+    // end or with an error set.
+    unsafe {
+        let item = ffi::PyIter_Next(iter.as_ptr());
+        if item.is_null() {
+            if !ffi::PyErr_Occurred().is_null() {
+                return Err(fetch(iter.py()));
+            }
+            return Ok(None);
+        }
+        Ok(Some(Bound::from_owned_ptr(iter.py(), item)))
+    }
 }
 
 impl<'s, 'py> Engine<'s, 'py> {
@@ -432,27 +452,14 @@ impl<'s, 'py> Engine<'s, 'py> {
             if size == 0 {
                 return Ok(());
             }
-            let iter = if self.canonical() {
-                let items = self.canonical_items(obj)?;
-                owned(self.py, ffi::PyObject_GetIter(items.as_ptr()))?
-            } else {
-                owned(self.py, ffi::PyObject_GetIter(obj))?
-            };
+            let iter = self.set_items(obj)?;
             // From Python 3.15 on, no empty batch follows a full one.
             let py_batching = self.c.py_minor >= 15;
             let mut total: ffi::Py_ssize_t = 0;
             loop {
                 self.out.byte(MARK);
                 let mut batch = 0;
-                loop {
-                    let item = ffi::PyIter_Next(iter.as_ptr());
-                    if item.is_null() {
-                        if !ffi::PyErr_Occurred().is_null() {
-                            return Err(fetch(self.py));
-                        }
-                        break;
-                    }
-                    let item = Bound::from_owned_ptr(self.py, item);
+                while let Some(item) = next_item(&iter)? {
                     self.save(item.as_ptr(), false)
                         .map_err(|e| self.failed_at(Step::SetItem, item.as_ptr(), e))?;
                     batch += 1;
@@ -490,9 +497,29 @@ impl<'s, 'py> Engine<'s, 'py> {
             } else {
                 owned(self.py, ffi::PySequence_List(obj))?
             };
-            let args = pyo3::types::PyTuple::new(self.py, [items])?;
-            let rv = (super::borrowed(self.py, tp.cast()), args).into_pyobject(self.py)?;
+            let rv = reduction(&super::borrowed(self.py, tp.cast()), (items,))?;
             self.save_reduce(rv.as_ptr(), Some(obj))
+        }
+    }
+
+    /// An iterator over the items of the set or frozenset `obj`: in
+    /// canonical order inside by-value reductions, else the set's own.
+    ///
+    /// # Safety
+    /// `obj` must be an alive set or frozenset.
+    unsafe fn set_items(&mut self, obj: *mut ffi::PyObject) -> PyResult<Bound<'py, PyIterator>> {
+        // SAFETY: `obj` is alive (contract), as is the canonical list while
+        // the iterator is made (the iterator then holds it);
+        // PyObject_GetIter returns a new reference or null, and what it
+        // returns passed its iterator check.
+        unsafe {
+            let iter = if self.canonical() {
+                let items = self.canonical_items(obj)?;
+                owned(self.py, ffi::PyObject_GetIter(items.as_ptr()))?
+            } else {
+                owned(self.py, ffi::PyObject_GetIter(obj))?
+            };
+            Ok(iter.cast_into_unchecked())
         }
     }
 
@@ -510,21 +537,8 @@ impl<'s, 'py> Engine<'s, 'py> {
                 return self.save_set_by_reduce(obj, std::ptr::addr_of_mut!(ffi::PyFrozenSet_Type));
             }
             self.out.byte(MARK);
-            let iter = if self.canonical() {
-                let items = self.canonical_items(obj)?;
-                owned(self.py, ffi::PyObject_GetIter(items.as_ptr()))?
-            } else {
-                owned(self.py, ffi::PyObject_GetIter(obj))?
-            };
-            loop {
-                let item = ffi::PyIter_Next(iter.as_ptr());
-                if item.is_null() {
-                    if !ffi::PyErr_Occurred().is_null() {
-                        return Err(fetch(self.py));
-                    }
-                    break;
-                }
-                let item = Bound::from_owned_ptr(self.py, item);
+            let iter = self.set_items(obj)?;
+            while let Some(item) = next_item(&iter)? {
                 self.save(item.as_ptr(), false)
                     .map_err(|e| self.failed_at(Step::SetItem, item.as_ptr(), e))?;
             }
@@ -556,13 +570,11 @@ impl<'s, 'py> Engine<'s, 'py> {
                     self.py,
                     std::ptr::addr_of_mut!(ffi::PyByteArray_Type).cast(),
                 );
-                let args = if size == 0 {
-                    pyo3::types::PyTuple::empty(self.py)
+                let rv = if size == 0 {
+                    reduction(&tp, ())?
                 } else {
-                    let bytes = owned(self.py, ffi::PyBytes_FromObject(obj))?;
-                    pyo3::types::PyTuple::new(self.py, [bytes])?
+                    reduction(&tp, (owned(self.py, ffi::PyBytes_FromObject(obj))?,))?
                 };
-                let rv = (tp, args).into_pyobject(self.py)?;
                 return self.save_reduce(rv.as_ptr(), Some(obj));
             }
             // The bytearray owns `size` bytes there until Python code runs

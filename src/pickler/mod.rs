@@ -440,7 +440,7 @@ impl<'s, 'py> Engine<'s, 'py> {
     }
 
     pub(crate) fn pickling_error(&mut self, msg: impl Into<String>) -> PyErr {
-        crate::errors::pickling_error(self.py, msg)
+        crate::errors::pickling_error(self.py, msg.into())
     }
 
     /// Pickles one object. `transient` tells that `obj` is referenced only

@@ -39,72 +39,69 @@ enum Arg {
     Filename,
 }
 
-/// The positional parameters of `types.CodeType` from CPython 3.11 on (the
-/// type has `co_exceptiontable`), with what each argument is.
-const FIELDS_311: &[(&str, Arg)] = &[
-    ("co_argcount", Arg::Same),
-    ("co_posonlyargcount", Arg::Same),
-    ("co_kwonlyargcount", Arg::Same),
-    ("co_nlocals", Arg::Same),
-    ("co_stacksize", Arg::Same),
-    ("co_flags", Arg::Same),
-    ("co_code", Arg::Same),
-    ("co_consts", Arg::Same),
-    ("co_names", Arg::Tuple),
-    ("co_varnames", Arg::Tuple),
-    ("co_filename", Arg::Filename),
-    ("co_name", Arg::Str),
-    ("co_qualname", Arg::Same),
-    ("co_firstlineno", Arg::Same),
-    ("co_linetable", Arg::Same),
-    ("co_exceptiontable", Arg::Same),
-    ("co_freevars", Arg::Tuple),
-    ("co_cellvars", Arg::Tuple),
-];
+/// The generations of `types.CodeType`'s constructor, told apart by
+/// attribute of the code type (not by version number: PyPy follows the
+/// CPython generation whose attributes it has).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Generation {
+    /// CPython 3.8 and 3.9: `co_lnotab`.
+    Lnotab,
+    /// CPython 3.10: `co_linetable`.
+    Linetable,
+    /// CPython 3.11 on: `co_qualname` and `co_exceptiontable` too.
+    ExceptionTable,
+}
 
-/// CPython 3.10 (`co_linetable`, no `co_exceptiontable` nor `co_qualname`).
-const FIELDS_310: &[(&str, Arg)] = &[
-    ("co_argcount", Arg::Same),
-    ("co_posonlyargcount", Arg::Same),
-    ("co_kwonlyargcount", Arg::Same),
-    ("co_nlocals", Arg::Same),
-    ("co_stacksize", Arg::Same),
-    ("co_flags", Arg::Same),
-    ("co_code", Arg::Same),
-    ("co_consts", Arg::Same),
-    ("co_names", Arg::Tuple),
-    ("co_varnames", Arg::Tuple),
-    ("co_filename", Arg::Filename),
-    ("co_name", Arg::Str),
-    ("co_firstlineno", Arg::Same),
-    ("co_linetable", Arg::Same),
-    ("co_freevars", Arg::Tuple),
-    ("co_cellvars", Arg::Tuple),
-];
+/// Which generations have a field.
+#[derive(Clone, Copy)]
+enum Present {
+    Always,
+    /// This generation and the later ones.
+    From(Generation),
+    /// The generations before this one.
+    Before(Generation),
+}
 
-/// CPython 3.8 and 3.9 (`co_lnotab`).
-const FIELDS_39: &[(&str, Arg)] = &[
-    ("co_argcount", Arg::Same),
-    ("co_posonlyargcount", Arg::Same),
-    ("co_kwonlyargcount", Arg::Same),
-    ("co_nlocals", Arg::Same),
-    ("co_stacksize", Arg::Same),
-    ("co_flags", Arg::Same),
-    ("co_code", Arg::Same),
-    ("co_consts", Arg::Same),
-    ("co_names", Arg::Tuple),
-    ("co_varnames", Arg::Tuple),
-    ("co_filename", Arg::Filename),
-    ("co_name", Arg::Str),
-    ("co_firstlineno", Arg::Same),
-    ("co_lnotab", Arg::Same),
-    ("co_freevars", Arg::Tuple),
-    ("co_cellvars", Arg::Tuple),
-];
+impl Present {
+    fn in_generation(self, generation: Generation) -> bool {
+        match self {
+            Present::Always => true,
+            Present::From(first) => generation >= first,
+            Present::Before(end) => generation < end,
+        }
+    }
+}
 
-/// The fields of the running interpreter, told apart by attribute of the
-/// code type (not by version number: PyPy follows the CPython generation
-/// whose attributes it has).
+/// The positional parameters of `types.CodeType`, in constructor order,
+/// with what each argument is and which generations have it.
+const FIELDS_TABLE: &[(&str, Arg, Present)] = {
+    use Arg::{Filename, Same, Str, Tuple};
+    use Generation::{ExceptionTable, Linetable};
+    use Present::{Always, Before, From};
+    &[
+        ("co_argcount", Same, Always),
+        ("co_posonlyargcount", Same, Always),
+        ("co_kwonlyargcount", Same, Always),
+        ("co_nlocals", Same, Always),
+        ("co_stacksize", Same, Always),
+        ("co_flags", Same, Always),
+        ("co_code", Same, Always),
+        ("co_consts", Same, Always),
+        ("co_names", Tuple, Always),
+        ("co_varnames", Tuple, Always),
+        ("co_filename", Filename, Always),
+        ("co_name", Str, Always),
+        ("co_qualname", Same, From(ExceptionTable)),
+        ("co_firstlineno", Same, Always),
+        ("co_lnotab", Same, Before(Linetable)),
+        ("co_linetable", Same, From(Linetable)),
+        ("co_exceptiontable", Same, From(ExceptionTable)),
+        ("co_freevars", Tuple, Always),
+        ("co_cellvars", Tuple, Always),
+    ]
+};
+
+/// The fields of the running interpreter's generation.
 struct Fields {
     /// The attribute names, interned, in constructor order.
     names: Py<PyTuple>,
@@ -116,22 +113,24 @@ static FIELDS: PyOnceLock<Fields> = PyOnceLock::new();
 fn fields(py: Python<'_>) -> PyResult<&Fields> {
     FIELDS.get_or_try_init(py, || {
         // SAFETY: the code type, alive for the interpreter's life.
-        let code_type =
-            unsafe { Bound::from_borrowed_ptr(py, crate::py_compat::code_type().cast()) };
-        let table = if code_type.hasattr("co_exceptiontable")? {
-            FIELDS_311
+        let code_type = unsafe { crate::py::type_object(py, crate::py_compat::code_type()) };
+        let generation = if code_type.hasattr("co_exceptiontable")? {
+            Generation::ExceptionTable
         } else if code_type.hasattr("co_linetable")? {
-            FIELDS_310
+            Generation::Linetable
         } else {
-            FIELDS_39
+            Generation::Lnotab
         };
-        let names = table
+        let table = FIELDS_TABLE
             .iter()
-            .map(|(name, _)| PyString::intern(py, name))
+            .filter(|(_, _, present)| present.in_generation(generation));
+        let names = table
+            .clone()
+            .map(|(name, _, _)| PyString::intern(py, name))
             .collect::<Vec<_>>();
         Ok(Fields {
             names: PyTuple::new(py, names)?.unbind(),
-            copies: table.iter().map(|(_, copy)| *copy).collect(),
+            copies: table.map(|(_, copy, _)| *copy).collect(),
         })
     })
 }
@@ -193,10 +192,8 @@ pub fn code_reduce<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>>
         });
     }
     // SAFETY: the code type, alive for the interpreter's life.
-    let constructor = unsafe { Bound::from_borrowed_ptr(py, code_type.cast()) };
-    Ok((constructor, PyTuple::new(py, args)?)
-        .into_pyobject(py)?
-        .into_any())
+    let constructor = unsafe { crate::py::type_object(py, code_type) };
+    super::reduction(&constructor, PyTuple::new(py, args)?)
 }
 
 /// The engine's `_code_reduce` function object: the dispatch table entry
@@ -260,4 +257,58 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("_CODE_FIELDS", fields(py)?.names.clone_ref(py))?;
     m.add("_DYNAMIC_CODE_FILENAME", DYNAMIC_CODE_FILENAME)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(generation: Generation) -> Vec<&'static str> {
+        FIELDS_TABLE
+            .iter()
+            .filter(|(_, _, present)| present.in_generation(generation))
+            .map(|(name, _, _)| *name)
+            .collect()
+    }
+
+    /// The constructor parameters of each generation, as CPython documents
+    /// them.
+    #[test]
+    fn each_generation_has_its_constructor_parameters() {
+        let common_head = [
+            "co_argcount",
+            "co_posonlyargcount",
+            "co_kwonlyargcount",
+            "co_nlocals",
+            "co_stacksize",
+            "co_flags",
+            "co_code",
+            "co_consts",
+            "co_names",
+            "co_varnames",
+            "co_filename",
+            "co_name",
+        ];
+        let tail = ["co_freevars", "co_cellvars"];
+        let expect = |middle: &[&'static str]| -> Vec<&'static str> {
+            [&common_head[..], middle, &tail[..]].concat()
+        };
+        assert_eq!(
+            names(Generation::ExceptionTable),
+            expect(&[
+                "co_qualname",
+                "co_firstlineno",
+                "co_linetable",
+                "co_exceptiontable"
+            ])
+        );
+        assert_eq!(
+            names(Generation::Linetable),
+            expect(&["co_firstlineno", "co_linetable"])
+        );
+        assert_eq!(
+            names(Generation::Lnotab),
+            expect(&["co_firstlineno", "co_lnotab"])
+        );
+    }
 }

@@ -401,13 +401,12 @@ pub unsafe fn cell_reduce<'py>(cell: &Bound<'py, PyAny>) -> PyResult<Bound<'py, 
         let py = cell.py();
         let h = bridge(py)?;
         let value = crate::py_compat::cell_get(cell.as_ptr());
-        let rv = if value.is_null() {
+        if value.is_null() {
             ffi::PyErr_Clear();
-            (h.make_empty_cell.bind(py), PyTuple::empty(py)).into_pyobject(py)?
+            super::reduction(h.make_empty_cell.bind(py), ())
         } else {
             let value = Bound::from_owned_ptr(py, value);
-            (h.make_cell.bind(py), PyTuple::new(py, [value])?).into_pyobject(py)?
-        };
-        Ok(rv.into_any())
+            super::reduction(h.make_cell.bind(py), (value,))
+        }
     }
 }

@@ -5,7 +5,7 @@
 
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyTuple};
 
 use crate::bridge::bridge;
 use crate::by_value::should_pickle_by_reference;
@@ -15,6 +15,23 @@ pub(crate) mod code_globals;
 pub(crate) mod code_reduction;
 pub(crate) mod function_reduction;
 pub(crate) mod submodules;
+pub(crate) mod type_reducers;
+
+/// `(callable, args)`: the reduce tuple that rebuilds an object as
+/// `callable(*args)` when loading. `args` is anything that becomes a tuple:
+/// a Rust tuple of Python objects (`(name,)`, `()`...) or a built tuple.
+pub(crate) fn reduction<'py, A>(
+    callable: &Bound<'py, PyAny>,
+    args: A,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    A: IntoPyObject<'py, Target = PyTuple>,
+    A::Error: Into<PyErr>,
+{
+    let args = args.into_pyobject(callable.py()).map_err(Into::into)?;
+    let args = pyo3::BoundObject::into_bound(args).into_any();
+    Ok(PyTuple::new(callable.py(), [callable.clone(), args])?.into_any())
+}
 
 /// The Python module holding the helpers and reconstructors.
 /// What a reduction needs from the pickler it runs in.
@@ -71,9 +88,7 @@ pub fn reducer_override<'py>(
             let bridge = bridge(py)?;
             // A dict keyed by types: the lookup runs no Python code.
             if let Some(name) = bridge.builtin_type_names.bind(py).get_item(obj)? {
-                let args = pyo3::types::PyTuple::new(py, [name])?;
-                let rv = (bridge.builtin_type.bind(py), args).into_pyobject(py)?;
-                return Ok(Some(rv.into_any()));
+                return reduction(bridge.builtin_type.bind(py), (name,)).map(Some);
             }
             if should_pickle_by_reference(obj)? {
                 return Ok(None);
@@ -216,10 +231,5 @@ fn importable_module_reduce<'py>(
     {
         return Ok(None);
     }
-    let args = pyo3::types::PyTuple::new(py, [name])?;
-    Ok(Some(
-        (bridge(py)?.subimport.bind(py), args)
-            .into_pyobject(py)?
-            .into_any(),
-    ))
+    reduction(bridge(py)?.subimport.bind(py), (name,)).map(Some)
 }
