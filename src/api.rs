@@ -345,6 +345,7 @@ pub fn reducer_override<'py>(
     let ctx = crate::reduce::ReduceContext {
         globals_ref: &mut globals_ref,
         cache_classes: true,
+        mint_tracker_id: crate::pickler::tracker_id::get_or_create_tracker_id,
     };
     match crate::reduce::reducer_override(obj, ctx)? {
         Some(rv) => Ok(rv),

@@ -24,6 +24,9 @@ pub struct Bridge {
     pub subimport: Py<PyAny>,
     pub dynamic_subimport: Py<PyAny>,
     pub make_typevar: Py<PyAny>,
+    pub make_skeleton_class: Py<PyAny>,
+    pub make_skeleton_enum: Py<PyAny>,
+    pub class_setstate: Py<PyAny>,
     pub file_reconstructor: Py<PyAny>,
     pub make_dict_keys: Py<PyAny>,
     pub make_dict_values: Py<PyAny>,
@@ -36,7 +39,14 @@ pub struct Bridge {
     pub builtin_type_names: Py<PyDict>,
     pub cell_reduce: Py<PyAny>,
     pub module_reduce: Py<PyAny>,
-    pub dynamic_class_reduce: Py<PyAny>,
+    /// `_determinism._canonical_dataclass_doc(cls, doc)`: a dataclass's
+    /// generated docstring with set defaults in sorted order (through
+    /// `inspect.signature`), or None.
+    pub canonical_dataclass_doc: Py<PyAny>,
+    /// `_annotations._portable_class_annotations(cls, annotate, cached)`
+    /// (Python 3.14+): a class's annotations evaluated by `annotationlib`,
+    /// with portable forward references, or None.
+    pub portable_class_annotations: Py<PyAny>,
     /// `_failure_trail._annotate(exc, steps)`: words the path to an object
     /// that failed to pickle and attaches it to the exception.
     pub annotate_failure: Py<PyAny>,
@@ -193,6 +203,9 @@ pub fn install_bridge(
         subimport: callable(public, "subimport")?,
         dynamic_subimport: callable(public, "dynamic_subimport")?,
         make_typevar: callable(public, "_make_typevar")?,
+        make_skeleton_class: callable(public, "_make_skeleton_class")?,
+        make_skeleton_enum: callable(public, "_make_skeleton_enum")?,
+        class_setstate: callable(public, "_class_setstate")?,
         file_reconstructor: callable(public, "_file_reconstructor")?,
         make_dict_keys: callable(public, "_make_dict_keys")?,
         make_dict_values: callable(public, "_make_dict_values")?,
@@ -205,7 +218,8 @@ pub fn install_bridge(
             .unbind(),
         cell_reduce: callable(public, "_cell_reduce")?,
         module_reduce: callable(public, "_module_reduce")?,
-        dynamic_class_reduce: callable(public, "_dynamic_class_reduce")?,
+        canonical_dataclass_doc: callable(public, "_canonical_dataclass_doc")?,
+        portable_class_annotations: callable(public, "_portable_class_annotations")?,
         annotate_failure: callable(failure_trail, "_annotate")?,
         global_opcodes: global_opcodes(public)?,
         tracker_by_id: attr(reconstructors, "_DYNAMIC_CLASS_TRACKER_BY_ID")?,

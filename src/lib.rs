@@ -23,7 +23,6 @@ mod reconstruct;
 mod reconstruct_class;
 mod reduce;
 mod rules_api;
-mod tracker_id;
 mod typevar_reduction;
 mod which_module;
 
@@ -57,7 +56,7 @@ fn engine_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     rules_api::register(m)?;
     reduce::code_reduction::register(m)?;
     reduce::type_reducers::register(m)?;
-    tracker_id::register(m)?;
+    pickler::tracker_id::register(m)?;
     typevar_reduction::register(m)?;
     m.add_class::<api::PicklerState>()?;
     Ok(())

@@ -9,12 +9,13 @@
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyModule, PyString};
+use pyo3::types::{PyDict, PyModule, PyString, PyTuple};
 
 use crate::bridge::bridge;
 use crate::by_value;
 use crate::errors::{require_exact_type, wrong_type};
-use crate::reduce::{function_reduction, reduction};
+use crate::pickler::tracker_id::get_or_create_tracker_id;
+use crate::reduce::{class_reduction, function_reduction, reduction};
 use crate::which_module;
 
 /// Whether `obj` is a function or a class (its type is a subclass of
@@ -250,6 +251,94 @@ pub fn function_getstate<'py>(func: &Bound<'py, PyAny>) -> PyResult<Bound<'py, P
     function_reduction_of(func, None)?.get_item(2)
 }
 
+// Classes and enums by value (`reduce::class_reduction`), minting tracker
+// ids with the pickler's `tracker_id`.
+
+/// `_get_bases(typ)`: the bases the class `typ` is rebuilt with
+/// (`__orig_bases__` when the class defines it, else `__bases__`).
+#[pyfunction]
+#[pyo3(name = "_get_bases")]
+fn get_bases<'py>(typ: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    class_reduction::get_bases(typ)
+}
+
+/// `_extract_class_dict(cls)`: the class's own namespace, keys sorted (as
+/// copies), without what it merely inherits from its bases.
+#[pyfunction]
+#[pyo3(name = "_extract_class_dict")]
+fn extract_class_dict<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    class_reduction::extract_class_dict(cls)
+}
+
+/// `_class_getnewargs(obj)`: the arguments of `_make_skeleton_class`.
+#[pyfunction]
+#[pyo3(name = "_class_getnewargs")]
+fn class_getnewargs<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
+    class_reduction::class_getnewargs(obj, get_or_create_tracker_id)
+}
+
+/// `_enum_getnewargs(obj)`: the arguments of `_make_skeleton_enum`.
+#[pyfunction]
+#[pyo3(name = "_enum_getnewargs")]
+fn enum_getnewargs<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
+    class_reduction::enum_getnewargs(obj, get_or_create_tracker_id)
+}
+
+/// `_class_getstate(obj)`: `(class_dict, {})`, the state `_class_setstate`
+/// applies to the skeleton of the class `obj`.
+#[pyfunction]
+#[pyo3(name = "_class_getstate")]
+fn class_getstate<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
+    class_reduction::class_getstate(obj)
+}
+
+/// `_enum_getstate(obj)`: the state of the enum class `obj`, without its
+/// members and what the enum metaclass rebuilds.
+#[pyfunction]
+#[pyo3(name = "_enum_getstate")]
+fn enum_getstate<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
+    class_reduction::enum_getstate(obj)
+}
+
+/// `_dynamic_class_reduce(obj)`: the reduce tuple pickling the class (or
+/// enum) `obj` by value.
+#[pyfunction]
+#[pyo3(name = "_dynamic_class_reduce")]
+fn dynamic_class_reduce<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    class_reduction::dynamic_class_reduce(obj, get_or_create_tracker_id)
+}
+
+/// `_class_reduce(obj)`: how the class `obj` is pickled. The types of
+/// `None`, `...` and `NotImplemented` are `type(x)`; other classes that
+/// only the `types` module names are `_builtin_type(name)`; classes that
+/// go by reference give NotImplemented (pickle saves them as globals);
+/// the others go by value (`_dynamic_class_reduce`).
+#[pyfunction]
+#[pyo3(name = "_class_reduce")]
+fn class_reduce<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = obj.py();
+    let o = obj.as_ptr();
+    // SAFETY: GIL held; only compares addresses with the singletons' types.
+    let singleton = unsafe {
+        [ffi::Py_None(), ffi::Py_Ellipsis(), ffi::Py_NotImplemented()]
+            .into_iter()
+            .find(|&s| o == ffi::Py_TYPE(s).cast())
+    };
+    if let Some(singleton) = singleton {
+        // SAFETY: the singletons are immortal (or held by the interpreter).
+        let singleton = unsafe { Bound::from_borrowed_ptr(py, singleton) };
+        return reduction(py.get_type::<pyo3::types::PyType>().as_any(), (singleton,));
+    }
+    let b = bridge(py)?;
+    if let Some(name) = b.builtin_type_names.bind(py).get_item(obj)? {
+        return reduction(b.builtin_type.bind(py), (name,));
+    }
+    if should_pickle_by_reference(obj, None)? {
+        return Ok(py.NotImplemented().into_bound(py));
+    }
+    class_reduction::dynamic_class_reduce(obj, get_or_create_tracker_id)
+}
+
 /// Adds these functions to the `_engine` module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(should_pickle_by_reference, m)?)?;
@@ -265,6 +354,14 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(function_reduce, m)?)?;
     m.add_function(wrap_pyfunction!(function_getnewargs, m)?)?;
     m.add_function(wrap_pyfunction!(function_getstate, m)?)?;
+    m.add_function(wrap_pyfunction!(get_bases, m)?)?;
+    m.add_function(wrap_pyfunction!(extract_class_dict, m)?)?;
+    m.add_function(wrap_pyfunction!(class_getnewargs, m)?)?;
+    m.add_function(wrap_pyfunction!(enum_getnewargs, m)?)?;
+    m.add_function(wrap_pyfunction!(class_getstate, m)?)?;
+    m.add_function(wrap_pyfunction!(enum_getstate, m)?)?;
+    m.add_function(wrap_pyfunction!(dynamic_class_reduce, m)?)?;
+    m.add_function(wrap_pyfunction!(class_reduce, m)?)?;
     m.add_function(wrap_pyfunction!(
         crate::reduce::code_globals::extract_code_globals_py,
         m

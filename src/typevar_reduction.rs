@@ -9,8 +9,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyModule, PyTuple};
 
 use crate::bridge::bridge;
+use crate::pickler::tracker_id::get_or_create_tracker_id;
 use crate::reduce::reduction;
-use crate::tracker_id::get_or_create_tracker_id;
 
 /// The arguments of `_make_typevar` for the type variable `obj`: `(name,
 /// bound, constraints, covariant, contravariant, tracker_id)`, read in

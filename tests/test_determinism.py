@@ -237,34 +237,34 @@ def test_class_only_a_custom_pickler_handles_gets_a_random_id():
     assert len(tracker) == 32
 
 
-# The minting rule the engine implements (src/tracker_id.rs), written out
-# here as an oracle: the id is blake2b(digest_size=16) of the canonical
-# pickle, the class standing under the placeholder id while its own digest
-# runs, and "{digest}:{n}" digested again for the n-th live class with an
-# identical pickle. Installed in place of the engine's function (the class
-# reduction looks it up in its module's globals), in a process of its own.
-# (Type variables are not part of it: the engine's own reduction of them
-# calls the engine's minting directly.)
+# The minting rule the engine implements (src/pickler/tracker_id.rs),
+# written out here as an oracle: the id is blake2b(digest_size=16) of the
+# canonical pickle, the class standing under the placeholder id while its
+# own digest runs, and "{digest}:{n}" digested again for the n-th live class
+# with an identical pickle. The engine's class reduction mints ids with the
+# engine's own function, so the oracle mints first: it records a class
+# under the placeholder while it computes the digest (the engine's
+# reduction then finds that id), then under the oracle's id. Classes the
+# canonical pickle reaches that have no id yet get theirs from the engine,
+# with the class the oracle is minting standing under the placeholder for
+# them too, as in the engine's own nested minting. Each run in a process of
+# its own.
 ORACLE = textwrap.dedent(
     """
-    import hashlib, threading
-    from cloudpickle import _class_reduce, _engine, _reconstructors as r
-
-    pending = threading.local()
+    import hashlib
+    from cloudpickle import _engine, _reconstructors as r
 
     def oracle(cls):
         with r._DYNAMIC_CLASS_TRACKER_LOCK:
             known = r._DYNAMIC_CLASS_TRACKER_BY_CLASS.get(cls)
-        if known is not None:
-            return known
-        ids = pending.__dict__.setdefault("ids", set())
-        if id(cls) in ids:
-            return _engine._PLACEHOLDER_TRACKER_ID
-        ids.add(id(cls))
+            if known is not None:
+                return known
+            r._DYNAMIC_CLASS_TRACKER_BY_CLASS[cls] = _engine._PLACEHOLDER_TRACKER_ID
         try:
             data = _engine._canonical_dumps(cls, 5)
         finally:
-            ids.discard(id(cls))
+            with r._DYNAMIC_CLASS_TRACKER_LOCK:
+                del r._DYNAMIC_CLASS_TRACKER_BY_CLASS[cls]
         digest = hashlib.blake2b(data, digest_size=16).hexdigest()
         with r._DYNAMIC_CLASS_TRACKER_LOCK:
             tracker_id, n = digest, 0
@@ -276,7 +276,7 @@ ORACLE = textwrap.dedent(
             r._DYNAMIC_CLASS_TRACKER_BY_ID[tracker_id] = cls
             return tracker_id
 
-    _class_reduce._get_or_create_tracker_id = oracle
+    mint = oracle
     """
 )
 
@@ -284,7 +284,6 @@ CLASSES = textwrap.dedent(
     """
     import dataclasses, enum, sys, typing
     import cloudpickle
-    from cloudpickle import _class_reduce
 
     class Node:
         def make(self):
@@ -312,8 +311,7 @@ CLASSES = textwrap.dedent(
         return Made
 
     made = [factory(1), factory(1), factory(1), factory(2)]
-    tracker_id = _class_reduce._get_or_create_tracker_id
-    ids = [tracker_id(c) for c in (Node, Leaf, Color, Point, *made)]
+    ids = [mint(c) for c in (Node, Leaf, Color, Point, *made)]
     # Payloads too: the classes the ones above reach get their ids there.
     payload = cloudpickle.dumps([Node, Leaf, Color, Point, made], protocol=5)
     print(" ".join(ids), payload.hex())
@@ -323,10 +321,14 @@ CLASSES = textwrap.dedent(
 
 def test_tracker_ids_follow_the_minting_rule():
     # The same source in both processes (line numbers are in the code
-    # objects), the oracle installed in one only.
-    install = "_class_reduce._get_or_create_tracker_id = oracle"
+    # objects), the oracle minting in one only.
+    install = "mint = oracle"
     assert install in ORACLE
-    engine = _run(ORACLE.replace(install, "pass") + CLASSES, "1", script=False)
+    engine = _run(
+        ORACLE.replace(install, "mint = _engine._get_or_create_tracker_id") + CLASSES,
+        "1",
+        script=False,
+    )
     oracle = _run(ORACLE + CLASSES, "2", script=False)
     assert engine == oracle
     ids = engine.split()[:-1]
@@ -334,12 +336,11 @@ def test_tracker_ids_follow_the_minting_rule():
 
 
 def test_tracker_id_minting_is_the_engines():
-    from cloudpickle import _class_reduce, _engine
+    from cloudpickle import _engine
 
     cp = cloudpickle.cloudpickle
     for name in ("_get_or_create_tracker_id", "_definition_digest", "_PLACEHOLDER_TRACKER_ID"):
         assert getattr(cp, name) is getattr(_engine, name), name
-    assert _class_reduce._get_or_create_tracker_id is _engine._get_or_create_tracker_id
     assert _engine._PLACEHOLDER_TRACKER_ID == "0" * 32
 
 

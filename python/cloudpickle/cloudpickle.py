@@ -4,8 +4,8 @@ The pickling itself is done by the Rust engine in :mod:`cloudpickle._engine`:
 it walks the object graph, memoizes, frames and writes the opcodes. This module
 is its public face: the public API, the :class:`Pickler` class as seen from
 Python, and the names of the reference module, gathered from the modules that
-implement them (``_by_value``, ``_class_reduce``, ``_code_analysis``,
-``_determinism``, ``_reconstructors``, ``_registry``, ``_type_reducers``).
+implement them (``_by_value``, ``_code_analysis``, ``_determinism``,
+``_reconstructors``, ``_registry``, ``_type_reducers``).
 
 Payloads are standard pickles: :func:`loads` *is* :func:`pickle.loads`.
 """
@@ -37,10 +37,11 @@ import weakref  # noqa: F401
 from collections import ChainMap
 
 from . import _by_value, _engine, _failure_trail, _reconstructors
+from ._annotations import _portable_class_annotations  # noqa: F401  (for the bridge)
 from ._by_value import *  # noqa: F401,F403  (private helpers clients import)
-from ._class_reduce import *  # noqa: F401,F403
 from ._code_analysis import *  # noqa: F401,F403
 from ._determinism import *  # noqa: F401,F403
+from ._determinism import _canonical_dataclass_doc  # noqa: F401  (for the bridge)
 from ._reconstructors import *  # noqa: F401,F403  (names payloads refer to)
 from ._registry import *  # noqa: F401,F403  (register_pickle_by_value...)
 from ._registry import _PICKLE_BY_VALUE_LOCK, _PICKLE_BY_VALUE_MODULES  # noqa: F401

@@ -38,7 +38,9 @@ pub(super) struct ChainOrigin<'py> {
     instance_dict: Bound<'py, PyAny>,
     maps: Bound<'py, PyList>,
     /// The stamp (see `stamp`) of the dispatch dicts and the instance dict
-    /// when `maps` was last found in the instance dict; 0 for never.
+    /// when `maps` was last found in the instance dict; 0 for never. Not
+    /// consulted from 3.12 on (see `chain_unchanged`).
+    #[cfg_attr(Py_3_12, allow(dead_code))]
     verified: u64,
 }
 
@@ -46,7 +48,10 @@ pub(super) struct ChainOrigin<'py> {
 /// Called before every lookup, so it is kept to a few pointer comparisons:
 /// the list's items are compared each time, and the instance dict (where
 /// `maps` may be assigned) is read only when `stamp`, taken over it too,
-/// has moved since it was last read.
+/// has moved since it was last read. Up to 3.11 only: from 3.12 on, an
+/// instance's attributes may live in its inline values, which an
+/// assignment updates without telling the dict's watchers, so the
+/// instance dict is read at every lookup.
 ///
 /// # Safety
 /// GIL held; `dicts` and `origin`'s dicts are alive exact dicts, as
@@ -74,6 +79,7 @@ unsafe fn chain_unchanged(
             return Ok(false);
         }
     }
+    #[cfg(not(Py_3_12))]
     if let Some(now) = stamp_now {
         if now != 0 && now == origin.verified {
             return Ok(true);
@@ -419,9 +425,10 @@ impl<'s, 'py> Engine<'s, 'py> {
                 // the stamp then covers too.
                 let stampable = unsafe {
                     make_stampable(&dicts)
-                        && origin
-                            .as_ref()
-                            .is_none_or(|o| make_stampable(std::slice::from_ref(&o.instance_dict)))
+                        && (cfg!(Py_3_12)
+                            || origin.as_ref().is_none_or(|o| {
+                                make_stampable(std::slice::from_ref(&o.instance_dict))
+                            }))
                 };
                 Dispatch::Dicts(dicts, stampable, origin)
             }

@@ -29,6 +29,7 @@ mod global;
 mod instance;
 mod partial;
 mod reduce;
+pub(crate) mod tracker_id;
 mod trail;
 
 use pyo3::exceptions::PyRecursionError;
@@ -629,6 +630,7 @@ impl<'s, 'py> Engine<'s, 'py> {
                 let ctx = crate::reduce::ReduceContext {
                     globals_ref: &mut globals_ref,
                     cache_classes: !self.digest_run,
+                    mint_tracker_id: tracker_id::get_or_create_tracker_id,
                 };
                 let rv = crate::reduce::reducer_override(&object, ctx);
                 self.globals_ref = globals_ref;

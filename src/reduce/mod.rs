@@ -1,7 +1,7 @@
 //! cloudpickle's own reductions, consulted where pickle consults
-//! `reducer_override`: functions (and, later, classes) that cannot be
-//! imported on the loading side become by-value reductions referencing
-//! cloudpickle's reconstructors.
+//! `reducer_override`: functions and classes that cannot be imported on
+//! the loading side become by-value reductions referencing cloudpickle's
+//! reconstructors.
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -11,6 +11,7 @@ use crate::bridge::bridge;
 use crate::by_value::should_pickle_by_reference;
 use crate::cache::ObjectCache;
 
+pub(crate) mod class_reduction;
 pub(crate) mod code_globals;
 pub(crate) mod code_reduction;
 pub(crate) mod function_reduction;
@@ -42,6 +43,10 @@ pub struct ReduceContext<'a, 'py> {
     /// Whether a class reduction made here may be cached for later dumps:
     /// not while a tracker-id digest is computed (see `Engine::digest_run`).
     pub cache_classes: bool,
+    /// Gives a class by value its tracker id: the pickler's
+    /// `tracker_id::get_or_create_tracker_id`, passed in because minting
+    /// runs a pickle (this module does not depend on the pickler).
+    pub mint_tracker_id: class_reduction::MintTrackerId,
 }
 
 /// The reduction cloudpickle uses for `obj`, or `None` to let the regular
@@ -97,7 +102,7 @@ pub fn reducer_override<'py>(
             if let Some(rv) = cached_class_reduce(obj) {
                 return Ok(Some(rv));
             }
-            let rv = bridge.dynamic_class_reduce.bind(py).call1((obj,))?;
+            let rv = class_reduction::dynamic_class_reduce(obj, ctx.mint_tracker_id)?;
             if ctx.cache_classes {
                 remember_class_reduce(obj, &rv);
             }

@@ -17,6 +17,14 @@
 //! The ids are recorded in the tracker's two weak mappings (held by the
 //! bridge), under the tracker's lock, through their Python methods, as
 //! the loading side's `_lookup_class_or_track` does.
+//!
+//! This module sits under `pickler` because minting runs a (canonical)
+//! pickle, and the class reduction (`reduce::class_reduction`), which the
+//! pickler calls, needs the ids: the pickler hands this module's
+//! `get_or_create_tracker_id` to the reduction as a function pointer
+//! (`reduce::ReduceContext::mint_tracker_id`), so `reduce` never names the
+//! pickler and the modules depend one way (`pickler` -> `reduce`). Beside
+//! the pickler's other parts, this module may use `canonical` directly.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -27,8 +35,8 @@ use pyo3::exceptions::{PyException, PyOSError, PySystemError};
 use pyo3::prelude::*;
 use pyo3::types::{PyModule, PyString};
 
+use super::canonical::canonical_dumps;
 use crate::bridge::bridge;
-use crate::pickler::canonical::canonical_dumps;
 
 /// The id a class stands under in its own canonical pickle (and in those
 /// of classes it refers to while its digest is computed).
