@@ -45,7 +45,31 @@ def make_functions():
     def comprehension(xs):
         return [x * scale for x in xs]
 
-    return [plain, names, empty_tables, big_constant, comprehension, lambda q: q - scale]
+    def frozenset_constants(x):
+        # Compiled to frozenset constants: strings, ints, then a mix (in
+        # canonical order by their pickles), and a tuple holding one.
+        return (
+            (x in {"alpha", "beta", "gamma"})
+            + (x in {3, 1, 2, 10**30})
+            + (x in {1, "one", b"uno", 1.5, (2, "two"), None})
+            + len(((x, "tail"), frozenset({"delta", "epsilon"})))
+        )
+
+    def frozenset_sharing_a_name(alpha):
+        # "alpha" is both a constant's item and a local name: it occurs
+        # twice in the arguments, which are then written the normal way.
+        return alpha in {"alpha", "omega"}
+
+    return [
+        plain,
+        names,
+        empty_tables,
+        big_constant,
+        comprehension,
+        frozenset_constants,
+        frozenset_sharing_a_name,
+        lambda q: q - scale,
+    ]
 
 
 FUNCTIONS = make_functions()
@@ -181,3 +205,29 @@ def test_each_code_object_is_reduced_once():
     assert len(file_names) == 2
     loaded = pickle.loads(cloudpickle.dumps(outer))
     assert loaded(1)(2) == 3 and loaded.__code__.co_filename == "<dynamic-code>"
+
+
+@pytest.mark.parametrize("protocol", [4, 5])
+def test_frozenset_constants_replayed_in_other_payloads(protocol):
+    """The frozenset constants' items written elsewhere first (the payload
+    refers back to them), or their function twice, or the code object on
+    its own: the normal path's bytes every time."""
+    func = next(f for f in FUNCTIONS if f.__name__ == "frozenset_constants")
+    cloudpickle.dumps(func, protocol=protocol)  # recorded
+    for obj in (
+        func,
+        [func, func],
+        ["gamma", func],
+        [b"uno", func],
+        [frozenset({"delta", "epsilon"}), func],
+        [func.__code__, func],
+        func.__code__,
+        {"k": (func, "alpha")},
+    ):
+        payload = cloudpickle.dumps(obj, protocol=protocol)
+        assert payload == normal_path(obj, protocol)
+        assert cloudpickle.dumps(obj, protocol=protocol) == payload
+        pickle.loads(payload)
+    loaded = pickle.loads(cloudpickle.dumps(func, protocol=protocol))
+    for x in ("beta", 2, 10**30, "one", b"uno", 1.5, (2, "two"), None, "zzz"):
+        assert loaded(x) == func(x)

@@ -346,7 +346,6 @@ def test_tracker_id_minting_is_the_engines():
 
 def test_definition_digest():
     import hashlib
-    import threading
     import uuid
 
     class Local:
@@ -357,8 +356,12 @@ def test_definition_digest():
     ).hexdigest()
     assert cloudpickle.cloudpickle._definition_digest(Local) == expected
 
+    class Refuses:
+        def __reduce__(self):
+            raise TypeError("cannot pickle Refuses objects")
+
     class Unpicklable:
-        lock = threading.Lock()
+        thing = Refuses()
 
     # A random id, as uuid4().hex, when the default pickler fails.
     first = cloudpickle.cloudpickle._definition_digest(Unpicklable)

@@ -123,8 +123,77 @@ impl<'py> Dispatch<'py> {
 /// the same, no dict has changed, and the type is still in none of them.
 /// Types are keys that hash by address and compare by identity; a type at
 /// the same address later (the first one freed) is another object, but it
-/// could only be found in a dict that changed meanwhile.
+/// could only be found in a dict that changed meanwhile. For the types
+/// `DispatchSeen` does not keep (heap types: instances of one class, one
+/// after the other).
 pub(super) type DispatchMiss = (usize, u64);
+
+/// What the dispatch dicts gave for the last few types looked up (the
+/// reducer found, or null), kept between dumps on one thread: a dump of a
+/// function looks up a handful of types (builtin functions, code objects,
+/// cells), the same ones dump after dump.
+///
+/// An entry stands for a lookup of a static type in given dicts (their
+/// addresses) whose contents had a given stamp (see `stamp`). While the
+/// stamp is the same, none of those dicts has changed or been freed (from
+/// 3.12 the watchers see a watched dict freed; up to 3.11 a dict made later
+/// at the same address has a version tag above every earlier one, so the
+/// stamp differs), so the answer is the same, and the reducer found is
+/// still held by its dict. Only static types are entered: they are never
+/// freed, and they hash by address and compare by identity (their
+/// metaclass is `type`), so the lookup runs no Python code and depends on
+/// nothing else. Entries are plain addresses: nothing is held, so the
+/// table needs no clean-up.
+#[derive(Default)]
+pub struct DispatchSeen {
+    entries: [SeenEntry; DISPATCH_SEEN],
+    next: usize,
+}
+
+#[derive(Clone, Copy, Default)]
+struct SeenEntry {
+    /// Null for an empty entry.
+    tp: usize,
+    stamp: u64,
+    dicts: [usize; SEEN_DICTS],
+    found: usize,
+}
+
+const DISPATCH_SEEN: usize = 8;
+/// Tables of more dicts are not entered.
+const SEEN_DICTS: usize = 3;
+
+/// The addresses of `dicts`, or None when there are too many.
+fn dicts_key(dicts: &[Bound<'_, PyAny>]) -> Option<[usize; SEEN_DICTS]> {
+    if dicts.len() > SEEN_DICTS {
+        return None;
+    }
+    let mut key = [0; SEEN_DICTS];
+    for (k, d) in key.iter_mut().zip(dicts) {
+        *k = d.as_ptr() as usize;
+    }
+    Some(key)
+}
+
+impl DispatchSeen {
+    #[inline(always)]
+    fn find(&self, tp: usize, stamp: u64, dicts: &[usize; SEEN_DICTS]) -> Option<usize> {
+        self.entries
+            .iter()
+            .find(|e| e.tp == tp && e.stamp == stamp && e.dicts == *dicts)
+            .map(|e| e.found)
+    }
+
+    fn record(&mut self, tp: usize, stamp: u64, dicts: [usize; SEEN_DICTS], found: usize) {
+        self.entries[self.next] = SeenEntry {
+            tp,
+            stamp,
+            dicts,
+            found,
+        };
+        self.next = (self.next + 1) % DISPATCH_SEEN;
+    }
+}
 
 /// Dict watchers (CPython 3.12 and later): every change to a watched dict
 /// (an entry added, replaced or removed, the dict cleared, cloned into, or
@@ -401,26 +470,63 @@ impl<'s, 'py> Engine<'s, 'py> {
                             return self.dispatch_lookup(tp);
                         }
                     }
-                    if let Some(stamp) = stamp {
-                        if self.dispatch_miss == (tp as usize, stamp) {
-                            return Ok(None);
+                    // Static types only (see `DispatchSeen`).
+                    let seen = match (stamp, dicts_key(dicts)) {
+                        (Some(stamp), Some(key))
+                            if ffi::PyType_GetFlags(tp) & ffi::Py_TPFLAGS_HEAPTYPE == 0
+                                && ffi::Py_TYPE(tp.cast())
+                                    == std::ptr::addr_of_mut!(ffi::PyType_Type) =>
+                        {
+                            Some((stamp, key))
                         }
+                        _ => None,
+                    };
+                    match (seen, stamp) {
+                        (Some((stamp, key)), _) => {
+                            if let Some(found) =
+                                self.types.dispatch_seen.find(tp as usize, stamp, &key)
+                            {
+                                let found = found as *mut ffi::PyObject;
+                                // A reducer found is still held by its dict
+                                // (see `DispatchSeen`).
+                                return Ok((!found.is_null())
+                                    .then(|| Bound::from_borrowed_ptr(self.py, found)));
+                            }
+                        }
+                        (None, Some(stamp)) => {
+                            if self.dispatch_miss == (tp as usize, stamp) {
+                                return Ok(None);
+                            }
+                        }
+                        (None, None) => {}
                     }
-                    for d in dicts {
+                    let mut found = std::ptr::null_mut();
+                    for d in dicts.iter() {
                         // Types hash by address and compare by identity, so this
                         // lookup runs no Python code.
-                        let found = ffi::PyDict_GetItemWithError(d.as_ptr(), tp.cast());
+                        found = ffi::PyDict_GetItemWithError(d.as_ptr(), tp.cast());
                         if !found.is_null() {
-                            return Ok(Some(Bound::from_borrowed_ptr(self.py, found)));
+                            break;
                         }
                         if !ffi::PyErr_Occurred().is_null() {
                             return Err(fetch(self.py));
                         }
                     }
-                    if let Some(stamp) = stamp {
-                        self.dispatch_miss = (tp as usize, stamp);
+                    match (seen, stamp) {
+                        (Some((stamp, key)), _) => {
+                            self.types.dispatch_seen.record(
+                                tp as usize,
+                                stamp,
+                                key,
+                                found as usize,
+                            );
+                        }
+                        (None, Some(stamp)) if found.is_null() => {
+                            self.dispatch_miss = (tp as usize, stamp);
+                        }
+                        _ => {}
                     }
-                    Ok(None)
+                    Ok((!found.is_null()).then(|| Bound::from_borrowed_ptr(self.py, found)))
                 }
                 Dispatch::Mapping(table) => {
                     let table = table.clone();

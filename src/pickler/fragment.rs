@@ -18,8 +18,11 @@
 //! later, when those conditions hold, the bytes are copied and the objects
 //! entered in the memo under the indices the normal path would give them.
 //! Only arguments made of plain data (str, bytes, int, float, bool, None,
-//! tuples of those) are recorded: saving them runs no Python code and
-//! consults no hook. Anything else, or any doubt, takes the normal path:
+//! tuples and frozensets of those) are recorded: saving them consults no
+//! hook, and gives bytes that depend only on the objects, which are
+//! immutable. (A frozenset constant is written with its items in canonical
+//! order, see `canonical`: the record notes whether the order was
+//! canonical, and is replayed only where it is again.) Anything else, or any doubt, takes the normal path:
 //! the bytes are the same either way (tested against `pickle` and the
 //! reference).
 
@@ -56,6 +59,8 @@ impl Default for Fragment {
 /// The recorded opcodes of one code object's arguments.
 pub(crate) struct Recorded {
     proto: u8,
+    /// Whether sets were written in canonical order (see `canonical`).
+    canonical: bool,
     bytes: Box<[u8]>,
     /// The objects the bytes memoize, in the order of their `MEMOIZE`s.
     /// Borrowed from `args`: an immutable tuple of immutable objects,
@@ -81,10 +86,12 @@ const MAX_ATTEMPTS: u8 = 8;
 const MAX_OBJECTS: usize = 256;
 const MAX_BYTES: usize = 16 * 1024;
 
-/// The objects saving `args` memoizes, in order, when it is plain data in
-/// which no object occurs twice; None otherwise. Mirrors the engine: str
-/// and bytes are memoized when written, a non-empty tuple after its items,
-/// ints, floats, bools and None never.
+/// The objects saving `args` memoizes, when it is plain data in which no
+/// object occurs twice; None otherwise. Mirrors the engine: str and bytes
+/// are memoized when written, a non-empty tuple or a frozenset after its
+/// items, ints, floats, bools and None never. In order, except for the
+/// items of a frozenset (the engine may write them in another order: the
+/// record takes the order from the memo).
 ///
 /// # Safety
 /// GIL held; `args` alive.
@@ -129,6 +136,37 @@ unsafe fn collect(
             *size += 4 * ffi::PyUnicode_GetLength(obj) as usize;
         } else if tp == std::ptr::addr_of_mut!(ffi::PyBytes_Type) {
             *size += ffi::PyBytes_Size(obj) as usize;
+        } else if tp == std::ptr::addr_of_mut!(ffi::PyFrozenSet_Type) {
+            if depth > 8 {
+                return None;
+            }
+            // Its own items: iterating an exact frozenset runs no Python code.
+            let iter = ffi::PyObject_GetIter(obj);
+            if iter.is_null() {
+                ffi::PyErr_Clear();
+                return None;
+            }
+            let mut complete = true;
+            loop {
+                let item = ffi::PyIter_Next(iter);
+                if item.is_null() {
+                    if !ffi::PyErr_Occurred().is_null() {
+                        ffi::PyErr_Clear();
+                        complete = false;
+                    }
+                    break;
+                }
+                // Held by the frozenset, which `args` holds.
+                ffi::Py_DECREF(item);
+                if collect(item, objects, size, depth + 1).is_none() {
+                    complete = false;
+                    break;
+                }
+            }
+            ffi::Py_DECREF(iter);
+            if !complete {
+                return None;
+            }
         } else if tp == std::ptr::addr_of_mut!(ffi::PyTuple_Type) {
             if depth > 8 {
                 return None;
@@ -152,6 +190,18 @@ unsafe fn collect(
         objects.push(obj);
         (objects.len() <= MAX_OBJECTS && *size <= MAX_BYTES).then_some(())
     }
+}
+
+/// Whether `a` and `b` hold the same objects (each holds distinct ones).
+fn same_objects(a: &[*mut ffi::PyObject], b: &[*mut ffi::PyObject]) -> bool {
+    if a == b {
+        return true;
+    }
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort_unstable();
+    b.sort_unstable();
+    a == b
 }
 
 impl<'s, 'py> Engine<'s, 'py> {
@@ -231,7 +281,10 @@ impl<'s, 'py> Engine<'s, 'py> {
             }
             match fragment {
                 Fragment::Recorded(recorded) => {
-                    if recorded.proto == self.proto && self.replay(&recorded)? {
+                    if recorded.proto == self.proto
+                        && recorded.canonical == self.canonical()
+                        && self.replay(&recorded)?
+                    {
                         return Ok(());
                     }
                     self.save(args, false)
@@ -268,9 +321,9 @@ impl<'s, 'py> Engine<'s, 'py> {
                 return Ok(false);
             }
             self.out.bytes(&recorded.bytes);
-            for &obj in recorded.objects.iter() {
-                self.memo.put(obj, false);
-            }
+            // None of them is in the memo (checked above), and no two are
+            // the same (see `plain_objects`).
+            self.memo.put_absent(&recorded.objects);
             Ok(true)
         }
     }
@@ -308,10 +361,16 @@ impl<'s, 'py> Engine<'s, 'py> {
             let start = self.out.position();
             let frame = self.out.frame_mark();
             let memo_start = self.memo.len();
+            let entered_start = self.memo.entered();
             self.save(args, false)?;
+            // The objects in the order they were memoized: `objects` with
+            // the items of each frozenset in the order they were written.
+            let entered = self.memo.entered_since(entered_start);
             let bytes = if recordable
                 && self.out.frame_mark() == frame
                 && self.memo.len() - memo_start == objects.len()
+                && entered.len() == objects.len()
+                && same_objects(entered, &objects)
             {
                 self.out.copy_since(start)
             } else {
@@ -320,8 +379,9 @@ impl<'s, 'py> Engine<'s, 'py> {
             if let Some(bytes) = bytes {
                 let recorded = Recorded {
                     proto: self.proto,
+                    canonical: self.canonical(),
                     bytes,
-                    objects: objects.into_boxed_slice(),
+                    objects: entered.into(),
                     _args: Bound::from_borrowed_ptr(self.py, args).unbind(),
                 };
                 set_code_fragment(code, rv, Fragment::Recorded(Arc::new(recorded)));

@@ -79,6 +79,8 @@ pub struct TypeCache {
     /// module name and global name they were saved under (see
     /// `Engine::save_builtin_type`).
     pub(super) builtin_types: HashMap<usize, NamedGlobal>,
+    /// What the dispatch dicts gave for the last few static types.
+    pub(super) dispatch_seen: super::dispatch::DispatchSeen,
 }
 
 impl TypeCache {

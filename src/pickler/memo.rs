@@ -183,9 +183,11 @@ impl Memo {
 
     /// # Safety
     /// The GIL must be held and `obj` must be a live object.
+    #[inline(always)]
     unsafe fn insert(&mut self, obj: *mut ffi::PyObject, index: usize) {
         // SAFETY: GIL held and `obj` alive (contract): the table takes its own
-        // reference, released by `clear`.
+        // reference, released by `clear`. Slot indices are masked by
+        // `slots.len() - 1`, and the length is a power of two.
         unsafe {
             // Indices beyond u32 cannot be written by any opcode but MEMOIZE;
             // the engine refuses them before getting here.
@@ -195,15 +197,16 @@ impl Memo {
                 self.grow();
             }
             let key = obj as usize;
+            let generation = self.generation;
             let mask = self.slots.len() - 1;
             let mut i = hash(key, self.bits);
             loop {
-                let s = &mut self.slots[i];
-                if s.generation != self.generation {
+                let s = self.slots.get_unchecked_mut(i);
+                if s.generation != generation {
                     *s = Slot {
                         key,
                         index,
-                        generation: self.generation,
+                        generation,
                     };
                     break;
                 }
@@ -221,6 +224,59 @@ impl Memo {
         }
     }
 
+    /// Enters `objects`, none of which is in the table and no two the
+    /// same, under the next indices, in order (what `put` does for each,
+    /// with the table grown once beforehand and no key compared).
+    ///
+    /// # Safety
+    /// The GIL must be held and the objects alive; none of them in the
+    /// table, none twice.
+    pub unsafe fn put_absent(&mut self, objects: &[*mut ffi::PyObject]) {
+        // SAFETY: GIL held and the objects alive (contract): the table takes
+        // a reference to each, released by `clear`. Slot indices are masked by
+        // `slots.len() - 1`, and the length is a power of two.
+        unsafe {
+            while (self.used + objects.len()) * 2 > self.slots.len() {
+                self.grow();
+            }
+            let generation = self.generation;
+            let mask = self.slots.len() - 1;
+            self.owned.reserve(objects.len());
+            for &obj in objects {
+                let obj = self.ids.record(obj);
+                let key = obj as usize;
+                let mut i = hash(key, self.bits);
+                while self.slots.get_unchecked(i).generation == generation {
+                    debug_assert!(self.slots.get_unchecked(i).key != key);
+                    i = (i + 1) & mask;
+                }
+                *self.slots.get_unchecked_mut(i) = Slot {
+                    key,
+                    index: self.next_index as u32,
+                    generation,
+                };
+                self.next_index += 1;
+                ffi::Py_INCREF(obj);
+                self.owned.push(obj);
+            }
+            self.used += objects.len();
+        }
+    }
+
+    /// How many objects the table has taken a reference to (see
+    /// `entered_since`).
+    pub fn entered(&self) -> usize {
+        self.owned.len()
+    }
+
+    /// The objects entered in the table since `entered()` was `start`, in
+    /// order (objects memoized again are not counted twice).
+    pub fn entered_since(&self, start: usize) -> &[*mut ffi::PyObject] {
+        self.owned.get(start..).unwrap_or(&[])
+    }
+
+    #[cold]
+    #[inline(never)]
     fn grow(&mut self) {
         let old = std::mem::take(&mut self.slots);
         let generation = self.generation;

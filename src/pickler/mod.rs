@@ -302,10 +302,19 @@ impl<'s, 'py> Engine<'s, 'py> {
     #[inline(always)]
     fn boundary(&mut self) -> PyResult<()> {
         if self.out.frame_full() {
-            self.out.commit_frame();
-            if self.write.is_some() {
-                self.flush_to_file()?;
-            }
+            return self.end_frame();
+        }
+        Ok(())
+    }
+
+    /// `boundary` when a frame is full: out of line, so that the callers'
+    /// common path stays small.
+    #[cold]
+    #[inline(never)]
+    fn end_frame(&mut self) -> PyResult<()> {
+        self.out.commit_frame();
+        if self.write.is_some() {
+            self.flush_to_file()?;
         }
         Ok(())
     }
@@ -693,6 +702,7 @@ impl<'s, 'py> Engine<'s, 'py> {
     ///
     /// # Safety
     /// `obj` must be alive.
+    #[inline(never)]
     unsafe fn save_pers(&mut self, obj: *mut ffi::PyObject) -> PyResult<bool> {
         // SAFETY: `obj` is alive (contract); `pid`, saved in its place, is held
         // by a reference.
