@@ -4,7 +4,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 
 use super::opcodes::*;
-use super::output::FRAME_SIZE_TARGET;
+use super::output::{DEFER_MIN, FRAME_SIZE_TARGET};
 use super::Engine;
 use crate::errors::{fetch, owned};
 use crate::reduce::reduction;
@@ -450,6 +450,15 @@ impl<'s, 'py> Engine<'s, 'py> {
                     None => pyo3::types::PyBytes::new(self.py, data.slice()).into_any(),
                 };
                 write.call1((chunk,))?;
+            } else if self.out.allow_external
+                && self.fast_paths
+                && data.len() >= DEFER_MIN
+                && payload.is_some_and(|p| ffi::PyBytes_CheckExact(p) != 0)
+            {
+                // An exact bytes object, immutable and held by the output
+                // until the result is assembled: copied once, then.
+                self.out
+                    .defer(payload.expect("checked above"), data.slice());
             } else if bypass && self.out.allow_external {
                 // Straight into the final bytes object: one copy, not two.
                 self.out.append_large(self.py, data.slice())?;

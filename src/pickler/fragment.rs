@@ -358,7 +358,7 @@ impl<'s, 'py> Engine<'s, 'py> {
                 return Ok(());
             }
             let recordable = self.out.frame_is_open();
-            let start = self.out.buf.len();
+            let start = self.out.position();
             let frame = self.out.frame_mark();
             let memo_start = self.memo.len();
             let entered_start = self.memo.entered();
@@ -366,17 +366,21 @@ impl<'s, 'py> Engine<'s, 'py> {
             // The objects in the order they were memoized: `objects` with
             // the items of each frozenset in the order they were written.
             let entered = self.memo.entered_since(entered_start);
-            if recordable
+            let bytes = if recordable
                 && self.out.frame_mark() == frame
-                && self.out.buf.len() >= start
                 && self.memo.len() - memo_start == objects.len()
                 && entered.len() == objects.len()
                 && same_objects(entered, &objects)
             {
+                self.out.copy_since(start)
+            } else {
+                None
+            };
+            if let Some(bytes) = bytes {
                 let recorded = Recorded {
                     proto: self.proto,
                     canonical: self.canonical(),
-                    bytes: self.out.buf[start..].into(),
+                    bytes,
                     objects: entered.into(),
                     _args: Bound::from_borrowed_ptr(self.py, args).unbind(),
                 };

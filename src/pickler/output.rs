@@ -6,6 +6,16 @@
 //! `save` once it holds at least `FRAME_SIZE_TARGET` bytes, and a frame of
 //! fewer than `FRAME_SIZE_MIN` bytes is written without its header. Large
 //! bytes-like payloads bypass framing altogether.
+//!
+//! When the payload becomes one `bytes` object (`dumps`), exact `bytes`
+//! objects of `DEFER_MIN` bytes or more are not copied into the buffer: the
+//! buffer records where they go (holding a reference to each) and they are
+//! copied once, into the result, when it is assembled (`take_pybytes`). The
+//! buffer then holds only opcodes and small data, and the payload's bytes
+//! are copied once, as `_pickle.c` copies them, instead of twice (into the
+//! buffer, then into the result). Frame lengths count the deferred bytes.
+
+use pyo3::ffi;
 
 use super::opcodes::FRAME;
 
@@ -23,11 +33,48 @@ const NO_FRAME: usize = usize::MAX;
 /// per dumps with a 1 MiB limit, about 10 with this one).
 const KEEP_CAPACITY: usize = 1 << 25;
 
+/// Exact `bytes` objects at least this long are deferred (see the module
+/// documentation) when the output is assembled into a bytes object. Below
+/// it, recording a piece costs more than copying the data twice.
+pub const DEFER_MIN: usize = 512;
+
+/// The deferred pieces' table is released after a dump that needed more
+/// room than this (about 2 MiB), as `buf` is past `KEEP_CAPACITY`.
+const KEEP_PIECES: usize = 1 << 16;
+
+/// A deferred `bytes` object: its `len` bytes at `ptr` go before `buf[at]`
+/// (after any earlier piece with the same `at`).
+#[derive(Debug)]
+struct Piece {
+    at: usize,
+    /// A strong reference, released by `gather_into` or `release_pieces`:
+    /// it keeps `ptr` valid (bytes are immutable) whatever Python code runs
+    /// mid-dump.
+    obj: *mut ffi::PyObject,
+    ptr: *const u8,
+    len: usize,
+}
+
+/// A point in the output, to copy what was written after it (`copy_since`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    buf: usize,
+    pieces: usize,
+}
+
 #[derive(Debug)]
 pub struct Output {
     pub buf: Vec<u8>,
     /// Offset of the open frame's header in `buf`, or `NO_FRAME`.
     frame_start: usize,
+    /// `deferred` when the open frame was opened.
+    frame_deferred: usize,
+    /// The tail length (`buf.len() + deferred`) at which the open frame is
+    /// full; `usize::MAX` when no frame is open.
+    frame_limit: usize,
+    /// Deferred bytes objects, in output order, and their total length.
+    pieces: Vec<Piece>,
+    deferred: usize,
     /// Whether frames are being written (protocol >= 4, outside bypasses).
     framing: bool,
     /// The part of the payload already moved into its final bytes object
@@ -43,9 +90,10 @@ pub struct Output {
     commits: u64,
 }
 
-// SAFETY: `head` is only dereferenced (data written, resized, released) by
-// methods that require the GIL; an Output moves between threads only inside
-// the GIL-protected thread-local pool or a PyO3 object.
+// SAFETY: `head` and the pieces' objects are only dereferenced (data
+// written or read, resized, released) by methods that require the GIL; an
+// Output moves between threads only inside the GIL-protected thread-local
+// pool or a PyO3 object.
 unsafe impl Send for Output {}
 // SAFETY: a shared `&Output` never dereferences `head` (only `&mut self`
 // methods do).
@@ -56,6 +104,10 @@ impl Default for Output {
         Output {
             buf: Vec::with_capacity(256),
             frame_start: NO_FRAME,
+            frame_deferred: 0,
+            frame_limit: usize::MAX,
+            pieces: Vec::new(),
+            deferred: 0,
             framing: false,
             head: std::ptr::null_mut(),
             head_len: 0,
@@ -68,8 +120,10 @@ impl Default for Output {
 
 impl Output {
     /// Prepares for a new pickle. Must run with the GIL held when
-    /// `append_large` was used (it releases the head).
+    /// `append_large` or `defer` was used (it releases the head and the
+    /// pieces).
     pub fn reset(&mut self) {
+        self.release_pieces();
         if !self.head.is_null() {
             // SAFETY: our own reference (see `append_large`); callers hold
             // the GIL.
@@ -84,7 +138,119 @@ impl Output {
             self.buf.clear();
         }
         self.frame_start = NO_FRAME;
+        self.frame_limit = usize::MAX;
         self.framing = false;
+    }
+
+    /// Releases the deferred pieces (their data must have been copied, or
+    /// be no longer wanted). GIL held when there are any.
+    fn release_pieces(&mut self) {
+        for piece in self.pieces.drain(..) {
+            // SAFETY: our own reference (see `defer`); callers hold the GIL
+            // when `defer` was used. An exact bytes object's deallocation
+            // runs no Python code.
+            unsafe { ffi::Py_DECREF(piece.obj) };
+        }
+        self.deferred = 0;
+        if self.pieces.capacity() > KEEP_PIECES {
+            self.pieces = Vec::new();
+        }
+    }
+
+    /// Length of what `buf` and the pieces hold.
+    #[inline(always)]
+    fn tail_len(&self) -> usize {
+        self.buf.len() + self.deferred
+    }
+
+    /// Copies the tail (`buf` with the pieces in their places) to `dst`
+    /// and releases each piece right after copying it (its object's header
+    /// is then still in the cache); returns the number of bytes written
+    /// (the `tail_len()` from before). `buf` is left as it was.
+    ///
+    /// # Safety
+    /// `dst` must have room for `tail_len()` bytes and not overlap `buf` or
+    /// the pieces' data; the GIL must be held.
+    unsafe fn gather_into(&mut self, dst: *mut u8) -> usize {
+        // SAFETY: every piece's `at` is at most `buf.len()` and they are in
+        // order; each piece's data is held by its object until the
+        // reference is released, after the copy; `dst` has room and the GIL
+        // is held (contract). An exact bytes object's deallocation runs no
+        // Python code.
+        unsafe {
+            let src = self.buf.as_ptr();
+            let mut from = 0;
+            let mut written = 0;
+            for piece in self.pieces.drain(..) {
+                let n = piece.at - from;
+                std::ptr::copy_nonoverlapping(src.add(from), dst.add(written), n);
+                written += n;
+                from = piece.at;
+                std::ptr::copy_nonoverlapping(piece.ptr, dst.add(written), piece.len);
+                written += piece.len;
+                ffi::Py_DECREF(piece.obj);
+            }
+            let n = self.buf.len() - from;
+            std::ptr::copy_nonoverlapping(src.add(from), dst.add(written), n);
+            self.release_pieces();
+            written + n
+        }
+    }
+
+    /// Records `data`, the contents of `obj`, to be copied when the output
+    /// is assembled, and takes a reference to `obj`.
+    ///
+    /// # Safety
+    /// `obj` must be an alive exact bytes object whose contents are `data`;
+    /// the GIL must be held; the output must end in `take_pybytes` or
+    /// `reset` (not `take_committed` or a read of `buf`).
+    #[inline]
+    pub unsafe fn defer(&mut self, obj: *mut ffi::PyObject, data: &[u8]) {
+        self.open_frame_if_needed(0);
+        // SAFETY: `obj` is alive and the GIL held (contract); the reference
+        // taken is released by `gather_into` or `release_pieces`.
+        unsafe { ffi::Py_INCREF(obj) };
+        self.pieces.push(Piece {
+            at: self.buf.len(),
+            obj,
+            ptr: data.as_ptr(),
+            len: data.len(),
+        });
+        self.deferred += data.len();
+    }
+
+    /// The current end of the output, for `copy_since`.
+    #[inline]
+    pub fn position(&self) -> Position {
+        Position {
+            buf: self.buf.len(),
+            pieces: self.pieces.len(),
+        }
+    }
+
+    /// What was written since `pos`, with the deferred pieces in their
+    /// places; None if `buf` was emptied or shortened since (a frame
+    /// header removed, a flush, a move into the head).
+    pub fn copy_since(&self, pos: Position) -> Option<Box<[u8]>> {
+        if self.buf.len() < pos.buf || self.pieces.len() < pos.pieces {
+            return None;
+        }
+        let pieces = &self.pieces[pos.pieces..];
+        if pieces.first().is_some_and(|p| p.at < pos.buf) {
+            return None;
+        }
+        let mut v = Vec::with_capacity(
+            self.buf.len() - pos.buf + pieces.iter().map(|p| p.len).sum::<usize>(),
+        );
+        let mut from = pos.buf;
+        for piece in pieces {
+            v.extend_from_slice(&self.buf[from..piece.at]);
+            from = piece.at;
+            // SAFETY: the piece's object, still held, owns these bytes.
+            v.extend_from_slice(unsafe { std::slice::from_raw_parts(piece.ptr, piece.len) });
+        }
+        v.extend_from_slice(&self.buf[from..]);
+        Some(v.into_boxed_slice())
     }
 
     pub fn set_framing(&mut self, on: bool) {
@@ -100,7 +266,9 @@ impl Output {
         if self.framing && self.frame_start == NO_FRAME {
             self.buf.reserve(FRAME_HEADER_SIZE + extra);
             self.frame_start = self.buf.len();
+            self.frame_deferred = self.deferred;
             self.buf.extend_from_slice(&[0xFE; FRAME_HEADER_SIZE]);
+            self.frame_limit = self.tail_len() + FRAME_SIZE_TARGET;
         }
     }
 
@@ -182,6 +350,7 @@ impl Output {
             0
         } else {
             self.buf.len() - self.frame_start - FRAME_HEADER_SIZE
+                + (self.deferred - self.frame_deferred)
         }
     }
 
@@ -197,8 +366,7 @@ impl Output {
     /// opcode boundary.
     #[inline(always)]
     pub fn frame_full(&self) -> bool {
-        self.frame_start != NO_FRAME
-            && self.buf.len() - self.frame_start - FRAME_HEADER_SIZE >= FRAME_SIZE_TARGET
+        self.tail_len() >= self.frame_limit
     }
 
     /// Closes the open frame, if any: fills in its header, or removes the
@@ -209,26 +377,36 @@ impl Output {
         }
         self.commits += 1;
         let start = self.frame_start;
-        let frame_len = self.buf.len() - start - FRAME_HEADER_SIZE;
+        let frame_len = self.open_frame_len();
         if frame_len >= FRAME_SIZE_MIN {
             self.buf[start] = FRAME;
             self.buf[start + 1..start + FRAME_HEADER_SIZE]
                 .copy_from_slice(&(frame_len as u64).to_le_bytes());
         } else {
             self.buf.drain(start..start + FRAME_HEADER_SIZE);
+            // (No piece can be in so small a frame; were one there, it
+            // would move with the bytes after the header.)
+            for piece in self.pieces.iter_mut().rev() {
+                if piece.at <= start {
+                    break;
+                }
+                piece.at -= FRAME_HEADER_SIZE;
+            }
         }
         self.frame_start = NO_FRAME;
+        self.frame_limit = usize::MAX;
     }
 
     /// Bytes that are complete (outside any open frame) and may be handed to
     /// a file. Only valid right after `commit_frame` or when not framing.
     pub fn take_committed(&mut self) -> Vec<u8> {
         debug_assert!(self.frame_start == NO_FRAME);
+        debug_assert!(self.pieces.is_empty());
         std::mem::take(&mut self.buf)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
+        self.buf.is_empty() && self.pieces.is_empty()
     }
 
     /// Appends `data`, a large payload, to the final bytes object directly:
@@ -245,23 +423,16 @@ impl Output {
     pub unsafe fn append_large(&mut self, py: pyo3::Python<'_>, data: &[u8]) -> pyo3::PyResult<()> {
         // SAFETY: `resize_head` made `head` a bytes object of at least `needed`
         // bytes (`needed` > 0: `data` is not empty, see the contract), ours alone;
-        // `buf` and `data` cannot overlap it.
+        // `buf`, the pieces and `data` cannot overlap it.
         unsafe {
             debug_assert!(self.frame_start == NO_FRAME);
-            let needed = self.head_len + self.buf.len() + data.len();
+            let needed = self.head_len + self.tail_len() + data.len();
             if needed > self.head_cap {
                 let size = needed.max(self.head_cap.saturating_mul(2));
                 self.resize_head(py, size)?;
             }
-            // `head` has room for `needed` bytes (ensured above) and is ours
-            // alone; `buf` and `data` cannot overlap it.
             let dst = pyo3::ffi::PyBytes_AsString(self.head) as *mut u8;
-            std::ptr::copy_nonoverlapping(
-                self.buf.as_ptr(),
-                dst.add(self.head_len),
-                self.buf.len(),
-            );
-            self.head_len += self.buf.len();
+            self.head_len += self.gather_into(dst.add(self.head_len));
             std::ptr::copy_nonoverlapping(data.as_ptr(), dst.add(self.head_len), data.len());
             self.head_len += data.len();
             self.buf.clear();
@@ -296,26 +467,33 @@ impl Output {
         }
     }
 
-    /// The payload as a bytes object.
+    /// The payload as a bytes object. The pieces are released.
     pub fn take_pybytes<'py>(
         &mut self,
         py: pyo3::Python<'py>,
     ) -> pyo3::PyResult<pyo3::Bound<'py, pyo3::types::PyBytes>> {
-        if self.head.is_null() {
+        if self.head.is_null() && self.pieces.is_empty() {
             return Ok(pyo3::types::PyBytes::new(py, &self.buf));
         }
-        // SAFETY: GIL held (we have `py`); `head` is our reference to a
-        // bytes object no one else has seen, so it may be resized and
-        // written; it is handed over (and the field cleared) at the end.
+        // SAFETY: GIL held (we have `py`). `head` is null or our reference
+        // to a bytes object no one else has seen, so it may be resized and
+        // written; made or resized to hold the tail, it is handed over (and
+        // the field cleared) at the end.
         unsafe {
-            let total = self.head_len + self.buf.len();
-            self.resize_head(py, total)?;
-            let dst = pyo3::ffi::PyBytes_AsString(self.head) as *mut u8;
-            std::ptr::copy_nonoverlapping(
-                self.buf.as_ptr(),
-                dst.add(self.head_len),
-                self.buf.len(),
-            );
+            let total = self.head_len + self.tail_len();
+            if self.head.is_null() {
+                let size = isize::try_from(total)
+                    .map_err(|_| pyo3::exceptions::PyMemoryError::new_err(()))?;
+                let raw = ffi::PyBytes_FromStringAndSize(std::ptr::null(), size);
+                if raw.is_null() {
+                    return Err(crate::errors::fetch(py));
+                }
+                self.head = raw;
+            } else {
+                self.resize_head(py, total)?;
+            }
+            let dst = ffi::PyBytes_AsString(self.head) as *mut u8;
+            self.gather_into(dst.add(self.head_len));
             let raw = std::mem::replace(&mut self.head, std::ptr::null_mut());
             self.head_len = 0;
             self.head_cap = 0;
