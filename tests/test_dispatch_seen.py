@@ -38,6 +38,17 @@ def _make_closure():
 CLOSURE = _make_closure()
 
 
+# PyPy's builtin functions are functions (types.FunctionType), which
+# cloudpickle's own rules take first: no object in these payloads is of
+# types.BuiltinFunctionType there, so nothing is marked. The payloads are
+# still compared with the general path's.
+MARKS = sys.implementation.name != "pypy"
+
+
+def _marked(payload, text=b"marked"):
+    return text in payload if MARKS else True
+
+
 def _reduce_marked(obj):
     return str, (f"marked {type(obj).__name__}",)
 
@@ -68,7 +79,7 @@ def test_copyreg_entry_added_and_removed_between_dumps(tp, protocol):
         del copyreg.dispatch_table[tp]
     assert fast == general
     if tp is types.BuiltinFunctionType:  # the others go by cloudpickle's rules first
-        assert b"marked" in fast
+        assert _marked(fast)
     after, general = _both(lambda: cloudpickle.dumps(CLOSURE, protocol))
     assert after == general == plain
     assert pickle.loads(after)(2) == CLOSURE(2)
@@ -95,7 +106,7 @@ def test_entry_added_mid_dump(tp, protocol):
     fast, general = _both(dump)
     assert fast == general
     if tp is types.BuiltinFunctionType:
-        assert b"marked" in fast
+        assert _marked(fast)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -108,7 +119,7 @@ def test_map_inserted_into_the_chainmap_between_dumps(protocol):
     finally:
         del maps[0]
     assert fast == general
-    assert b"marked" in fast
+    assert _marked(fast)
     after, general = _both(lambda: cloudpickle.dumps(CLOSURE, protocol))
     assert after == general == plain
 
@@ -152,7 +163,7 @@ def test_own_table_freed_and_another_made_at_its_address(protocol):
         fast = _dump_with_table(table, CLOSURE, protocol)
         general = _general(lambda: _dump_with_table(table, CLOSURE, protocol))
         assert fast == general
-        assert b"marked" in fast
+        assert _marked(fast)
         if reused:
             break
     if not reused and sys.implementation.name == "cpython":
@@ -167,7 +178,7 @@ def test_own_table_changed_between_dumps(protocol):
     table[types.BuiltinFunctionType] = _reduce_marked
     fast = _dump_with_table(table, CLOSURE, protocol)
     assert fast == _general(lambda: _dump_with_table(table, CLOSURE, protocol))
-    assert b"marked" in fast
+    assert _marked(fast)
     del table[types.BuiltinFunctionType]
     assert _dump_with_table(table, CLOSURE, protocol) == plain
 
@@ -189,6 +200,6 @@ def test_reducer_replaced_between_dumps(protocol):
         general = _general(lambda: cloudpickle.dumps(CLOSURE, protocol))
     finally:
         del copyreg.dispatch_table[types.BuiltinFunctionType]
-    assert b"marked" in first and b"marked" not in second
+    assert _marked(first) and b"marked" not in second
     assert second == general
-    assert b"other" in second
+    assert _marked(second, b"other")
