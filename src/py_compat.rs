@@ -226,6 +226,36 @@ pub unsafe fn function_slot(f: *mut ffi::PyObject, slot: FuncSlot) -> Option<*mu
     }
 }
 
+/// A function's `__dict__`, None when it has none yet (the attribute
+/// getter would make an empty one). On PyPy, the getter itself.
+///
+/// # Safety
+/// GIL held; `func` is an exact function object.
+pub unsafe fn function_dict<'py>(
+    func: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, pyo3::types::PyDict>>> {
+    #[cfg(not(PyPy))]
+    {
+        // SAFETY: the caller's contract: `func` points to a PyFunctionObject,
+        // whose `func_dict` is null or a live dict (its setter accepts dicts
+        // only); we take our own reference.
+        unsafe {
+            let d = (*(func.as_ptr() as *mut ffi::PyFunctionObject)).func_dict;
+            if d.is_null() {
+                return Ok(None);
+            }
+            Ok(Some(Bound::from_borrowed_ptr(func.py(), d).cast_into()?))
+        }
+    }
+    #[cfg(PyPy)]
+    {
+        Ok(Some(
+            func.getattr(pyo3::intern!(func.py(), "__dict__"))?
+                .cast_into()?,
+        ))
+    }
+}
+
 /// The value of a function's field as its attribute getter gives it (None
 /// for an unset field). On PyPy, the getter itself.
 ///

@@ -20,7 +20,8 @@ use super::opcodes::*;
 use super::trail::Step;
 use super::{borrowed, Engine};
 use crate::reduce::function_reduction::{
-    build_function_reduce, builtin_function_reduce, copy_str, function_parts, FunctionParts,
+    base_globals_in, build_function_reduce, builtin_function_reduce, copy_str, function_parts,
+    reuse_base_globals, FunctionParts,
 };
 
 /// Which part of the reduction a failing object was, for the failure path.
@@ -51,17 +52,13 @@ impl<'s, 'py> Engine<'s, 'py> {
             if let Some(rv) = builtin_function_reduce(&func)? {
                 return self.save_reduce_value(obj, &rv);
             }
-            let globals_ref = self
-                .globals_ref
-                .get_or_insert_with(|| PyDict::new(py))
-                .clone();
-            let parts = function_parts(&func, &globals_ref)?;
+            let parts = function_parts(&func, |ns| self.base_globals(ns))?;
             let direct = self.proto >= 2
                 && self.private_temporaries
                 && self.persistent_id.is_none()
                 && !self.fast
                 && !parts.has_module
-                && parts.func_dict.is_empty();
+                && parts.func_dict.as_ref().is_none_or(|d| d.is_empty());
             if !direct {
                 let rv = build_function_reduce(&parts)?;
                 return self.save_reduce_value(obj, &rv);
@@ -71,6 +68,54 @@ impl<'s, 'py> Engine<'s, 'py> {
             self.leave();
             result
         }
+    }
+
+    /// The base globals of a function whose namespace is `namespace`: those
+    /// the functions of this dump with that namespace share (see
+    /// `base_globals_in`). A one-shot dump keeps the first namespace's out
+    /// of `globals_ref`, which no one else sees, and makes that dict only
+    /// for a second namespace; the first namespace's dict may be the one
+    /// the previous dump on this thread made, when it would be made the
+    /// same (see `reuse_base_globals`).
+    fn base_globals(&mut self, namespace: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
+        let py = self.py;
+        if self.globals_ref.is_none() && self.one_shot_globals {
+            let addr = namespace.as_ptr() as usize;
+            match &self.first_globals {
+                None => {
+                    // SAFETY: GIL held (we have `py`).
+                    let g = unsafe { reuse_base_globals(namespace, &mut self.types.base_globals)? };
+                    self.first_globals = Some((addr, g.clone()));
+                    return Ok(g);
+                }
+                // Keyed by address, as `globals_ref` is by `id()`.
+                Some((first, g)) if *first == addr => return Ok(g.clone()),
+                Some(_) => {}
+            }
+            self.materialize_globals_ref()?;
+        }
+        let globals_ref = self
+            .globals_ref
+            .get_or_insert_with(|| PyDict::new(py))
+            .clone();
+        base_globals_in(&globals_ref, namespace)
+    }
+
+    /// Makes `globals_ref` a dict, with the first namespace's entry that
+    /// `base_globals` kept out of it.
+    pub(super) fn materialize_globals_ref(&mut self) -> PyResult<()> {
+        if self.globals_ref.is_some() {
+            return Ok(());
+        }
+        let py = self.py;
+        let globals_ref = PyDict::new(py);
+        if let Some((addr, g)) = self.first_globals.take() {
+            // `id()` of an object is its address (on CPython, where
+            // `one_shot_globals` is set).
+            globals_ref.set_item(addr, g)?;
+        }
+        self.globals_ref = Some(globals_ref);
+        Ok(())
     }
 
     /// # Safety

@@ -114,6 +114,12 @@ pub struct Engine<'s, 'py> {
     /// The last type the dispatch dicts were found not to have.
     dispatch_miss: dispatch::DispatchMiss,
     globals_ref: Option<Bound<'py, pyo3::types::PyDict>>,
+    /// A one-shot dump (no `globals_ref` given, fast paths on, CPython):
+    /// the first namespace's base globals are kept in `first_globals`, out
+    /// of `globals_ref` (see `base_globals`).
+    one_shot_globals: bool,
+    /// The address of the first namespace met and its base globals.
+    first_globals: Option<(usize, Bound<'py, PyAny>)>,
     /// Whether the dump is still in its pure region, where refcount-1
     /// objects may be parked instead of memoized (see `memo`). Turned off
     /// for good by `leave_pure`.
@@ -191,6 +197,11 @@ impl<'s, 'py> Engine<'s, 'py> {
             persistent_id: opts.persistent_id,
             dispatch: Dispatch::new(opts.dispatch_table),
             dispatch_miss: (0, 0),
+            one_shot_globals: opts.globals_ref.is_none()
+                && opts.transient_memo
+                && fast_paths::enabled()
+                && crate::py_compat::LAYOUT_READS,
+            first_globals: None,
             globals_ref: opts.globals_ref,
             stack_floor,
             fast: opts.fast,
@@ -626,6 +637,11 @@ impl<'s, 'py> Engine<'s, 'py> {
                 return self.save_global(obj, None);
             } else {
                 let object = borrowed(self.py, obj);
+                if tp == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
+                    // Not reached (functions are handled above), but a
+                    // function's reduction needs the whole `globals_ref`.
+                    self.materialize_globals_ref()?;
+                }
                 let mut globals_ref = self.globals_ref.take();
                 let ctx = crate::reduce::ReduceContext {
                     globals_ref: &mut globals_ref,

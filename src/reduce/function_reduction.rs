@@ -68,6 +68,111 @@ fn set_item(
     Ok(())
 }
 
+/// The names of a function's module namespace that its base globals copy.
+fn base_globals_keys(py: Python<'_>) -> [&Bound<'_, PyString>; 4] {
+    [
+        pyo3::intern!(py, "__package__"),
+        pyo3::intern!(py, "__name__"),
+        pyo3::intern!(py, "__path__"),
+        pyo3::intern!(py, "__file__"),
+    ]
+}
+
+/// The base globals of a function whose module namespace is `namespace`,
+/// from `globals_ref` (`id(namespace)` to the dict shared by the functions
+/// of one pickler with that namespace), entered there when new: a dict of
+/// the namespace's `__package__`, `__name__`, `__path__` and `__file__`, as
+/// far as it has them.
+pub fn base_globals_in<'py>(
+    globals_ref: &Bound<'py, PyDict>,
+    namespace: &Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = namespace.py();
+    let key = crate::py_compat::object_id(namespace.as_any())?;
+    let base_globals = match globals_ref.get_item(&key)? {
+        Some(g) => g,
+        None => {
+            let g = PyDict::new(py).into_any();
+            globals_ref.set_item(&key, &g)?;
+            g
+        }
+    };
+    if base_globals.len()? == 0 {
+        for k in base_globals_keys(py) {
+            if let Some(v) = namespace.get_item(k)? {
+                base_globals.set_item(k, v)?;
+            }
+        }
+    }
+    Ok(base_globals)
+}
+
+/// A new base globals dict for `namespace` (see `base_globals_in`), or the
+/// dict `kept` holds when it has exactly the entries a new one would have:
+/// the same keys, in the same order, with the very same values. `kept` is
+/// a dict that only its holder refers to (its reference count says so
+/// when it is looked at, after the lookups in `namespace`, which may run
+/// Python code), so what it pickles to is what a new dict would pickle to.
+/// `kept` then holds the dict returned.
+///
+/// For one-shot dumps, whose base globals no one else sees: the dict of
+/// the previous dump is reused instead of building the same one again.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn reuse_base_globals<'py>(
+    namespace: &Bound<'py, PyDict>,
+    kept: &mut Option<Py<PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = namespace.py();
+    let keys = base_globals_keys(py);
+    let mut values: [Option<Bound<'py, PyAny>>; 4] = [None, None, None, None];
+    for (value, k) in values.iter_mut().zip(keys) {
+        *value = namespace.get_item(k)?;
+    }
+    if let Some(dict) = kept.as_ref() {
+        let d = dict.as_ptr();
+        // SAFETY: GIL held; `d` is an exact dict held by `kept` (only dicts
+        // made here are kept). Reading its entries with `PyDict_Next` runs no
+        // Python code; the pointers read are only compared.
+        let same = unsafe {
+            ffi::Py_REFCNT(d) == 1 && ffi::PyDict_CheckExact(d) != 0 && {
+                let expected = keys
+                    .iter()
+                    .zip(values.iter())
+                    .filter_map(|(k, v)| v.as_ref().map(|v| (k.as_ptr(), v.as_ptr())));
+                let mut pos: ffi::Py_ssize_t = 0;
+                let mut key = std::ptr::null_mut();
+                let mut value = std::ptr::null_mut();
+                let mut all = true;
+                let mut n = 0;
+                for (k, v) in expected {
+                    n += 1;
+                    if ffi::PyDict_Next(d, &mut pos, &mut key, &mut value) == 0
+                        || key != k
+                        || value != v
+                    {
+                        all = false;
+                        break;
+                    }
+                }
+                all && ffi::PyDict_Size(d) == n
+            }
+        };
+        if same {
+            return Ok(dict.bind(py).clone().into_any());
+        }
+    }
+    let g = PyDict::new(py);
+    for (k, v) in keys.iter().zip(values.iter()) {
+        if let Some(v) = v {
+            set_item(&g, k, v)?;
+        }
+    }
+    *kept = Some(g.clone().unbind());
+    Ok(g.into_any())
+}
+
 /// What the by-value reduction of a function is made of, read from the
 /// function (see `dynamic_function_reduce` for the layout). The engine
 /// either builds the reduction from these parts or writes it directly.
@@ -95,8 +200,8 @@ pub struct FunctionParts<'py> {
     /// of one), whose submodules the function may reach.
     pub has_module: bool,
     pub closure_values: Vec<Bound<'py, PyAny>>,
-    /// The function's `__dict__`.
-    pub func_dict: Bound<'py, PyDict>,
+    /// The function's `__dict__` (None when it has none yet: empty).
+    pub func_dict: Option<Bound<'py, PyDict>>,
 }
 
 /// Reads the parts of the by-value reduction of `func`.
@@ -105,7 +210,7 @@ pub struct FunctionParts<'py> {
 /// `func` must be an exact function object; the GIL must be held.
 pub unsafe fn function_parts<'py>(
     func: &Bound<'py, PyAny>,
-    globals_ref: &Bound<'py, PyDict>,
+    base_globals_of: impl FnOnce(&Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>>,
 ) -> PyResult<FunctionParts<'py>> {
     // SAFETY: `func` is an exact function (contract), whose struct may be read;
     // every object taken from it becomes a reference at once.
@@ -129,28 +234,7 @@ pub unsafe fn function_parts<'py>(
         let none = py.None().into_bound(py);
         let closure = function_closure(func)?.unwrap_or_else(|| none.clone());
 
-        let key = crate::py_compat::object_id(&namespace)?;
-        let base_globals = match globals_ref.get_item(&key)? {
-            Some(g) => g,
-            None => {
-                let g = PyDict::new(py).into_any();
-                globals_ref.set_item(&key, &g)?;
-                g
-            }
-        };
-        if base_globals.len()? == 0 {
-            let keys = [
-                pyo3::intern!(py, "__package__"),
-                pyo3::intern!(py, "__name__"),
-                pyo3::intern!(py, "__path__"),
-                pyo3::intern!(py, "__file__"),
-            ];
-            for k in keys {
-                if let Some(v) = namespace.get_item(k)? {
-                    base_globals.set_item(k, v)?;
-                }
-            }
-        }
+        let base_globals = base_globals_of(&namespace)?;
 
         // The slots are read from the function object itself, as its attribute
         // getters do (None for a null field).
@@ -192,9 +276,7 @@ pub unsafe fn function_parts<'py>(
                 closure_values.push(value);
             }
         }
-        let func_dict = func
-            .getattr(pyo3::intern!(py, "__dict__"))?
-            .cast_into::<PyDict>()?;
+        let func_dict = crate::py_compat::function_dict(func)?;
         Ok(FunctionParts {
             code,
             base_globals,
@@ -247,7 +329,7 @@ pub unsafe fn dynamic_function_reduce<'py>(
     // SAFETY: `func` is an exact function (contract), as `function_parts`
     // requires.
     unsafe {
-        let parts = function_parts(func, globals_ref)?;
+        let parts = function_parts(func, |ns| base_globals_in(globals_ref, ns))?;
         build_function_reduce(&parts)
     }
 }
@@ -357,7 +439,7 @@ pub fn build_function_reduce<'py>(parts: &FunctionParts<'py>) -> PyResult<Bound<
     set_item(&slotstate, pyo3::intern!(py, "__globals__"), used.as_any())?;
 
     let attributes = PyDict::new(py);
-    for (k, v) in parts.func_dict.iter() {
+    for (k, v) in parts.func_dict.iter().flat_map(|d| d.iter()) {
         let k = match k.cast::<PyString>() {
             Ok(_) => copy_str(&k)?,
             Err(_) => k,
