@@ -397,6 +397,35 @@ pub unsafe fn dict_is_combined(d: *mut ffi::PyObject) -> bool {
     }
 }
 
+/// The characters of a compact ASCII str (the usual layout of an ASCII
+/// str on CPython: its characters right after its header, which are also
+/// its UTF-8 form); None for any other str, and always on PyPy.
+///
+/// # Safety
+/// GIL held; `obj` is a live exact str. The slice lives as long as `obj`.
+#[inline(always)]
+pub unsafe fn str_ascii<'a>(obj: *mut ffi::PyObject) -> Option<&'a [u8]> {
+    #[cfg(not(PyPy))]
+    {
+        // SAFETY: `obj` is a live str (contract); a compact ASCII str stores
+        // its `len` characters, one byte each, right after its
+        // `PyASCIIObject` header, immutable and alive while `obj` is.
+        unsafe {
+            if ffi::PyUnicode_IS_COMPACT_ASCII(obj) == 0 {
+                return None;
+            }
+            let len = ffi::PyUnicode_GET_LENGTH(obj) as usize;
+            let data = (obj as *const ffi::PyASCIIObject).add(1) as *const u8;
+            Some(std::slice::from_raw_parts(data, len))
+        }
+    }
+    #[cfg(PyPy)]
+    {
+        let _ = obj;
+        None
+    }
+}
+
 /// Whether a str that is not 1-byte (`kind` is `PyUnicode_2BYTE_KIND` or
 /// `PyUnicode_4BYTE_KIND`) holds a surrogate code point.
 ///

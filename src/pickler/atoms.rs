@@ -264,6 +264,13 @@ impl<'s, 'py> Engine<'s, 'py> {
             if self.transient_memo && may_fail_utf8(obj) {
                 self.leave_pure();
             }
+            if self.proto >= 4 && self.fast_paths {
+                // An ASCII str is its own UTF-8 form (and holds no surrogate).
+                if let Some(ascii) = crate::py_compat::str_ascii(obj).filter(|a| a.len() <= 0xff) {
+                    self.out.short_string(SHORT_BINUNICODE, ascii);
+                    return Ok(());
+                }
+            }
             if self.proto >= 4 {
                 let mut size: ffi::Py_ssize_t = 0;
                 let data = ffi::PyUnicode_AsUTF8AndSize(obj, &mut size);
