@@ -397,6 +397,24 @@ pub unsafe fn dict_is_combined(d: *mut ffi::PyObject) -> bool {
     }
 }
 
+/// A type's flags (`PyType_GetFlags`), read from the type object on CPython.
+///
+/// # Safety
+/// GIL held; `tp` is a live type object.
+#[inline(always)]
+pub unsafe fn type_flags(tp: *mut ffi::PyTypeObject) -> std::os::raw::c_ulong {
+    #[cfg(not(PyPy))]
+    {
+        // SAFETY: `tp` is a live type object (contract), whose struct may be read.
+        unsafe { (*tp).tp_flags as std::os::raw::c_ulong }
+    }
+    #[cfg(PyPy)]
+    {
+        // SAFETY: as above.
+        unsafe { ffi::PyType_GetFlags(tp) }
+    }
+}
+
 /// The characters of a compact ASCII str (the usual layout of an ASCII
 /// str on CPython: its characters right after its header, which are also
 /// its UTF-8 form); None for any other str, and always on PyPy.

@@ -6,6 +6,8 @@ use pyo3::exceptions::PyKeyError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use super::Engine;
 use crate::errors::fetch;
@@ -20,28 +22,46 @@ pub enum DispatchSource<'py> {
 
 pub(super) enum Dispatch<'py> {
     Unresolved(DispatchSource<'py>),
-    /// Plain dicts, consulted in order with no Python code run; whether
-    /// their contents can be stamped (see `stamp`); the ChainMap they were
-    /// read from, if any.
-    Dicts(Vec<Bound<'py, PyAny>>, bool, Option<ChainOrigin<'py>>),
+    /// Plain dicts, consulted in order with no Python code run.
+    Dicts(Arc<DictsDispatch>),
     /// Any other mapping, consulted with `table[type]`.
     Mapping(Bound<'py, PyAny>),
 }
+
+/// A dispatch table read as plain dicts: the dicts, consulted in order;
+/// whether their contents can be stamped (see `stamp`); the ChainMap they
+/// were read from, if any. Shared between the dumps of a thread when it is
+/// the `Pickler` class's table (see `ResolvedClassTable`): nothing in it
+/// depends on one dump, and `chain_unchanged`, checked before every lookup,
+/// tells whether the ChainMap still has these maps.
+pub(super) struct DictsDispatch {
+    dicts: Vec<Py<PyAny>>,
+    stampable: bool,
+    origin: Option<ChainOrigin>,
+}
+
+/// The `Pickler` class's dispatch table as last resolved on this thread:
+/// the object found as `Pickler.dispatch_table`, held, and its dicts.
+/// A dump whose `Pickler.dispatch_table` is still that object starts from
+/// these dicts instead of reading the ChainMap again (`resolve_dispatch`);
+/// forgotten as soon as a lookup finds that the ChainMap's maps changed.
+pub(crate) type ResolvedClassTable = (Py<PyAny>, Arc<DictsDispatch>);
 
 /// The default ChainMap whose maps a `Dispatch::Dicts` holds: the list
 /// of its maps as read, and its instance dict, where that list is found.
 /// pickle consults the ChainMap at every lookup, so a reducer that inserts
 /// a map into the list (or assigns `maps`) mid-dump is obeyed from then
 /// on; `chain_unchanged` notices it.
-pub(super) struct ChainOrigin<'py> {
-    table: Bound<'py, PyAny>,
-    instance_dict: Bound<'py, PyAny>,
-    maps: Bound<'py, PyList>,
+pub(super) struct ChainOrigin {
+    table: Py<PyAny>,
+    instance_dict: Py<PyAny>,
+    maps: Py<PyList>,
     /// The stamp (see `stamp`) of the dispatch dicts and the instance dict
     /// when `maps` was last found in the instance dict; 0 for never. Not
-    /// consulted from 3.12 on (see `chain_unchanged`).
+    /// consulted from 3.12 on (see `chain_unchanged`). Only read and
+    /// written with the GIL held.
     #[cfg_attr(Py_3_12, allow(dead_code))]
-    verified: u64,
+    verified: AtomicU64,
 }
 
 /// Whether `origin`'s ChainMap still has the very maps `dicts`, in order.
@@ -58,8 +78,9 @@ pub(super) struct ChainOrigin<'py> {
 /// `make_stampable` was given them when `stamp_now` is `Some`.
 #[inline(always)]
 unsafe fn chain_unchanged(
-    origin: &mut ChainOrigin<'_>,
-    dicts: &[Bound<'_, PyAny>],
+    py: Python<'_>,
+    origin: &ChainOrigin,
+    dicts: &[Py<PyAny>],
     stamp_now: Option<u64>,
 ) -> PyResult<bool> {
     let maps = &origin.maps;
@@ -67,7 +88,7 @@ unsafe fn chain_unchanged(
     // SAFETY: `maps` is a list (its type was checked when it was read).
     let len = unsafe { ffi::PyList_GET_SIZE(maps.as_ptr()) } as usize;
     #[cfg(PyPy)]
-    let len = maps.len();
+    let len = maps.bind(py).len();
     if len != dicts.len() {
         return Ok(false);
     }
@@ -81,11 +102,11 @@ unsafe fn chain_unchanged(
     }
     #[cfg(not(Py_3_12))]
     if let Some(now) = stamp_now {
-        if now != 0 && now == origin.verified {
+        if now != 0 && now == origin.verified.load(Ordering::Relaxed) {
             return Ok(true);
         }
     }
-    maps_attribute_unchanged(origin, stamp_now)
+    maps_attribute_unchanged(py, origin, stamp_now)
 }
 
 /// The slow half of `chain_unchanged`: whether the ChainMap's `maps` is
@@ -93,22 +114,25 @@ unsafe fn chain_unchanged(
 #[cold]
 #[inline(never)]
 fn maps_attribute_unchanged(
-    origin: &mut ChainOrigin<'_>,
+    py: Python<'_>,
+    origin: &ChainOrigin,
     stamp_now: Option<u64>,
 ) -> PyResult<bool> {
-    let py = origin.table.py();
     // A str key: found without Python code unless another key of the
     // instance dict has the same hash (then its `__eq__` runs, which is safe:
     // everything here is held strongly, and the list is compared again at
     // the next lookup).
     let current = origin
         .instance_dict
+        .bind(py)
         .cast::<PyDict>()?
         .get_item(pyo3::intern!(py, "maps"))?;
-    if !current.is_some_and(|m| m.is(&origin.maps)) {
+    if !current.is_some_and(|m| m.is(origin.maps.bind(py))) {
         return Ok(false);
     }
-    origin.verified = stamp_now.unwrap_or(0);
+    origin
+        .verified
+        .store(stamp_now.unwrap_or(0), Ordering::Relaxed);
     Ok(true)
 }
 
@@ -164,7 +188,7 @@ const DISPATCH_SEEN: usize = 8;
 const SEEN_DICTS: usize = 3;
 
 /// The addresses of `dicts`, or None when there are too many.
-fn dicts_key(dicts: &[Bound<'_, PyAny>]) -> Option<[usize; SEEN_DICTS]> {
+fn dicts_key(dicts: &[Py<PyAny>]) -> Option<[usize; SEEN_DICTS]> {
     if dicts.len() > SEEN_DICTS {
         return None;
     }
@@ -265,7 +289,7 @@ mod watch {
 ///
 /// # Safety
 /// GIL held; `dicts` alive exact dicts.
-unsafe fn make_stampable(dicts: &[Bound<'_, PyAny>]) -> bool {
+unsafe fn make_stampable(dicts: &[Py<PyAny>]) -> bool {
     if !super::fast_paths::enabled() {
         return false;
     }
@@ -296,7 +320,7 @@ unsafe fn make_stampable(dicts: &[Bound<'_, PyAny>]) -> bool {
 /// # Safety
 /// GIL held; `dicts` and `extra` alive exact dicts.
 #[inline(always)]
-unsafe fn stamp(dicts: &[Bound<'_, PyAny>], extra: Option<&Bound<'_, PyAny>>) -> u64 {
+unsafe fn stamp(dicts: &[Py<PyAny>], extra: Option<&Py<PyAny>>) -> u64 {
     #[cfg(all(Py_3_12, not(PyPy)))]
     {
         let _ = (dicts, extra);
@@ -341,9 +365,7 @@ fn class_attr<'py>(
 
 /// The maps of a `collections.ChainMap` when they are all plain dicts, read
 /// from its instance dict (no Python code runs).
-fn chainmap_dicts<'py>(
-    table: &Bound<'py, PyAny>,
-) -> PyResult<Option<(Vec<Bound<'py, PyAny>>, ChainOrigin<'py>)>> {
+fn chainmap_dicts(table: &Bound<'_, PyAny>) -> PyResult<Option<(Vec<Py<PyAny>>, ChainOrigin)>> {
     let py = table.py();
     // SAFETY: PyObject_GenericGetDict returns a new reference or null.
     let dict = unsafe { ffi::PyObject_GenericGetDict(table.as_ptr(), std::ptr::null_mut()) };
@@ -362,12 +384,12 @@ fn chainmap_dicts<'py>(
     };
     match maps.cast_into::<PyList>() {
         Ok(list) if list.iter().all(|m| m.is_exact_instance_of::<PyDict>()) => {
-            let dicts = list.iter().collect();
+            let dicts = list.iter().map(Bound::unbind).collect();
             let origin = ChainOrigin {
-                table: table.clone(),
-                instance_dict: dict.into_any(),
-                maps: list,
-                verified: 0,
+                table: table.clone().unbind(),
+                instance_dict: dict.into_any().unbind(),
+                maps: list.unbind(),
+                verified: AtomicU64::new(0),
             };
             Ok(Some((dicts, origin)))
         }
@@ -382,6 +404,7 @@ impl<'s, 'py> Engine<'s, 'py> {
         };
         let py = self.py;
         let registered = crate::bridge::installed();
+        let class_table = matches!(source, DispatchSource::PicklerClass);
         let table = match source {
             DispatchSource::Given(table) => Some(table.clone()),
             DispatchSource::PicklerClass => match registered {
@@ -393,44 +416,68 @@ impl<'s, 'py> Engine<'s, 'py> {
                 None => None,
             },
         };
-        let resolved = match table {
-            None => Dispatch::Dicts(
-                vec![unsafe {
+        // The class's table as resolved by an earlier dump on this thread,
+        // when `Pickler.dispatch_table` is still the same object (held by
+        // the cache, so not another one at the same address).
+        let reuse = class_table && self.fast_paths;
+        if reuse {
+            if let (Some(table), Some((cached, dicts))) = (&table, &self.types.class_table) {
+                if cached.as_ptr() == table.as_ptr() {
+                    self.dispatch = Dispatch::Dicts(dicts.clone());
+                    return Ok(());
+                }
+            }
+        }
+        let resolved = match &table {
+            None => Dispatch::Dicts(Arc::new(DictsDispatch {
+                dicts: vec![unsafe {
                     // SAFETY: the cached pointer is a strong, immortal reference.
-                    Bound::from_borrowed_ptr(py, self.c.copyreg_dispatch_table)
+                    Bound::from_borrowed_ptr(py, self.c.copyreg_dispatch_table).unbind()
                 }],
-                false,
-                None,
-            ),
+                stampable: false,
+                origin: None,
+            })),
             Some(table) => {
-                let is_default = registered.is_some_and(|r| r.default_table.bind(py).is(&table));
+                let is_default = registered.is_some_and(|r| r.default_table.bind(py).is(table));
+                let dicts = |dicts, origin| {
+                    Dispatch::Dicts(Arc::new(DictsDispatch {
+                        dicts,
+                        stampable: false,
+                        origin,
+                    }))
+                };
                 if table.is_exact_instance_of::<PyDict>() {
-                    Dispatch::Dicts(vec![table], false, None)
+                    dicts(vec![table.clone().unbind()], None)
                 } else if is_default {
                     // The default ChainMap: consult its maps directly when
                     // they are all plain dicts (the usual case).
-                    match chainmap_dicts(&table)? {
-                        Some((dicts, origin)) => Dispatch::Dicts(dicts, false, Some(origin)),
-                        None => Dispatch::Mapping(table),
+                    match chainmap_dicts(table)? {
+                        Some((maps, origin)) => dicts(maps, Some(origin)),
+                        None => Dispatch::Mapping(table.clone()),
                     }
                 } else {
-                    Dispatch::Mapping(table)
+                    Dispatch::Mapping(table.clone())
                 }
             }
         };
         self.dispatch = match resolved {
-            Dispatch::Dicts(dicts, _, origin) => {
-                // SAFETY: GIL held (we have `py`); the dicts are alive exact
-                // dicts, and so is a ChainMap's instance dict, whose changes
-                // the stamp then covers too.
-                let stampable = unsafe {
-                    make_stampable(&dicts)
-                        && (cfg!(Py_3_12)
-                            || origin.as_ref().is_none_or(|o| {
-                                make_stampable(std::slice::from_ref(&o.instance_dict))
-                            }))
-                };
-                Dispatch::Dicts(dicts, stampable, origin)
+            Dispatch::Dicts(mut d) => {
+                if let Some(inner) = Arc::get_mut(&mut d) {
+                    // SAFETY: GIL held (we have `py`); the dicts are alive
+                    // exact dicts, and so is a ChainMap's instance dict, whose
+                    // changes the stamp then covers too.
+                    inner.stampable = unsafe {
+                        make_stampable(&inner.dicts)
+                            && (cfg!(Py_3_12)
+                                || inner.origin.as_ref().is_none_or(|o| {
+                                    make_stampable(std::slice::from_ref(&o.instance_dict))
+                                }))
+                    };
+                }
+                if let (true, Some(table)) = (reuse, &table) {
+                    self.types.class_table = Some((table.clone().unbind(), d.clone()));
+                }
+                Dispatch::Dicts(d)
             }
             other => other,
         };
@@ -452,8 +499,13 @@ impl<'s, 'py> Engine<'s, 'py> {
             if let Dispatch::Unresolved(_) = self.dispatch {
                 self.resolve_dispatch()?;
             }
-            match &mut self.dispatch {
-                Dispatch::Dicts(dicts, stampable, origin) => {
+            match &self.dispatch {
+                Dispatch::Dicts(resolved) => {
+                    let DictsDispatch {
+                        dicts,
+                        stampable,
+                        origin,
+                    } = &**resolved;
                     // Read before the lookups: were a dict changed during one,
                     // the stamp recorded below would not be seen again.
                     let stamp = if *stampable {
@@ -462,10 +514,12 @@ impl<'s, 'py> Engine<'s, 'py> {
                         None
                     };
                     if let Some(o) = origin {
-                        if !chain_unchanged(o, dicts, stamp)? {
+                        if !chain_unchanged(self.py, o, dicts, stamp)? {
                             // Its maps changed mid-dump: consult the ChainMap
-                            // itself from now on, as pickle does.
-                            let table = o.table.clone();
+                            // itself from now on, as pickle does (and resolve
+                            // the table afresh in the next dump).
+                            let table = o.table.bind(self.py).clone();
+                            self.types.class_table = None;
                             self.dispatch = Dispatch::Mapping(table);
                             return self.dispatch_lookup(tp);
                         }
@@ -473,7 +527,7 @@ impl<'s, 'py> Engine<'s, 'py> {
                     // Static types only (see `DispatchSeen`).
                     let seen = match (stamp, dicts_key(dicts)) {
                         (Some(stamp), Some(key))
-                            if ffi::PyType_GetFlags(tp) & ffi::Py_TPFLAGS_HEAPTYPE == 0
+                            if crate::py_compat::type_flags(tp) & ffi::Py_TPFLAGS_HEAPTYPE == 0
                                 && ffi::Py_TYPE(tp.cast())
                                     == std::ptr::addr_of_mut!(ffi::PyType_Type) =>
                         {
@@ -500,7 +554,7 @@ impl<'s, 'py> Engine<'s, 'py> {
                         }
                         (None, None) => {}
                     }
-                    let mut found = std::ptr::null_mut();
+                    let mut found: *mut ffi::PyObject = std::ptr::null_mut();
                     for d in dicts.iter() {
                         // Types hash by address and compare by identity, so this
                         // lookup runs no Python code.

@@ -58,7 +58,8 @@ impl<'s, 'py> Engine<'s, 'py> {
                 && self.persistent_id.is_none()
                 && !self.fast
                 && !parts.has_module
-                && parts.func_dict.as_ref().is_none_or(|d| d.is_empty());
+                && parts.func_dict.as_ref().is_none_or(|d| d.is_empty())
+                && (parts.closure.is_none() || self.cells_reduced_by_default()?);
             if !direct {
                 let rv = build_function_reduce(&parts)?;
                 return self.save_reduce_value(obj, &rv);
@@ -68,6 +69,19 @@ impl<'s, 'py> Engine<'s, 'py> {
             self.leave();
             result
         }
+    }
+
+    /// Whether the dispatch tables give cells cloudpickle's own
+    /// `_cell_reduce`, which the direct writer stands for when it writes
+    /// the new empty cells of a closure (`write_empty_cells`); the
+    /// reduction's own cells are saved through the tables.
+    fn cells_reduced_by_default(&mut self) -> PyResult<bool> {
+        let py = self.py;
+        // SAFETY: `PyCell_Type` is a static type, alive for the life of the
+        // process.
+        let reducer = unsafe { self.dispatch_lookup(std::ptr::addr_of_mut!(ffi::PyCell_Type))? };
+        let hot = crate::bridge::bridge(py)?;
+        Ok(reducer.is_some_and(|r| r.is(hot.cell_reduce.bind(py))))
     }
 
     /// The base globals of a function whose namespace is `namespace`: those

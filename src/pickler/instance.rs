@@ -81,6 +81,9 @@ pub struct TypeCache {
     pub(super) builtin_types: HashMap<usize, NamedGlobal>,
     /// What the dispatch dicts gave for the last few static types.
     pub(super) dispatch_seen: super::dispatch::DispatchSeen,
+    /// The `Pickler` class's dispatch table as last resolved (see
+    /// `dispatch::ResolvedClassTable`).
+    pub(super) class_table: Option<super::dispatch::ResolvedClassTable>,
     /// The base globals the last one-shot dump made (see
     /// `reduce::function_reduction::reuse_base_globals`).
     pub(super) base_globals: Option<Py<pyo3::types::PyDict>>,
