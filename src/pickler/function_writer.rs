@@ -71,6 +71,75 @@ impl<'s, 'py> Engine<'s, 'py> {
         }
     }
 
+    /// Saves the cell `obj` as `save_reduce` saves its reduction by
+    /// cloudpickle's own `_cell_reduce` (the dispatch tables gave that
+    /// reducer; the caller checked it): `(_make_cell, (value,))` or
+    /// `(_make_empty_cell, ())`, written without building the two tuples.
+    /// The arguments tuple takes its memo index with no entry (see
+    /// `memo_skip`): only for dumps whose memo no one sees
+    /// (`private_temporaries`), protocol 2 and above.
+    ///
+    /// # Safety
+    /// `obj` must be an alive exact cell.
+    pub(super) unsafe fn save_cell_direct(&mut self, obj: *mut ffi::PyObject) -> PyResult<()> {
+        // SAFETY: `obj` is an alive exact cell (contract); its value is held by
+        // `value` (a new reference) while it is saved, and the reconstructors
+        // by the bridge.
+        unsafe {
+            let py = self.py;
+            let hot = crate::bridge::bridge(py)?;
+            let value = crate::py_compat::cell_get(obj);
+            let value = if value.is_null() {
+                // An empty cell (PyCell_Get sets no error on CPython).
+                ffi::PyErr_Clear();
+                None
+            } else {
+                Some(Bound::from_owned_ptr(py, value))
+            };
+            let callable = match value {
+                Some(_) => hot.make_cell.as_ptr(),
+                None => hot.make_empty_cell.as_ptr(),
+            };
+            let by_value = self.by_value_callable(callable);
+            self.canonical_scope(by_value, |e| {
+                e.save(callable, false)
+                    .map_err(|err| e.failed_at(Step::Callable, callable, err))?;
+                // What `save(args)` does for the new tuple: an opcode
+                // boundary, then the tuple (never memoized before: only this
+                // function has it).
+                e.boundary()?;
+                match &value {
+                    None => e.out.byte(EMPTY_TUPLE),
+                    Some(v) => {
+                        e.enter()?;
+                        let saved = e.save(v.as_ptr(), false);
+                        e.leave();
+                        saved.map_err(|err| e.cell_value_failed(v, err))?;
+                        e.out.byte(TUPLE1);
+                        e.memo_skip()?;
+                    }
+                }
+                e.out.byte(REDUCE);
+                e.memoize_reduced(obj).map(|_| ())
+            })
+        }
+    }
+
+    /// The failure path through a cell's value written by
+    /// `save_cell_direct`: the steps through the arguments tuple it stands
+    /// for, made now to be shown.
+    #[cold]
+    #[inline(never)]
+    fn cell_value_failed(&mut self, value: &Bound<'py, PyAny>, err: PyErr) -> PyErr {
+        // SAFETY: `value` and the tuple made here are held while recorded.
+        unsafe {
+            let args = PyTuple::new(self.py, [value]).ok();
+            let err = self.failed_at(Step::Item(0), value.as_ptr(), err);
+            let args = args.as_ref().map_or(std::ptr::null_mut(), |a| a.as_ptr());
+            self.failed_at(Step::Args(0), args, err)
+        }
+    }
+
     /// Whether the dispatch tables give cells cloudpickle's own
     /// `_cell_reduce`, which the direct writer stands for when it writes
     /// the new empty cells of a closure (`write_empty_cells`); the

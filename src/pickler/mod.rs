@@ -674,6 +674,15 @@ impl<'s, 'py> Engine<'s, 'py> {
                     }
                     return self.save_reduce_value(obj, &rv);
                 }
+                if tp == std::ptr::addr_of_mut!(ffi::PyCell_Type)
+                    && self.private_temporaries
+                    && self.proto >= 2
+                    && !self.fast
+                    && self.persistent_id.is_none()
+                    && reducer.is(crate::bridge::bridge(self.py)?.cell_reduce.bind(self.py))
+                {
+                    return self.save_cell_direct(obj);
+                }
                 let rv = crate::reduce::call_reducer(&reducer, &object)?;
                 return self.save_reduce_value(obj, &rv);
             }
