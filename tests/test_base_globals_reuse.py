@@ -143,9 +143,8 @@ def test_namespace_changed_mid_dump(protocol):
 def test_namespace_freed_between_dumps(protocol):
     for i in range(5):
         ns = _namespace(name=f"tmp{i % 2}")
-        f = ns["f"]
-        _check(lambda: cloudpickle.dumps(f, protocol))
-        del ns, f
+        _check(lambda f=ns["f"]: cloudpickle.dumps(f, protocol))
+        del ns
         gc.collect()
 
 
