@@ -104,20 +104,14 @@ impl<'s, 'py> Engine<'s, 'py> {
             self.canonical_scope(by_value, |e| {
                 e.save(callable, false)
                     .map_err(|err| e.failed_at(Step::Callable, callable, err))?;
-                // What `save(args)` does for the new tuple: an opcode
-                // boundary, then the tuple (never memoized before: only this
-                // function has it).
-                e.boundary()?;
+                // What `save(args)` does for the new tuple (never memoized
+                // before: only this function has it).
                 match &value {
-                    None => e.out.byte(EMPTY_TUPLE),
-                    Some(v) => {
-                        e.enter()?;
-                        let saved = e.save(v.as_ptr(), false);
-                        e.leave();
-                        saved.map_err(|err| e.cell_value_failed(v, err))?;
-                        e.out.byte(TUPLE1);
-                        e.memo_skip()?;
+                    None => {
+                        e.boundary()?;
+                        e.out.byte(EMPTY_TUPLE);
                     }
+                    Some(v) => e.write_args1(v)?,
                 }
                 e.out.byte(REDUCE);
                 e.memoize_reduced(obj).map(|_| ())
@@ -125,12 +119,77 @@ impl<'s, 'py> Engine<'s, 'py> {
         }
     }
 
-    /// The failure path through a cell's value written by
-    /// `save_cell_direct`: the steps through the arguments tuple it stands
-    /// for, made now to be shown.
+    /// Saves a type that cloudpickle's own reducer override reduces to
+    /// `(_builtin_type, (name,))` (a type of the `types` module that
+    /// `builtins` does not name, such as `types.CodeType`) as `save_reduce`
+    /// saves that reduction, without building its two tuples; false
+    /// (nothing written) for any other object. For dumps whose memo no one
+    /// sees (`private_temporaries`), protocol 2 and above, with no
+    /// `reducer_override` of a subclass (the caller checked them all).
+    ///
+    /// # Safety
+    /// `obj` must be alive, its type `type` itself.
+    pub(super) unsafe fn save_builtin_type_reduction(
+        &mut self,
+        obj: *mut ffi::PyObject,
+    ) -> PyResult<bool> {
+        // SAFETY: `obj` is alive (contract); the name found is held by `name`
+        // while it is saved, the reconstructor by the bridge. The dict is
+        // keyed by types, which hash by address and compare by identity: the
+        // lookup runs no Python code.
+        unsafe {
+            let py = self.py;
+            // The singletons' types are left to pickle's own rule, as
+            // `reduce::reducer_override` leaves them.
+            if obj == ffi::Py_TYPE(ffi::Py_None()).cast()
+                || obj == ffi::Py_TYPE(ffi::Py_Ellipsis()).cast()
+                || obj == ffi::Py_TYPE(ffi::Py_NotImplemented()).cast()
+            {
+                return Ok(false);
+            }
+            let hot = crate::bridge::bridge(py)?;
+            let name = ffi::PyDict_GetItemWithError(hot.builtin_type_names.as_ptr(), obj);
+            if name.is_null() {
+                if !ffi::PyErr_Occurred().is_null() {
+                    return Err(crate::errors::fetch(py));
+                }
+                return Ok(false);
+            }
+            let name = borrowed(py, name);
+            let callable = hot.builtin_type.as_ptr();
+            let by_value = self.by_value_callable(callable);
+            self.canonical_scope(by_value, |e| {
+                e.save(callable, false)
+                    .map_err(|err| e.failed_at(Step::Callable, callable, err))?;
+                e.write_args1(&name)?;
+                e.out.byte(REDUCE);
+                e.memoize_reduced(obj).map(|_| ())
+            })?;
+            Ok(true)
+        }
+    }
+
+    /// What `save` writes for a new 1-tuple `(item,)` that only the engine
+    /// has (the arguments of a reduction, never memoized before): an opcode
+    /// boundary, the item, `TUPLE1` and a memo index with no entry (see
+    /// `memo_skip`). Protocol 2 and above.
+    fn write_args1(&mut self, item: &Bound<'py, PyAny>) -> PyResult<()> {
+        self.boundary()?;
+        self.enter()?;
+        // SAFETY: `item` is held by the caller.
+        let saved = unsafe { self.save(item.as_ptr(), false) };
+        self.leave();
+        saved.map_err(|err| self.args1_failed(item, err))?;
+        self.out.byte(TUPLE1);
+        self.memo_skip()
+    }
+
+    /// The failure path through the item of a 1-tuple written by
+    /// `write_args1`: the steps through the arguments tuple it stands for,
+    /// made now to be shown.
     #[cold]
     #[inline(never)]
-    fn cell_value_failed(&mut self, value: &Bound<'py, PyAny>, err: PyErr) -> PyErr {
+    fn args1_failed(&mut self, value: &Bound<'py, PyAny>, err: PyErr) -> PyErr {
         // SAFETY: `value` and the tuple made here are held while recorded.
         unsafe {
             let args = PyTuple::new(self.py, [value]).ok();

@@ -636,6 +636,15 @@ impl<'s, 'py> Engine<'s, 'py> {
                 }
                 return self.save_global(obj, None);
             } else {
+                if tp == std::ptr::addr_of_mut!(ffi::PyType_Type)
+                    && self.private_temporaries
+                    && self.proto >= 2
+                    && !self.fast
+                    && self.persistent_id.is_none()
+                    && self.save_builtin_type_reduction(obj)?
+                {
+                    return Ok(());
+                }
                 let object = borrowed(self.py, obj);
                 if tp == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
                     // Not reached (functions are handled above), but a
