@@ -96,27 +96,53 @@ impl<'s, 'py> Engine<'s, 'py> {
             } else {
                 Some(Bound::from_owned_ptr(py, value))
             };
-            let callable = match value {
-                Some(_) => hot.make_cell.as_ptr(),
-                None => hot.make_empty_cell.as_ptr(),
-            };
+            if let Some(v) = &value {
+                return self.write_reduce1(obj, hot.make_cell.as_ptr(), v);
+            }
+            let callable = hot.make_empty_cell.as_ptr();
             let by_value = self.by_value_callable(callable);
             self.canonical_scope(by_value, |e| {
                 e.save(callable, false)
                     .map_err(|err| e.failed_at(Step::Callable, callable, err))?;
-                // What `save(args)` does for the new tuple (never memoized
-                // before: only this function has it).
-                match &value {
-                    None => {
-                        e.boundary()?;
-                        e.out.byte(EMPTY_TUPLE);
-                    }
-                    Some(v) => e.write_args1(v)?,
-                }
+                // What `save(())` writes.
+                e.boundary()?;
+                e.out.byte(EMPTY_TUPLE);
                 e.out.byte(REDUCE);
                 e.memoize_reduced(obj).map(|_| ())
             })
         }
+    }
+
+    /// Saves `obj` as `save_reduce` saves its reduction `(callable,
+    /// (item,))`, without building the two tuples (see `write_args1`):
+    /// for dumps whose memo no one sees (`private_temporaries`), protocol 2
+    /// and above (the caller checked them).
+    ///
+    /// # Safety
+    /// `obj` and `callable` must be alive; `item` is held by the caller.
+    pub(super) unsafe fn write_reduce1(
+        &mut self,
+        obj: *mut ffi::PyObject,
+        callable: *mut ffi::PyObject,
+        item: &Bound<'py, PyAny>,
+    ) -> PyResult<()> {
+        let by_value = self.by_value_callable(callable);
+        self.canonical_scope(by_value, |e| {
+            // SAFETY: `callable` is alive (contract).
+            unsafe { e.save(callable, false) }
+                .map_err(|err| e.failed_at_callable(callable, err))?;
+            e.write_args1(item)?;
+            e.out.byte(REDUCE);
+            // SAFETY: `obj` is alive (contract).
+            unsafe { e.memoize_reduced(obj) }.map(|_| ())
+        })
+    }
+
+    /// `failed_at(Step::Callable, callable, err)`.
+    #[cold]
+    fn failed_at_callable(&mut self, callable: *mut ffi::PyObject, err: PyErr) -> PyErr {
+        // SAFETY: the callable of a reduction being written is alive.
+        unsafe { self.failed_at(Step::Callable, callable, err) }
     }
 
     /// Saves a type that cloudpickle's own reducer override reduces to
@@ -156,15 +182,7 @@ impl<'s, 'py> Engine<'s, 'py> {
                 return Ok(false);
             }
             let name = borrowed(py, name);
-            let callable = hot.builtin_type.as_ptr();
-            let by_value = self.by_value_callable(callable);
-            self.canonical_scope(by_value, |e| {
-                e.save(callable, false)
-                    .map_err(|err| e.failed_at(Step::Callable, callable, err))?;
-                e.write_args1(&name)?;
-                e.out.byte(REDUCE);
-                e.memoize_reduced(obj).map(|_| ())
-            })?;
+            self.write_reduce1(obj, hot.builtin_type.as_ptr(), &name)?;
             Ok(true)
         }
     }

@@ -683,14 +683,23 @@ impl<'s, 'py> Engine<'s, 'py> {
                     }
                     return self.save_reduce_value(obj, &rv);
                 }
-                if tp == std::ptr::addr_of_mut!(ffi::PyCell_Type)
-                    && self.private_temporaries
+                if self.private_temporaries
                     && self.proto >= 2
                     && !self.fast
                     && self.persistent_id.is_none()
-                    && reducer.is(crate::bridge::bridge(self.py)?.cell_reduce.bind(self.py))
                 {
-                    return self.save_cell_direct(obj);
+                    let hot = crate::bridge::bridge(self.py)?;
+                    if tp == std::ptr::addr_of_mut!(ffi::PyCell_Type)
+                        && reducer.is(hot.cell_reduce.bind(self.py))
+                    {
+                        return self.save_cell_direct(obj);
+                    }
+                    if reducer.is(hot.module_reduce.bind(self.py)) {
+                        if let Some(name) = crate::reduce::importable_module_name(&object)? {
+                            let subimport = hot.subimport.as_ptr();
+                            return self.write_reduce1(obj, subimport, name.as_any());
+                        }
+                    }
                 }
                 let rv = crate::reduce::call_reducer(&reducer, &object)?;
                 return self.save_reduce_value(obj, &rv);

@@ -200,8 +200,8 @@ pub fn call_reducer<'py>(
         return unsafe { function_reduction::cell_reduce(obj) };
     }
     if reducer.is(h.module_reduce.bind(py)) {
-        if let Some(rv) = importable_module_reduce(obj)? {
-            return Ok(rv);
+        if let Some(name) = importable_module_name(obj)? {
+            return reduction(h.subimport.bind(py), (name,));
         }
         return reducer.call1((obj,));
     }
@@ -209,11 +209,11 @@ pub fn call_reducer<'py>(
 }
 
 /// `_module_reduce` for the common case, an imported module not registered
-/// for pickling by value: `(subimport, (name,))`. None for the other cases,
-/// left to the Python helper.
-fn importable_module_reduce<'py>(
+/// for pickling by value, is `(subimport, (name,))`: its name then. None
+/// for the other cases, left to the Python helper.
+pub(crate) fn importable_module_name<'py>(
     module: &Bound<'py, PyAny>,
-) -> PyResult<Option<Bound<'py, PyAny>>> {
+) -> PyResult<Option<Bound<'py, pyo3::types::PyString>>> {
     let py = module.py();
     if !module.is_exact_instance_of::<PyModule>() {
         return Ok(None);
@@ -236,5 +236,5 @@ fn importable_module_reduce<'py>(
     {
         return Ok(None);
     }
-    reduction(bridge(py)?.subimport.bind(py), (name,)).map(Some)
+    Ok(Some(name))
 }
