@@ -127,8 +127,23 @@ pub unsafe fn lookup_module_and_qualname<'py>(
     name: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Option<(Bound<'py, PyAny>, Bound<'py, PyString>)>> {
     let py = obj.py();
-    let name = match name {
-        Some(n) if !n.is_none() => n.clone(),
+    // An exact function's `__qualname__` is its field (always a str), read
+    // directly on CPython.
+    // SAFETY: the field is read only from an exact function, alive (bound).
+    let field = unsafe {
+        if crate::py_compat::LAYOUT_READS
+            && ffi::Py_TYPE(obj.as_ptr()) == std::ptr::addr_of_mut!(ffi::PyFunction_Type)
+        {
+            crate::py_compat::function_slot(obj.as_ptr(), crate::py_compat::FuncSlot::Qualname)
+                .filter(|q| !q.is_null())
+                .map(|q| Bound::from_borrowed_ptr(py, q))
+        } else {
+            None
+        }
+    };
+    let name = match (name, field) {
+        (Some(n), _) if !n.is_none() => n.clone(),
+        (_, Some(qualname)) => qualname,
         _ => match obj.getattr_opt(pyo3::intern!(py, "__qualname__"))? {
             Some(n) if !n.is_none() => n,
             _ => match obj.getattr_opt(pyo3::intern!(py, "__name__"))? {
