@@ -86,7 +86,7 @@ pub struct TypeCache {
     pub(super) class_table: Option<super::dispatch::ResolvedClassTable>,
     /// The base globals the last one-shot dump made (see
     /// `reduce::function_reduction::reuse_base_globals`).
-    pub(super) base_globals: Option<Py<pyo3::types::PyDict>>,
+    pub(super) base_globals: crate::reduce::function_reduction::KeptBaseGlobals,
 }
 
 impl TypeCache {

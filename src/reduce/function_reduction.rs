@@ -117,20 +117,46 @@ pub fn base_globals_in<'py>(
 ///
 /// For one-shot dumps, whose base globals no one else sees: the dict of
 /// the previous dump is reused instead of building the same one again.
+/// Up to 3.11, when neither the namespace nor the kept dict changed since
+/// the last time (their version tags, see `KeptBaseGlobals`), it is reused
+/// without looking the names up again.
 ///
 /// # Safety
 /// GIL held.
 pub unsafe fn reuse_base_globals<'py>(
     namespace: &Bound<'py, PyDict>,
-    kept: &mut Option<Py<PyDict>>,
+    kept: &mut KeptBaseGlobals,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = namespace.py();
+    // Up to 3.11: neither dict changed since the kept one was made or found
+    // the same (see `KeptBaseGlobals::stamp`): no need to look again.
+    #[cfg(not(any(Py_3_12, PyPy)))]
+    let namespace_stamp = {
+        // SAFETY: both are live exact dicts, whose structs may be read; the
+        // kept one is held by `kept`.
+        let tag =
+            |d: *mut ffi::PyObject| unsafe { (*d.cast::<ffi::PyDictObject>()).ma_version_tag };
+        let now = (namespace.as_ptr() as usize, tag(namespace.as_ptr()));
+        if let Some(dict) = kept.dict.as_ref() {
+            // SAFETY: `dict` is alive (held by `kept`).
+            if kept.stamp == Some((now.0, now.1, tag(dict.as_ptr())))
+                && unsafe { ffi::Py_REFCNT(dict.as_ptr()) } == 1
+            {
+                return Ok(dict.bind(py).clone().into_any());
+            }
+        }
+        now
+    };
+    let kept_dict = &mut kept.dict;
     let keys = base_globals_keys(py);
     let mut values: [Option<Bound<'py, PyAny>>; 4] = [None, None, None, None];
     for (value, k) in values.iter_mut().zip(keys) {
         *value = namespace.get_item(k)?;
     }
-    if let Some(dict) = kept.as_ref() {
+    let found = 'found: {
+        let Some(dict) = kept_dict.as_ref() else {
+            break 'found None;
+        };
         let d = dict.as_ptr();
         // SAFETY: GIL held; `d` is an exact dict held by `kept` (only dicts
         // made here are kept). Reading its entries with `PyDict_Next` runs no
@@ -159,18 +185,43 @@ pub unsafe fn reuse_base_globals<'py>(
                 all && ffi::PyDict_Size(d) == n
             }
         };
-        if same {
-            return Ok(dict.bind(py).clone().into_any());
+        same.then(|| dict.bind(py).clone())
+    };
+    let g = match found {
+        Some(g) => g,
+        None => {
+            let g = PyDict::new(py);
+            for (k, v) in keys.iter().zip(values.iter()) {
+                if let Some(v) = v {
+                    set_item(&g, k, v)?;
+                }
+            }
+            *kept_dict = Some(g.clone().unbind());
+            g
         }
+    };
+    #[cfg(not(any(Py_3_12, PyPy)))]
+    {
+        // SAFETY: `g` is a live exact dict.
+        let tag = unsafe { (*g.as_ptr().cast::<ffi::PyDictObject>()).ma_version_tag };
+        kept.stamp = Some((namespace_stamp.0, namespace_stamp.1, tag));
     }
-    let g = PyDict::new(py);
-    for (k, v) in keys.iter().zip(values.iter()) {
-        if let Some(v) = v {
-            set_item(&g, k, v)?;
-        }
-    }
-    *kept = Some(g.clone().unbind());
     Ok(g.into_any())
+}
+
+/// The base globals dict a one-shot dump made, kept for the next one on
+/// the thread (see `reuse_base_globals`).
+#[derive(Default)]
+pub struct KeptBaseGlobals {
+    dict: Option<Py<PyDict>>,
+    /// Up to 3.11: the address and version tag (PEP 509) of the namespace
+    /// the dict was last made or found right for, and the dict's own
+    /// version tag then. Every change to a dict gives it a new tag, above
+    /// all earlier ones, and a dict made later at the same address has a
+    /// tag above them too: equal tags mean the same, unchanged dicts, so
+    /// the dict is still right (when it is still only held here).
+    #[cfg_attr(any(Py_3_12, PyPy), allow(dead_code))]
+    stamp: Option<(usize, u64, u64)>,
 }
 
 /// What the by-value reduction of a function is made of, read from the
