@@ -138,10 +138,9 @@ pub unsafe fn reuse_base_globals<'py>(
             |d: *mut ffi::PyObject| unsafe { (*d.cast::<ffi::PyDictObject>()).ma_version_tag };
         let now = (namespace.as_ptr() as usize, tag(namespace.as_ptr()));
         if let Some(dict) = kept.dict.as_ref() {
-            // SAFETY: `dict` is alive (held by `kept`).
-            if kept.stamp == Some((now.0, now.1, tag(dict.as_ptr())))
-                && unsafe { ffi::Py_REFCNT(dict.as_ptr()) } == 1
-            {
+            // SAFETY: `dict` is alive (held by `kept`): its count may be read.
+            let alone = unsafe { ffi::Py_REFCNT(dict.as_ptr()) } == 1;
+            if alone && kept.stamp == Some((now.0, now.1, tag(dict.as_ptr()))) {
                 return Ok(dict.bind(py).clone().into_any());
             }
         }
