@@ -145,6 +145,44 @@ impl<'s, 'py> Engine<'s, 'py> {
         unsafe { self.failed_at(Step::Callable, callable, err) }
     }
 
+    /// Saves `obj` directly when `reducer`, the dispatch tables' reducer for
+    /// its type `tp`, is cloudpickle's own `_cell_reduce` (for a cell) or
+    /// `_module_reduce` (for an imported module, `subimport(name)`); false
+    /// (nothing written) otherwise. For dumps whose memo no one sees
+    /// (`private_temporaries`), protocol 2 and above, no persistent_id
+    /// (the caller checked them).
+    ///
+    /// # Safety
+    /// `obj` must be alive, of type `tp`.
+    #[inline(never)]
+    pub(super) unsafe fn save_own_reduction(
+        &mut self,
+        obj: *mut ffi::PyObject,
+        tp: *mut ffi::PyTypeObject,
+        reducer: &Bound<'py, PyAny>,
+    ) -> PyResult<bool> {
+        // SAFETY: `obj` is alive, of type `tp` (contract); the name found is
+        // held while it is saved, the reconstructors by the bridge.
+        unsafe {
+            let py = self.py;
+            let hot = crate::bridge::bridge(py)?;
+            if tp == std::ptr::addr_of_mut!(ffi::PyCell_Type)
+                && reducer.is(hot.cell_reduce.bind(py))
+            {
+                self.save_cell_direct(obj)?;
+                return Ok(true);
+            }
+            if reducer.is(hot.module_reduce.bind(py)) {
+                let module = borrowed(py, obj);
+                if let Some(name) = crate::reduce::importable_module_name(&module)? {
+                    self.write_reduce1(obj, hot.subimport.as_ptr(), name.as_any())?;
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+    }
+
     /// Saves a type that cloudpickle's own reducer override reduces to
     /// `(_builtin_type, (name,))` (a type of the `types` module that
     /// `builtins` does not name, such as `types.CodeType`) as `save_reduce`
@@ -155,6 +193,7 @@ impl<'s, 'py> Engine<'s, 'py> {
     ///
     /// # Safety
     /// `obj` must be alive, its type `type` itself.
+    #[inline(never)]
     pub(super) unsafe fn save_builtin_type_reduction(
         &mut self,
         obj: *mut ffi::PyObject,

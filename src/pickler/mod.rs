@@ -687,19 +687,9 @@ impl<'s, 'py> Engine<'s, 'py> {
                     && self.proto >= 2
                     && !self.fast
                     && self.persistent_id.is_none()
+                    && self.save_own_reduction(obj, tp, &reducer)?
                 {
-                    let hot = crate::bridge::bridge(self.py)?;
-                    if tp == std::ptr::addr_of_mut!(ffi::PyCell_Type)
-                        && reducer.is(hot.cell_reduce.bind(self.py))
-                    {
-                        return self.save_cell_direct(obj);
-                    }
-                    if reducer.is(hot.module_reduce.bind(self.py)) {
-                        if let Some(name) = crate::reduce::importable_module_name(&object)? {
-                            let subimport = hot.subimport.as_ptr();
-                            return self.write_reduce1(obj, subimport, name.as_any());
-                        }
-                    }
+                    return Ok(());
                 }
                 let rv = crate::reduce::call_reducer(&reducer, &object)?;
                 return self.save_reduce_value(obj, &rv);
