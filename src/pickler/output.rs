@@ -262,7 +262,7 @@ impl Output {
     }
 
     #[inline(always)]
-    fn open_frame_if_needed(&mut self, extra: usize) {
+    pub fn open_frame_if_needed(&mut self, extra: usize) {
         if self.framing && self.frame_start == NO_FRAME {
             self.buf.reserve(FRAME_HEADER_SIZE + extra);
             self.frame_start = self.buf.len();
@@ -367,6 +367,14 @@ impl Output {
     #[inline(always)]
     pub fn frame_full(&self) -> bool {
         self.tail_len() >= self.frame_limit
+    }
+
+    /// The length of `buf` at which the open frame becomes full
+    /// (`frame_full`), as long as nothing is deferred meanwhile;
+    /// `usize::MAX` when no frame is open.
+    #[inline(always)]
+    pub fn full_at_len(&self) -> usize {
+        self.frame_limit.saturating_sub(self.deferred)
     }
 
     /// Closes the open frame, if any: fills in its header, or removes the
