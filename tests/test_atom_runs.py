@@ -51,7 +51,15 @@ def _kind(kind, n, seed=0):
     if kind == "float":
         return [rng.random() * 1e6 - 5e5 for _ in range(n)]
     if kind == "special floats":
-        pool = [0.0, -0.0, float("inf"), -float("inf"), float("nan"), 5e-324, 1.7976931348623157e308]
+        pool = [
+            0.0,
+            -0.0,
+            float("inf"),
+            -float("inf"),
+            float("nan"),
+            5e-324,
+            1.7976931348623157e308,
+        ]
         return [rng.choice(pool) for _ in range(n)]
     if kind == "int8":
         return [rng.randrange(256) for _ in range(n)]
@@ -66,7 +74,10 @@ def _kind(kind, n, seed=0):
         pool += [2**62, -(2**63), 2**63, 2**64, -(2**64), 10**30, -(10**30)]
         return [rng.choice(pool) for _ in range(n)]
     if kind == "big ints":
-        return [rng.getrandbits(rng.choice([31, 33, 63, 65, 200, 3000])) * rng.choice([1, -1]) for _ in range(n)]
+        return [
+            rng.getrandbits(rng.choice([31, 33, 63, 65, 200, 3000])) * rng.choice([1, -1])
+            for _ in range(n)
+        ]
     if kind == "bools":
         return [rng.choice([True, False, 0, 1, 0.0, 1.0]) for _ in range(n)]
     if kind == "subclasses":
@@ -74,7 +85,9 @@ def _kind(kind, n, seed=0):
     if kind == "mixed":
         pool = [None, "s", "", b"b", (1, 2), [], {}, 2**40, True, MyInt(1), MyFloat(0.5)]
         return [
-            rng.choice(pool) if rng.random() < 0.1 else (rng.random() if rng.random() < 0.5 else rng.randrange(-70000, 70000))
+            rng.choice(pool)
+            if rng.random() < 0.1
+            else (rng.random() if rng.random() < 0.5 else rng.randrange(-70000, 70000))
             for _ in range(n)
         ]
     raise AssertionError(kind)
@@ -312,3 +325,19 @@ def test_items_freed_between_runs_debug_allocator(protocol):
     env = child_env()
     env["PYTHONMALLOC"] = "debug"
     assert run_python(["-c", textwrap.dedent(source)], env=env).decode().strip() == "ok"
+
+
+@pytest.mark.parametrize("protocol", [1, 2, 4, 5])
+def test_payloads_around_the_streamed_copy(protocol, fast_paths):
+    # Results of 4 MiB and more are copied out of the engine's buffer with
+    # non-temporal stores (src/pickler/output.rs, STREAM_MIN): sizes around
+    # it, at every alignment, with deferred bytes objects among the atoms.
+    n = (4 << 20) // 9
+    floats = [i + 0.5 for i in range(n + 8)]
+    for extra in (-9, 0, 1, 2, 3, 5, 7, 8):
+        _same_as_pickle(["x" * (extra % 9), *floats[: n + extra]], protocol)
+    blobs = [bytes([i % 251]) * (600 + i) for i in range(40)]
+    obj = []
+    for blob in blobs:
+        obj += floats[:12_000] + [blob]
+    _same_as_pickle(obj, protocol)
