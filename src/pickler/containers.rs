@@ -49,6 +49,18 @@ macro_rules! save_list_item {
     }};
 }
 
+/// Whether `obj` is an exact int or float (where a run of atoms may start).
+///
+/// # Safety
+/// `obj` must be alive.
+#[inline(always)]
+unsafe fn is_int_or_float(obj: *mut ffi::PyObject) -> bool {
+    // SAFETY: `obj` is alive (contract): its type may be read.
+    let tp = unsafe { ffi::Py_TYPE(obj) };
+    tp == std::ptr::addr_of_mut!(ffi::PyFloat_Type)
+        || tp == std::ptr::addr_of_mut!(ffi::PyLong_Type)
+}
+
 /// The next item of `iter`, `None` at its end, or the error it raised.
 #[inline(always)]
 fn next_item<'py>(iter: &Bound<'py, PyIterator>) -> PyResult<Option<Bound<'py, PyAny>>> {
@@ -165,7 +177,7 @@ impl<'s, 'py> Engine<'s, 'py> {
                 self.out.byte(MARK);
                 let mut batch = 0;
                 while total < ffi::PyList_GET_SIZE(obj) {
-                    if atom_runs {
+                    if atom_runs && is_int_or_float(ffi::PyList_GET_ITEM(obj, total)) {
                         // Ints and floats up to the end of the batch (or the
                         // first other item, or a full frame): no Python code
                         // runs meanwhile, so the size cannot change.
