@@ -92,6 +92,17 @@ def test_private_helpers_are_the_engines(name):
         assert isinstance(getattr(cp, name), type(_engine.dumps))
 
 
+@pytest.mark.parametrize("name", [n for n in ENGINE_RULES if callable(getattr(cp, n))])
+def test_engine_rules_are_pickled_under_the_public_module(name):
+    # As the reference's payloads name them (its functions live in
+    # cloudpickle.cloudpickle), not under the engine's module.
+    func = getattr(cp, name)
+    assert func.__module__ == "cloudpickle.cloudpickle"
+    payload = cloudpickle.dumps(func, protocol=2)
+    assert b"cloudpickle._engine" not in payload
+    assert pickle.loads(payload) is func
+
+
 @pytest.mark.parametrize("name", NATIVE_RECONSTRUCTORS)
 def test_replaced_reconstructors_are_native_everywhere(name):
     native = getattr(_engine, name)
