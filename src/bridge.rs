@@ -239,7 +239,8 @@ pub fn install_bridge(
 /// cloudpickle 3.1.3 names. The reconstructors are the objects
 /// `cloudpickle.cloudpickle` exposes under the names listed in
 /// `_reconstructors.__all__`: Python functions, or the engine's native
-/// versions where they replace them. The one place where a `__module__` is
+/// versions where they replace them; and the engine's own functions the
+/// public module re-exports. The one place where a `__module__` is
 /// rewritten.
 fn publish(public: &Bound<'_, PyModule>, reconstructors: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = public.py();
@@ -266,6 +267,17 @@ fn publish(public: &Bound<'_, PyModule>, reconstructors: &Bound<'_, PyModule>) -
         callable(public, name)?
             .bind(py)
             .setattr(module_attr, &published)?;
+    }
+    // The engine's functions the public module re-exports (`_class_reduce`,
+    // `_file_reduce`...): pickled by reference, they are found there, under
+    // the name the reference's payloads use, not `cloudpickle._engine`.
+    let engine_name = attr(public, "_engine")?.bind(py).getattr("__name__")?;
+    for (_, value) in public.dict().iter() {
+        if value.is_instance_of::<pyo3::types::PyCFunction>()
+            && value.getattr(module_attr)?.eq(&engine_name)?
+        {
+            value.setattr(module_attr, &published)?;
+        }
     }
     Ok(())
 }

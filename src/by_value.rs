@@ -37,6 +37,38 @@ pub fn registry_is_empty(py: Python<'_>) -> bool {
     crate::bridge::installed().is_none_or(|b| b.by_value_registry.bind(py).is_empty())
 }
 
+/// Whether `obj` is a function or a class (its type is a subclass of
+/// `type`: an object lying about its `__class__` is not a class).
+pub fn is_function_or_class(obj: &Bound<'_, PyAny>) -> bool {
+    // SAFETY: GIL held (a Bound); both checks only read type flags.
+    unsafe { ffi::PyFunction_Check(obj.as_ptr()) != 0 || ffi::PyType_Check(obj.as_ptr()) != 0 }
+}
+
+/// Whether the function, class or module `obj` is pickled by reference
+/// (under `name`, default its qualified name); TypeError for other
+/// objects, as cloudpickle's `_should_pickle_by_reference` raises.
+pub fn should_pickle_by_reference_any(
+    obj: &Bound<'_, PyAny>,
+    name: Option<&Bound<'_, PyAny>>,
+) -> PyResult<bool> {
+    if is_function_or_class(obj) {
+        // SAFETY: GIL held (a Bound); `obj` is alive (borrowed).
+        return unsafe {
+            match name {
+                None => should_pickle_by_reference(obj),
+                Some(name) => should_pickle_by_reference_named(obj, Some(name)),
+            }
+        };
+    }
+    if obj.is_instance_of::<pyo3::types::PyModule>() {
+        return module_by_reference(obj);
+    }
+    Err(pyo3::exceptions::PyTypeError::new_err(format!(
+        "cannot check importability of {} instances",
+        obj.get_type().name()?
+    )))
+}
+
 /// Whether the function or class `obj` is pickled by reference.
 ///
 /// # Safety

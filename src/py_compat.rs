@@ -132,6 +132,27 @@ pub fn picklebuffer_type() -> *mut ffi::PyTypeObject {
     }
 }
 
+/// The item array of a list (`ob_item`), valid until Python code runs
+/// (which may resize the list); None on PyPy, whose lists have no such
+/// array.
+///
+/// # Safety
+/// `obj` must be an alive exact list; GIL held.
+#[inline(always)]
+pub unsafe fn list_items(obj: *mut ffi::PyObject) -> Option<*const *mut ffi::PyObject> {
+    #[cfg(not(PyPy))]
+    {
+        // SAFETY: `obj` is an alive exact list (contract), whose struct is a
+        // `PyListObject` on CPython.
+        Some(unsafe { (*obj.cast::<ffi::PyListObject>()).ob_item.cast_const() })
+    }
+    #[cfg(PyPy)]
+    {
+        let _ = obj;
+        None
+    }
+}
+
 /// Size of a tuple (`PyTuple_GET_SIZE`).
 ///
 /// # Safety

@@ -6,7 +6,6 @@
 //! copy of a rule in Python. Arguments are checked here, so bad input is a
 //! Python exception, never undefined behaviour.
 
-use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyModule, PyString, PyTuple};
@@ -15,15 +14,9 @@ use crate::bridge::bridge;
 use crate::by_value;
 use crate::errors::{require_exact_type, wrong_type};
 use crate::pickler::tracker_id::get_or_create_tracker_id;
+use crate::reduce::class_rule::{class_rule, ClassRule};
 use crate::reduce::{class_reduction, function_reduction, reduction};
 use crate::which_module;
-
-/// Whether `obj` is a function or a class (its type is a subclass of
-/// `type`: an object lying about its `__class__` is not a class).
-fn is_function_or_class(obj: &Bound<'_, PyAny>) -> bool {
-    // SAFETY: GIL held (a Bound); both checks only read type flags.
-    unsafe { ffi::PyFunction_Check(obj.as_ptr()) != 0 || ffi::PyType_Check(obj.as_ptr()) != 0 }
-}
 
 /// `_should_pickle_by_reference(obj, name=None)`: whether the function,
 /// class or module `obj` is pickled by reference (re-imported by name when
@@ -34,21 +27,7 @@ pub fn should_pickle_by_reference(
     obj: &Bound<'_, PyAny>,
     name: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<bool> {
-    if is_function_or_class(obj) {
-        return match name {
-            // SAFETY: GIL held; `obj` is alive (borrowed by the caller).
-            None => unsafe { by_value::should_pickle_by_reference(obj) },
-            // SAFETY: as above.
-            Some(name) => unsafe { by_value::should_pickle_by_reference_named(obj, Some(name)) },
-        };
-    }
-    if obj.is_instance_of::<PyModule>() {
-        return by_value::module_by_reference(obj);
-    }
-    Err(PyTypeError::new_err(format!(
-        "cannot check importability of {} instances",
-        obj.get_type().name()?
-    )))
+    by_value::should_pickle_by_reference_any(obj, name)
 }
 
 /// `_lookup_module_and_qualname(obj, name=None)`: `(module, name)` under
@@ -225,8 +204,10 @@ pub fn function_reduce<'py>(
     globals_ref: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = func.py();
-    // SAFETY: GIL held; `func` is alive (borrowed by the caller).
-    if is_function_or_class(func) && unsafe { by_value::should_pickle_by_reference(func) }? {
+    if by_value::is_function_or_class(func)
+        // SAFETY: GIL held; `func` is alive (borrowed by the caller).
+        && unsafe { by_value::should_pickle_by_reference(func) }?
+    {
         return Ok(py.NotImplemented().into_bound(py));
     }
     function_reduction_of(func, globals_ref)
@@ -317,26 +298,14 @@ fn dynamic_class_reduce<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyA
 #[pyo3(name = "_class_reduce")]
 fn class_reduce<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let py = obj.py();
-    let o = obj.as_ptr();
-    // SAFETY: GIL held; only compares addresses with the singletons' types.
-    let singleton = unsafe {
-        [ffi::Py_None(), ffi::Py_Ellipsis(), ffi::Py_NotImplemented()]
-            .into_iter()
-            .find(|&s| o == ffi::Py_TYPE(s).cast())
-    };
-    if let Some(singleton) = singleton {
-        // SAFETY: the singletons are immortal (or held by the interpreter).
-        let singleton = unsafe { Bound::from_borrowed_ptr(py, singleton) };
-        return reduction(py.get_type::<pyo3::types::PyType>().as_any(), (singleton,));
+    match class_rule(obj)? {
+        ClassRule::Singleton(value) => {
+            reduction(py.get_type::<pyo3::types::PyType>().as_any(), (value,))
+        }
+        ClassRule::Builtin(name) => reduction(bridge(py)?.builtin_type.bind(py), (name,)),
+        ClassRule::ByReference => Ok(py.NotImplemented().into_bound(py)),
+        ClassRule::ByValue => class_reduction::dynamic_class_reduce(obj, get_or_create_tracker_id),
     }
-    let b = bridge(py)?;
-    if let Some(name) = b.builtin_type_names.bind(py).get_item(obj)? {
-        return reduction(b.builtin_type.bind(py), (name,));
-    }
-    if should_pickle_by_reference(obj, None)? {
-        return Ok(py.NotImplemented().into_bound(py));
-    }
-    class_reduction::dynamic_class_reduce(obj, get_or_create_tracker_id)
 }
 
 /// Adds these functions to the `_engine` module.

@@ -22,7 +22,6 @@ import typing
 import cloudpickle
 import pytest
 from _helpers import PROTOCOLS
-from cloudpickle import _engine
 from cloudpickle import cloudpickle as cp
 
 PY314 = sys.version_info >= (3, 14)
@@ -675,21 +674,6 @@ def test_unsortable_namespace_keys():
     with pytest.raises(TypeError):
         cp._extract_class_dict(Odd)
     assert cp._extract_class_dict(cls)["__module__"] == __name__
-
-
-def test_engine_functions_are_native():
-    for name in (
-        "_get_bases",
-        "_extract_class_dict",
-        "_class_getnewargs",
-        "_enum_getnewargs",
-        "_class_getstate",
-        "_enum_getstate",
-        "_dynamic_class_reduce",
-        "_class_reduce",
-    ):
-        assert getattr(cp, name) is getattr(_engine, name)
-        assert isinstance(getattr(cp, name), type(_engine.dumps))
 
 
 # =============================================================================

@@ -88,6 +88,19 @@ NATIVE_RECONSTRUCTORS = (
 @pytest.mark.parametrize("name", ENGINE_RULES)
 def test_private_helpers_are_the_engines(name):
     assert getattr(cp, name) is getattr(_engine, name)
+    if callable(getattr(cp, name)):
+        assert isinstance(getattr(cp, name), type(_engine.dumps))
+
+
+@pytest.mark.parametrize("name", [n for n in ENGINE_RULES if callable(getattr(cp, n))])
+def test_engine_rules_are_pickled_under_the_public_module(name):
+    # As the reference's payloads name them (its functions live in
+    # cloudpickle.cloudpickle), not under the engine's module.
+    func = getattr(cp, name)
+    assert func.__module__ == "cloudpickle.cloudpickle"
+    payload = cloudpickle.dumps(func, protocol=2)
+    assert b"cloudpickle._engine" not in payload
+    assert pickle.loads(payload) is func
 
 
 @pytest.mark.parametrize("name", NATIVE_RECONSTRUCTORS)
@@ -456,3 +469,43 @@ def test_find_imported_submodules():
     finally:
         del sys.modules[name]
     assert cp._find_imported_submodules(reaches_later.__code__, [xml]) == [xml.etree]
+
+
+# ---------------------------------------------------------------------------
+# The class rule: one decision, acted on by the engine's reducer_override
+# and by `_class_reduce`.
+# ---------------------------------------------------------------------------
+
+
+def _local_class():
+    class Local:
+        x = 1
+
+    return Local
+
+
+class _ClassReducePickler(pickle.Pickler):
+    """pickle, with `_class_reduce` for classes and cloudpickle's table."""
+
+    dispatch_table = cp.Pickler.dispatch_table
+
+    def reducer_override(self, obj):
+        if isinstance(obj, type):
+            return cp._class_reduce(obj)
+        return NotImplemented
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [type(None), type(Ellipsis), type(NotImplemented), types.CodeType,
+     types.CellType, int, _importable.ModuleClass, _local_class()],
+    ids=lambda c: c.__qualname__,
+)  # fmt: skip
+@pytest.mark.parametrize("protocol", [p for p in PROTOCOLS if p >= 2])
+def test_class_rule_is_the_same_for_dumps_and_class_reduce(cls, protocol):
+    import io
+
+    buf = io.BytesIO()
+    _ClassReducePickler(buf, protocol=protocol).dump(cls)
+    assert cloudpickle.dumps(cls, protocol=protocol) == buf.getvalue()
+    assert pickle.loads(buf.getvalue()) is cls

@@ -503,7 +503,7 @@ unsafe fn compact_long(obj: *mut ffi::PyObject, py_minor: u8) -> Option<i64> {
 /// Whether `read_compact` reads ints right on this interpreter (30-bit
 /// digits, a known version): checked once on a few values.
 #[inline(always)]
-fn compact_layout_checked(py_minor: u8) -> bool {
+pub(super) fn compact_layout_checked(py_minor: u8) -> bool {
     static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *OK.get_or_init(|| {
         (9..=15).contains(&py_minor)
@@ -533,7 +533,7 @@ fn compact_layout_checked(py_minor: u8) -> bool {
 /// `obj` must be an alive exact int. The value is only right on
 /// interpreters whose layout `compact_layout_checked` verified.
 #[inline(always)]
-unsafe fn read_compact(obj: *mut ffi::PyObject, py_minor: u8) -> Option<i64> {
+pub(super) unsafe fn read_compact(obj: *mut ffi::PyObject, py_minor: u8) -> Option<i64> {
     // SAFETY: `obj` is an alive int (contract): every int object has its header,
     // its size or tag word and at least one digit.
     unsafe {

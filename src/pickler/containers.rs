@@ -49,6 +49,18 @@ macro_rules! save_list_item {
     }};
 }
 
+/// Whether `obj` is an exact int or float (where a run of atoms may start).
+///
+/// # Safety
+/// `obj` must be alive.
+#[inline(always)]
+unsafe fn is_int_or_float(obj: *mut ffi::PyObject) -> bool {
+    // SAFETY: `obj` is alive (contract): its type may be read.
+    let tp = unsafe { ffi::Py_TYPE(obj) };
+    tp == std::ptr::addr_of_mut!(ffi::PyFloat_Type)
+        || tp == std::ptr::addr_of_mut!(ffi::PyLong_Type)
+}
+
 /// The next item of `iter`, `None` at its end, or the error it raised.
 #[inline(always)]
 fn next_item<'py>(iter: &Bound<'py, PyIterator>) -> PyResult<Option<Bound<'py, PyAny>>> {
@@ -150,6 +162,9 @@ impl<'s, 'py> Engine<'s, 'py> {
             // Python 3.14's pickle refuses a list whose size changed while its
             // items were being saved (by their reducers).
             let fixed_size = self.c.py_minor >= 14;
+            let atom_runs = self.fast_paths
+                && self.persistent_id.is_none()
+                && super::atoms::compact_layout_checked(self.c.py_minor);
             let mut total = 0;
             loop {
                 if self.c.py_minor >= 15 && ffi::PyList_GET_SIZE(obj) - total == 1 {
@@ -162,6 +177,19 @@ impl<'s, 'py> Engine<'s, 'py> {
                 self.out.byte(MARK);
                 let mut batch = 0;
                 while total < ffi::PyList_GET_SIZE(obj) {
+                    if atom_runs && is_int_or_float(ffi::PyList_GET_ITEM(obj, total)) {
+                        // Ints and floats up to the end of the batch (or the
+                        // first other item, or a full frame): no Python code
+                        // runs meanwhile, so the size cannot change.
+                        let end = ffi::PyList_GET_SIZE(obj)
+                            .min(total + (BATCHSIZE - batch) as ffi::Py_ssize_t);
+                        let n = self.save_atom_run(obj, total, end);
+                        total += n;
+                        batch += n as usize;
+                        if batch == BATCHSIZE || total >= ffi::PyList_GET_SIZE(obj) {
+                            break;
+                        }
+                    }
                     save_list_item!(self, obj, total)?;
                     total += 1;
                     if fixed_size && ffi::PyList_GET_SIZE(obj) != len {
@@ -180,6 +208,93 @@ impl<'s, 'py> Engine<'s, 'py> {
                 }
             }
             Ok(())
+        }
+    }
+
+    /// Writes items `start..end` of the list `obj` while they are exact
+    /// floats or exact ints of one digit (what `_pickle.c` writes as
+    /// BINFLOAT, BININT1, BININT2 or BININT), with raw writes into room
+    /// reserved once; returns how many it wrote. Stops before the first
+    /// other item and before an item at whose start the open frame is full:
+    /// there `save` commits the frame first, and `_pickle.c` commits frames
+    /// only at those boundaries, so the caller saves that item the general
+    /// way. A protocol-1+ fast path, with no persistent_id hook.
+    ///
+    /// No Python code runs and nothing is allocated (but the buffer's room),
+    /// so the items (borrowed) stay alive and the list unchanged meanwhile.
+    ///
+    /// # Safety
+    /// `obj` an alive exact list of at least `end` items, `start <= end`;
+    /// GIL held; `self.bin`; the compact int layout checked
+    /// (`compact_layout_checked`).
+    #[inline(never)]
+    unsafe fn save_atom_run(
+        &mut self,
+        obj: *mut ffi::PyObject,
+        start: ffi::Py_ssize_t,
+        end: ffi::Py_ssize_t,
+    ) -> ffi::Py_ssize_t {
+        // SAFETY: `obj` is an alive exact list of at least `end` items and no
+        // Python code runs in this function (contract), so `items[start..end]`
+        // are alive objects; each is read as a float or an int only after its
+        // exact type was checked. Room for 9 bytes per item (the longest
+        // written) was reserved before the first write, and `len` counts the
+        // bytes written so far, all initialised before `set_len`.
+        unsafe {
+            let Some(items) = crate::py_compat::list_items(obj) else {
+                return 0;
+            };
+            let float_type = std::ptr::addr_of_mut!(ffi::PyFloat_Type);
+            let long_type = std::ptr::addr_of_mut!(ffi::PyLong_Type);
+            if start >= end {
+                return 0;
+            }
+            let tp = ffi::Py_TYPE(*items.offset(start));
+            if tp != float_type && tp != long_type {
+                return 0;
+            }
+            // What the first write would do anyway.
+            self.out.open_frame_if_needed(0);
+            let full_at = self.out.full_at_len();
+            let count = (end - start) as usize;
+            self.out.buf.reserve(count * 9);
+            let base = self.out.buf.as_mut_ptr();
+            let mut len = self.out.buf.len();
+            let minor = self.c.py_minor;
+            let mut i = start;
+            while i < end {
+                if len >= full_at {
+                    break;
+                }
+                let item = *items.offset(i);
+                let tp = ffi::Py_TYPE(item);
+                let p = base.add(len);
+                if tp == float_type {
+                    let x = ffi::PyFloat_AS_DOUBLE(item);
+                    *p = BINFLOAT;
+                    std::ptr::write_unaligned(p.add(1) as *mut [u8; 8], x.to_be_bytes());
+                    len += 9;
+                } else if tp == long_type {
+                    let Some(v) = super::atoms::read_compact(item, minor) else {
+                        break;
+                    };
+                    // One digit: within i32.
+                    let (word, n) = if (0..=0xff).contains(&v) {
+                        (u64::from(BININT1) | (v as u64) << 8, 2)
+                    } else if (0..=0xffff).contains(&v) {
+                        (u64::from(BININT2) | (v as u64) << 8, 3)
+                    } else {
+                        (u64::from(BININT) | u64::from(v as i32 as u32) << 8, 5)
+                    };
+                    std::ptr::write_unaligned(p as *mut [u8; 8], word.to_le_bytes());
+                    len += n;
+                } else {
+                    break;
+                }
+                i += 1;
+            }
+            self.out.buf.set_len(len);
+            i - start
         }
     }
 

@@ -113,15 +113,7 @@ impl<'s, 'py> Engine<'s, 'py> {
     pub(super) unsafe fn save_type(&mut self, obj: *mut ffi::PyObject) -> PyResult<()> {
         // SAFETY: `obj` is an alive type (contract); the singletons are immortal.
         unsafe {
-            let singleton = if obj == ffi::Py_TYPE(ffi::Py_None()).cast() {
-                Some(ffi::Py_None())
-            } else if obj == ffi::Py_TYPE(ffi::Py_Ellipsis()).cast() {
-                Some(ffi::Py_Ellipsis())
-            } else if obj == ffi::Py_TYPE(ffi::Py_NotImplemented()).cast() {
-                Some(ffi::Py_NotImplemented())
-            } else {
-                None
-            };
+            let singleton = crate::reduce::class_rule::singleton_of_type(obj);
             match singleton {
                 Some(value) => {
                     let py = self.py;

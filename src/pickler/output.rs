@@ -191,7 +191,7 @@ impl Output {
                 ffi::Py_DECREF(piece.obj);
             }
             let n = self.buf.len() - from;
-            std::ptr::copy_nonoverlapping(src.add(from), dst.add(written), n);
+            copy_out(src.add(from), dst.add(written), n);
             self.release_pieces();
             written + n
         }
@@ -262,7 +262,7 @@ impl Output {
     }
 
     #[inline(always)]
-    fn open_frame_if_needed(&mut self, extra: usize) {
+    pub fn open_frame_if_needed(&mut self, extra: usize) {
         if self.framing && self.frame_start == NO_FRAME {
             self.buf.reserve(FRAME_HEADER_SIZE + extra);
             self.frame_start = self.buf.len();
@@ -369,6 +369,14 @@ impl Output {
         self.tail_len() >= self.frame_limit
     }
 
+    /// The length of `buf` at which the open frame becomes full
+    /// (`frame_full`), as long as nothing is deferred meanwhile;
+    /// `usize::MAX` when no frame is open.
+    #[inline(always)]
+    pub fn full_at_len(&self) -> usize {
+        self.frame_limit.saturating_sub(self.deferred)
+    }
+
     /// Closes the open frame, if any: fills in its header, or removes the
     /// header when the frame is too small to be worth one.
     pub fn commit_frame(&mut self) {
@@ -472,7 +480,7 @@ impl Output {
         &mut self,
         py: pyo3::Python<'py>,
     ) -> pyo3::PyResult<pyo3::Bound<'py, pyo3::types::PyBytes>> {
-        if self.head.is_null() && self.pieces.is_empty() {
+        if self.head.is_null() && self.pieces.is_empty() && self.buf.len() < STREAM_MIN {
             return Ok(pyo3::types::PyBytes::new(py, &self.buf));
         }
         // SAFETY: GIL held (we have `py`). `head` is null or our reference
@@ -502,6 +510,56 @@ impl Output {
                 .map_err(Into::into)
         }
     }
+}
+
+/// Copies of the buffer into the result at or above this size go around
+/// the cache (see `copy_out`): beyond the caches' reach, where the result
+/// would not stay cached anyway.
+const STREAM_MIN: usize = 1 << 22;
+
+/// Copies `n` bytes from `src` to `dst`, as `copy_nonoverlapping` does; a
+/// large copy (the buffer into the result at the end of a large dump) is
+/// written with non-temporal stores, which do not read the destination's
+/// lines into the cache first (`list_of_ints_floats`, 6.9 MB: about 0.4 ms
+/// of 4 saved; reading the result afterwards measured no slower).
+///
+/// # Safety
+/// As for `std::ptr::copy_nonoverlapping`.
+#[inline]
+unsafe fn copy_out(src: *const u8, dst: *mut u8, n: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if n >= STREAM_MIN {
+        use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_sfence, _mm_stream_si128};
+        // SAFETY: `n` bytes are readable at `src` and writable at `dst`, not
+        // overlapping (contract). The head up to 16-byte alignment of `dst`
+        // and the tail are copied plainly; in between, each 16-byte store
+        // goes to an aligned address inside `dst[..n]`, each load reads
+        // inside `src[..n]`. SSE2 is part of x86-64. The fence orders the
+        // streamed stores before any later store.
+        unsafe {
+            let head = dst.align_offset(16).min(n);
+            std::ptr::copy_nonoverlapping(src, dst, head);
+            let mut i = head;
+            while i + 64 <= n {
+                let s = src.add(i) as *const __m128i;
+                let d = dst.add(i) as *mut __m128i;
+                let a = _mm_loadu_si128(s);
+                let b = _mm_loadu_si128(s.add(1));
+                let c = _mm_loadu_si128(s.add(2));
+                let e = _mm_loadu_si128(s.add(3));
+                _mm_stream_si128(d, a);
+                _mm_stream_si128(d.add(1), b);
+                _mm_stream_si128(d.add(2), c);
+                _mm_stream_si128(d.add(3), e);
+                i += 64;
+            }
+            _mm_sfence();
+            std::ptr::copy_nonoverlapping(src.add(i), dst.add(i), n - i);
+        }
+        return;
+    }
+    // SAFETY: the caller's contract is `copy_nonoverlapping`'s.
+    unsafe { std::ptr::copy_nonoverlapping(src, dst, n) }
 }
 
 #[cfg(test)]
@@ -562,6 +620,27 @@ mod tests {
         // not the same frame.
         assert_ne!(o.frame_mark(), mark);
         assert_eq!(o.open_frame_len(), 1);
+    }
+
+    #[test]
+    fn large_copies_at_every_alignment() {
+        let n = STREAM_MIN + 200;
+        let src: Vec<u8> = (0..n + 64).map(|i| (i * 7 + i / 251) as u8).collect();
+        let mut dst = vec![0u8; n + 64];
+        for (s, d, len) in [
+            (0, 0, n),
+            (1, 0, n),
+            (0, 3, n - 5),
+            (5, 17, n - 33),
+            (15, 1, STREAM_MIN),
+        ] {
+            dst.fill(0);
+            // SAFETY: both ranges are inside their vectors, which are distinct.
+            unsafe { copy_out(src.as_ptr().add(s), dst.as_mut_ptr().add(d), len) };
+            assert_eq!(&dst[d..d + len], &src[s..s + len]);
+            assert!(dst[..d].iter().all(|&b| b == 0));
+            assert!(dst[d + len..].iter().all(|&b| b == 0));
+        }
     }
 
     #[test]

@@ -10,8 +10,10 @@ use pyo3::types::{PyDict, PyTuple};
 use crate::bridge::bridge;
 use crate::by_value::should_pickle_by_reference;
 use crate::cache::ObjectCache;
+use class_rule::ClassRule;
 
 pub(crate) mod class_reduction;
+pub(crate) mod class_rule;
 pub(crate) mod code_globals;
 pub(crate) mod code_reduction;
 pub(crate) mod function_reduction;
@@ -79,24 +81,13 @@ pub fn reducer_override<'py>(
             )?));
         }
         if ffi::PyType_IsSubtype(tp, std::ptr::addr_of_mut!(ffi::PyType_Type)) != 0 {
-            // The singletons' types (NoneType...) are pickled by pickle's own
-            // rule, `type(None)`, before anything else.
-            let o = obj.as_ptr();
-            if o == ffi::Py_TYPE(ffi::Py_None()).cast()
-                || o == ffi::Py_TYPE(ffi::Py_Ellipsis()).cast()
-                || o == ffi::Py_TYPE(ffi::Py_NotImplemented()).cast()
-            {
-                return Ok(None);
-            }
-            // Types of the `types` module that builtins does not name (code,
-            // cell, function...): pickle cannot find them by reference.
-            let bridge = bridge(py)?;
-            // A dict keyed by types: the lookup runs no Python code.
-            if let Some(name) = bridge.builtin_type_names.bind(py).get_item(obj)? {
-                return reduction(bridge.builtin_type.bind(py), (name,)).map(Some);
-            }
-            if should_pickle_by_reference(obj)? {
-                return Ok(None);
+            match class_rule::class_rule(obj)? {
+                // pickle's own rule, `type(None)`, applies (`save_type`).
+                ClassRule::Singleton(_) | ClassRule::ByReference => return Ok(None),
+                ClassRule::Builtin(name) => {
+                    return reduction(bridge(py)?.builtin_type.bind(py), (name,)).map(Some)
+                }
+                ClassRule::ByValue => {}
             }
             // A class that cannot be imported on the loading side: by value.
             if let Some(rv) = cached_class_reduce(obj) {
