@@ -438,13 +438,15 @@ pub unsafe fn type_flags(tp: *mut ffi::PyTypeObject) -> std::os::raw::c_ulong {
 
 /// The characters of a compact ASCII str (the usual layout of an ASCII
 /// str on CPython: its characters right after its header, which are also
-/// its UTF-8 form); None for any other str, and always on PyPy.
+/// its UTF-8 form); None for any other str, and always on PyPy and from
+/// CPython 3.14 on, where PyO3 no longer reads the str's state bits (their
+/// layout differs between the free-threaded and the default builds).
 ///
 /// # Safety
 /// GIL held; `obj` is a live exact str. The slice lives as long as `obj`.
 #[inline(always)]
 pub unsafe fn str_ascii<'a>(obj: *mut ffi::PyObject) -> Option<&'a [u8]> {
-    #[cfg(not(PyPy))]
+    #[cfg(not(any(PyPy, Py_3_14)))]
     {
         // SAFETY: `obj` is a live str (contract); a compact ASCII str stores
         // its `len` characters, one byte each, right after its
@@ -458,7 +460,7 @@ pub unsafe fn str_ascii<'a>(obj: *mut ffi::PyObject) -> Option<&'a [u8]> {
             Some(std::slice::from_raw_parts(data, len))
         }
     }
-    #[cfg(PyPy)]
+    #[cfg(any(PyPy, Py_3_14))]
     {
         let _ = obj;
         None
