@@ -142,3 +142,23 @@ def unpicklable_lock():
     if sys.implementation.name == "pypy":
         return _RefusingLock()
     return threading.Lock()
+
+
+def general_path(dump):
+    """``dump()`` run with the engine's fast paths off: its general path,
+    the oracle for every fast path."""
+    from cloudpickle import _engine
+
+    prev = _engine._set_fast_paths(False)
+    try:
+        return dump()
+    finally:
+        _engine._set_fast_paths(prev)
+
+
+def assert_same_as_general(obj, protocol):
+    """``dumps(obj)`` with the fast paths on equals the general path's;
+    returns the payload."""
+    fast = cloudpickle.dumps(obj, protocol)
+    assert fast == general_path(lambda: cloudpickle.dumps(obj, protocol))
+    return fast

@@ -18,17 +18,9 @@ import sys
 
 import cloudpickle
 import pytest
-from cloudpickle import _engine
+from _helpers import general_path as _general
 
 PROTOCOLS = range(0, pickle.HIGHEST_PROTOCOL + 1)
-
-
-def _general(dump):
-    prev = _engine._set_fast_paths(False)
-    try:
-        return dump()
-    finally:
-        _engine._set_fast_paths(prev)
 
 
 def _check(dump):

@@ -8,27 +8,12 @@ loaded back."""
 import pickle
 import types
 
-import cloudpickle
 import pytest
-from cloudpickle import _engine
+from _helpers import assert_same_as_general as _same
 from cloudpickle import cloudpickle as cp_module
 
 PROTOCOLS = range(0, pickle.HIGHEST_PROTOCOL + 1)
 NAMED = sorted(cp_module._BUILTIN_TYPE_NAMES.items(), key=lambda kv: kv[1])
-
-
-def _general(dump):
-    prev = _engine._set_fast_paths(False)
-    try:
-        return dump()
-    finally:
-        _engine._set_fast_paths(prev)
-
-
-def _same(obj, protocol):
-    fast = cloudpickle.dumps(obj, protocol)
-    assert fast == _general(lambda: cloudpickle.dumps(obj, protocol))
-    return fast
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)

@@ -15,24 +15,11 @@ import types
 
 import cloudpickle
 import pytest
+from _helpers import assert_same_as_general as _same
+from _helpers import general_path as _general
 from _helpers import unpicklable_lock
-from cloudpickle import _engine
 
 PROTOCOLS = range(0, pickle.HIGHEST_PROTOCOL + 1)
-
-
-def _general(dump):
-    prev = _engine._set_fast_paths(False)
-    try:
-        return dump()
-    finally:
-        _engine._set_fast_paths(prev)
-
-
-def _same(obj, protocol):
-    fast = cloudpickle.dumps(obj, protocol)
-    assert fast == _general(lambda: cloudpickle.dumps(obj, protocol))
-    return fast
 
 
 def _closure_over(value):

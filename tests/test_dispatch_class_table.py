@@ -19,7 +19,7 @@ import types
 
 import cloudpickle
 import pytest
-from cloudpickle import _engine
+from _helpers import general_path as _general
 
 PROTOCOLS = range(2, pickle.HIGHEST_PROTOCOL + 1)
 
@@ -38,14 +38,6 @@ CLOSURE = _make_closure()
 
 def _reduce_marked(obj):
     return str, (f"marked {type(obj).__name__}",)
-
-
-def _general(dump):
-    prev = _engine._set_fast_paths(False)
-    try:
-        return dump()
-    finally:
-        _engine._set_fast_paths(prev)
 
 
 def _check(dump):

@@ -20,7 +20,7 @@ import types
 
 import cloudpickle
 import pytest
-from cloudpickle import _engine
+from _helpers import general_path as _general
 
 PROTOCOLS = range(2, pickle.HIGHEST_PROTOCOL + 1)
 STATIC_TYPES = [types.BuiltinFunctionType, types.CodeType, types.FunctionType, types.CellType]
@@ -51,14 +51,6 @@ def _marked(payload, text=b"marked"):
 
 def _reduce_marked(obj):
     return str, (f"marked {type(obj).__name__}",)
-
-
-def _general(dump):
-    prev = _engine._set_fast_paths(False)
-    try:
-        return dump()
-    finally:
-        _engine._set_fast_paths(prev)
 
 
 def _both(dump):

@@ -13,23 +13,9 @@ import types
 
 import cloudpickle
 import pytest
-from cloudpickle import _engine
+from _helpers import assert_same_as_general as _same
 
 PROTOCOLS = range(0, pickle.HIGHEST_PROTOCOL + 1)
-
-
-def _general(dump):
-    prev = _engine._set_fast_paths(False)
-    try:
-        return dump()
-    finally:
-        _engine._set_fast_paths(prev)
-
-
-def _same(obj, protocol):
-    fast = cloudpickle.dumps(obj, protocol)
-    assert fast == _general(lambda: cloudpickle.dumps(obj, protocol))
-    return fast
 
 
 def _uses_math(x):
