@@ -180,3 +180,47 @@ def test_pickler_keeps_its_globals_ref():
     q = cloudpickle.Pickler(fresh)
     _general(lambda: (q.dump(ns["f"]), q.dump(ns["g"])))
     assert buf.getvalue() == fresh.getvalue()
+
+
+class _HostileKey(str):
+    """A namespace key equal in hash to "__name__" whose __eq__ changes the
+    namespace while the engine looks up the base globals."""
+
+    def __hash__(self):
+        return hash("__name__")
+
+    def __eq__(self, other):
+        if self.ns is not None:
+            self.ns["__file__"] = self.ns["__file__"] + "x"
+        return str.__eq__(self, other)
+
+
+@pytest.mark.skipif(
+    sys.implementation.name == "pypy",
+    reason="on PyPy the fast and general paths look the namespace up a different number "
+    "of times, so the key's __eq__ leaves another of its intermediate values in the payload",
+)
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_namespace_key_eq_changes_namespace(protocol):
+    # Python code runs inside the lookups of the base globals (the hostile
+    # key is met first on "__name__"'s probe sequence): the fast path, and
+    # the dict kept from the previous dump, must give what the general
+    # path gives, and each payload the values read while it was made.
+    key = _HostileKey("hostile")
+    key.ns = None
+    ns = {key: 1, "__name__": "mod_a", "__file__": "/tmp/a.py", "__package__": ""}
+    exec("def f(x):\n    return (x, __name__)\n", ns)
+    key.ns = ns
+    f = ns["f"]
+    payloads = []
+    for dump in (lambda: cloudpickle.dumps(f, protocol),) * 2 + (
+        lambda: _general(lambda: cloudpickle.dumps(f, protocol)),
+    ):
+        ns["__file__"] = "/tmp/a.py"
+        payloads.append(dump())
+        assert ns["__file__"] != "/tmp/a.py"  # the key's __eq__ did run
+    key.ns = None
+    first, second, general = payloads
+    assert first == general
+    assert second == general
+    assert pickle.loads(second).__globals__["__file__"].startswith("/tmp/a.py")
